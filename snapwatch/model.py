@@ -1,0 +1,247 @@
+"""The shapes that cross stage boundaries: requests, responses, exchanges, incidents, findings.
+
+Frozen, slotted dataclasses and string enums whose values are the contract's strings
+(``../docs/contract.md``). Nothing here does I/O or reads the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Api(StrEnum):
+    """The CAPI version a request went to."""
+
+    V2 = "v2"
+    V3 = "v3"
+    UNKNOWN = "unknown"
+
+
+class Placement(StrEnum):
+    """Where a request carried its access token."""
+
+    QUERY = "query"  # ?access_token=… (what v3 wants)
+    HEADER = "header"  # Authorization: Bearer … (what v2 wants; only known when headers are logged)
+    NONE = "none"  # the logged request shows no token where it could have been seen
+    UNKNOWN = "unknown"  # the log cannot tell (v2 logs no headers)
+
+
+class TokenKind(StrEnum):
+    """What a token is, from its shape and claims alone."""
+
+    CANVAS_S2S = "canvas-s2s"
+    CANVAS_S2S_STAGING = "canvas-s2s-staging"
+    JWT_OTHER = "jwt-other"
+    OPAQUE = "opaque"
+    MALFORMED = "malformed"
+
+
+class Rule(StrEnum):
+    """The incident rules of the contract."""
+
+    AUTH_FAILURES = "auth-failures"
+    RATE_LIMITED = "rate-limited"
+    SERVER_ERRORS = "server-errors"
+    INVALID_EVENTS = "invalid-events"
+    ERROR_RATE = "error-rate"
+    SILENCE = "silence"
+
+
+class FindingCode(StrEnum):
+    """Every finding code of the contract."""
+
+    TOKEN_MISSING = "token-missing"
+    TOKEN_MALFORMED = "token-malformed"
+    TOKEN_QUOTED = "token-quoted"
+    TOKEN_WHITESPACE = "token-whitespace"
+    TOKEN_BEARER_PREFIX = "token-bearer-prefix"
+    TOKEN_NOT_CANVAS = "token-not-canvas"
+    TOKEN_EXPIRED = "token-expired"
+    TOKEN_NOT_YET_VALID = "token-not-yet-valid"
+    TOKEN_RECENTLY_ISSUED = "token-recently-issued"
+    TOKEN_STAGING = "token-staging"
+    TOKEN_DRIFT = "token-drift"
+    TOKEN_CHANGED = "token-changed"
+    TOKEN_PREVIOUSLY_ACCEPTED = "token-previously-accepted"
+    TOKEN_REJECTED_FOR_PIXEL = "token-rejected-for-pixel"
+    AUTH_PLACEMENT = "auth-placement"
+    ENDPOINT_CHANGED = "endpoint-changed"
+    PIXEL_CHANGED = "pixel-changed"
+    V2_DEPRECATED = "v2-deprecated"
+    PROBE_ACCEPTED = "probe-accepted"
+    PROBE_REJECTED = "probe-rejected"
+    PROBE_FAILED = "probe-failed"
+    RATE_LIMITED = "rate-limited"
+    SERVER_ERRORS = "server-errors"
+    INVALID_EVENTS = "invalid-events"
+    LOG_SILENT = "log-silent"
+    LOG_GAP = "log-gap"
+    TOKEN_IN_LOG = "token-in-log"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Confidence(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One logged outgoing CAPI call. Carries the token's fingerprint, never the token."""
+
+    at: datetime
+    event: str
+    api: Api
+    path: str  # URL path without query, e.g. "/v3/<pixel>/events"; "" when no URL was logged
+    pixel: str | None  # pixel or Snap app id from a v3 path (v2 carries it in the payload)
+    placement: Placement
+    token_fp: str | None
+    token_kind: TokenKind | None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One logged CAPI answer. ``body`` is the raw body text; parse it lazily (records.body_fields)."""
+
+    at: datetime
+    event: str
+    status: int | None  # None when the block had no status line (counted as malformed)
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A response paired with its request (``request`` is None when the request was not seen)."""
+
+    response: Response
+    request: Request | None
+    source: str = ""
+
+    @property
+    def at(self) -> datetime:
+        return self.response.at
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status
+
+    @property
+    def ok(self) -> bool:
+        s = self.response.status
+        return s is not None and 200 <= s < 300
+
+    @property
+    def auth_failed(self) -> bool:
+        return self.response.status in (401, 403)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One ranked explanation with its evidence and concrete remediation steps."""
+
+    code: FindingCode
+    severity: Severity
+    confidence: Confidence
+    title: str
+    evidence: tuple[str, ...] = ()
+    remediation: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code.value,
+            "severity": self.severity.value,
+            "confidence": self.confidence.value,
+            "title": self.title,
+            "evidence": list(self.evidence),
+            "remediation": list(self.remediation),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """Findings ranked most likely first; ``verdict`` is the first finding's code or "unknown"."""
+
+    findings: tuple[Finding, ...] = ()
+    ruled_out: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        return self.findings[0].code.value if self.findings else "unknown"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "verdict": self.verdict,
+            "findings": [f.to_json() for f in self.findings],
+            "ruled_out": list(self.ruled_out),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """An incident as the detector sees it at one moment (a snapshot, replaced on every change)."""
+
+    id: str  # stable: "<rule>:<source>:<opened_at iso>" hashed, see detect.incident_id
+    rule: Rule
+    source: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    responses: int  # failed responses counted into the incident
+    by_status: tuple[tuple[str, int], ...]  # sorted (status, count); "none" for a missing status
+    last_at: datetime  # time of the last record that touched it
+    first_failure: Exchange | None = None  # the exchange that started the streak (evidence)
+
+    @property
+    def open(self) -> bool:
+        return self.resolved_at is None
+
+
+class TransitionKind(StrEnum):
+    OPENED = "opened"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    kind: TransitionKind
+    incident: Incident
+
+
+@dataclass(slots=True)
+class ParseStats:
+    """What the parser could not take at face value; every count is reported, nothing is dropped silently."""
+
+    lines: int = 0
+    invalid_utf8: int = 0  # lines with bytes that are not UTF-8 (decoded with replacement)
+    nul_bytes: int = 0  # lines that contained NUL bytes (removed)
+    long_lines: int = 0  # lines over the maximum length (cut at the maximum)
+    truncated_bodies: int = 0  # response bodies whose JSON never closed
+    responses_without_status: int = 0
+    unpaired_responses: int = 0  # responses whose request was never seen
+    unpaired_requests: int = 0  # requests that never got a response (at end of input)
+    bad_timestamps: int = 0
+    malformed_records: int = 0  # records of the configured format that could not be read
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, int]:
+        out = {
+            "invalid_utf8": self.invalid_utf8,
+            "nul_bytes": self.nul_bytes,
+            "long_lines": self.long_lines,
+            "truncated_bodies": self.truncated_bodies,
+            "responses_without_status": self.responses_without_status,
+            "unpaired_responses": self.unpaired_responses,
+            "unpaired_requests": self.unpaired_requests,
+            "bad_timestamps": self.bad_timestamps,
+            "malformed_records": self.malformed_records,
+        }
+        out.update(self.extra)
+        return out
