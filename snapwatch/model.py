@@ -245,3 +245,29 @@ class ParseStats:
         }
         out.update(self.extra)
         return out
+
+
+class AlertKind(StrEnum):
+    """Why an alert is sent."""
+
+    OPENED = "opened"
+    REMINDER = "reminder"
+    UPDATE = "update"  # the diagnosis changed materially
+    RESOLVED = "resolved"
+    HELD_BACK = "held-back"  # max_per_hour bit: says how many were held back
+    TEST = "test"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message owed to the operator about one incident (or a test). ``id`` is stable across retries."""
+
+    id: str
+    kind: AlertKind
+    created_at: datetime
+    host: str
+    incident: Incident | None = None
+    diagnosis: Diagnosis | None = None
+    token_fp: str | None = None
+    token_kind: TokenKind | None = None
+    held_back: int = 0  # for HELD_BACK: how many messages the cap withheld
