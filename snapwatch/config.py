@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+
+from snapwatch.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -160,3 +165,134 @@ class Config(_Strict):
     probe: ProbeConfig = ProbeConfig()
     metrics: MetricsConfig = MetricsConfig()
     state_dir: Path = Path("/var/lib/snapwatch")
+
+
+# --- loading: YAML with positions, ${ENV} expansion, one-line errors -------------------------------------
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+Mark = tuple[int, int]  # 1-based line and column
+Loc = tuple[str | int, ...]
+
+
+def _expand(text: str, environ: Mapping[str, str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return environ[name]
+
+    return _ENV_REF.sub(sub, text)
+
+
+def _mark(node: yaml.Node) -> Mark:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data, remembering where every value and key stood."""
+
+    def __init__(self, filename: str, environ: Mapping[str, str]) -> None:
+        self.filename = filename
+        self.environ = environ
+        self.values: dict[Loc, Mark] = {}
+        self.keys: dict[Loc, Mark] = {}
+
+    def build(self, node: yaml.Node, loc: Loc = ()) -> object:
+        self.values[loc] = _mark(node)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, object] = {}
+            for key_node, value_node in node.value:
+                key = str(self._scalar(key_node, loc))
+                if key in out:
+                    raise self.error(key_node, loc + (key,), "duplicate key")
+                self.keys[loc + (key,)] = _mark(key_node)
+                out[key] = self.build(value_node, loc + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, loc + (i,)) for i, item in enumerate(node.value)]
+        return self._scalar(node, loc)
+
+    def _scalar(self, node: yaml.Node, loc: Loc) -> object:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(node, loc, "expected a plain value here")
+        resolved: object = _LOADER.construct_object(node, deep=True)
+        if isinstance(resolved, str):
+            try:
+                return _expand(resolved, self.environ)
+            except ValueError as exc:
+                raise self.error(node, loc, str(exc)) from None
+        return resolved
+
+    def error(self, node: yaml.Node, loc: Loc, message: str) -> ConfigError:
+        line, col = _mark(node)
+        return ConfigError(f"{self.filename}:{line}:{col}: {_dotted(loc) or '(top)'}: {message}")
+
+
+_LOADER = yaml.SafeLoader("")
+
+
+def _dotted(loc: Loc) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(("." if parts else "") + part)
+    return "".join(parts)
+
+
+def _locate(builder: _Builder, loc: Loc, error_type: str) -> Mark:
+    """The position of the deepest part of ``loc`` that exists in the file."""
+    if error_type == "extra_forbidden" and loc in builder.keys:
+        return builder.keys[loc]
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in builder.values:
+            return builder.values[loc[:end]]
+    return 1, 1
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    text = str(error["msg"])
+    return text.removeprefix("Value error, ")
+
+
+def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, expand and validate a YAML config; raise ConfigError with ``FILE:LINE:COL: key: message``."""
+    filename = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{filename}: cannot read: {reason}") from None
+    return parse_config(text, filename, os.environ if environ is None else environ)
+
+
+def parse_config(text: str, filename: str, environ: Mapping[str, str]) -> Config:
+    """Validate config text; see load_config."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
+        raise ConfigError(f"{filename}:{where}: (yaml): {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{filename}:1:1: (yaml): {exc}") from None
+    builder = _Builder(filename, environ)
+    data = {} if root is None else builder.build(root)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}:1:1: (top): expected a mapping of settings")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        found: list[tuple[Mark, str]] = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            mark = _locate(builder, loc, error["type"])
+            found.append((mark, f"{filename}:{mark[0]}:{mark[1]}: {_dotted(loc)}: {_message(error)}"))
+        # One line per mistake, in file order, so every typo is fixed in one pass.
+        raise ConfigError("\n".join(line for _, line in sorted(found))) from None

@@ -1,0 +1,101 @@
+"""The command line: argument parsing, exit codes, and human or JSON output for every command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from snapwatch import __version__
+from snapwatch.config import Config, load_config
+from snapwatch.errors import EX_OK, EX_USAGE, SnapwatchError, UsageError
+
+DEFAULT_CONFIG = Path("/etc/snapwatch/config.yaml")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage mistakes as a UsageError instead of exiting on its own."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config:
+        return Path(args.config)
+    env = os.environ.get("SNAPWATCH_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def resolve_config(args: argparse.Namespace, *, required: bool) -> Config:
+    """The config named by -c, $SNAPWATCH_CONFIG or /etc/snapwatch/config.yaml; defaults when optional."""
+    path = _config_path(args)
+    if path is None:
+        if required:
+            raise UsageError(
+                f"no configuration: pass -c CONFIG, set SNAPWATCH_CONFIG, or create {DEFAULT_CONFIG}"
+            )
+        return Config()
+    return load_config(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="snapwatch", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"snapwatch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-c", "--config", help="config file (default: $SNAPWATCH_CONFIG, /etc/snapwatch/config.yaml)")
+        return p
+
+    p = command("run", "follow the sources, detect, diagnose and alert until SIGTERM")
+    p = command("scan", "read whole log files (rotated backups too) and report what happened")
+    p.add_argument("--env-file", help="the backend's .env, to compare its token with the log's")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p = command("diagnose", "inspect the configured token, the recent log and state; rank the likely causes")
+    p.add_argument("--probe", action="store_true", help="also ask Snap's validate endpoint about the token")
+    p.add_argument("--now", help="judge as of this ISO 8601 time instead of the clock")
+    p.add_argument("--json", action="store_true")
+    p = command("token", "decode and explain one token without printing it")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--env-file", help="read the token from this .env (key from the config, or SNAP_ACCESS_TOKEN)")
+    src.add_argument("--stdin", action="store_true", help="read the token from standard input")
+    p.add_argument("--json", action="store_true")
+    command("check-config", "validate the config and print it with secrets masked")
+    command("test-alert", "send a test message to every configured target")
+    p = command("status", "what the state holds: positions, counters, incidents, outbox")
+    p.add_argument("--json", action="store_true")
+    p = command("demo", "a self-contained live run: healthy traffic, a 401 streak, the alert, the recovery")
+    p.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
+    """Run one command; returns the exit code. User mistakes print one line per error, never a traceback."""
+    out = stdout or sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+        from snapwatch import commands  # noqa: PLC0415  (keeps `--help` fast)
+
+        return commands.dispatch(args, out)
+    except SnapwatchError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"snapwatch: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else (EX_OK if exc.code is None else EX_USAGE)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

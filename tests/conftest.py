@@ -1,0 +1,64 @@
+"""Shared test fixtures: fake tokens, the tool requirement switch, and a secret-leak check."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+REQUIRE_TOOLS = os.environ.get("SNAPWATCH_REQUIRE_TOOLS") == "1"
+
+
+def need_tool(name: str) -> str:
+    """The path of a system tool; skip the test without it, or fail when SNAPWATCH_REQUIRE_TOOLS=1."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{name} is required (SNAPWATCH_REQUIRE_TOOLS=1) but not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def _b64(obj: object) -> str:
+    raw = json.dumps(obj, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def make_canvas_token(nbf: int = 1764800000, env: str = "PRODUCTION", seed: str = "a") -> str:
+    """A fake long-lived Canvas S2S JWT shaped like a real CAPI token (its signature is random)."""
+    header = {"alg": "HS256", "kid": "CanvasS2SHMACProd", "typ": "JWT"}
+    claims = {
+        "aud": "canvas-canvasapi",
+        "iss": "canvas-s2stoken",
+        "nbf": nbf,
+        "sub": f"0c7b1f6e-3a4e-4b9c-9d1e-5a6b7c8d9e0f~{env}~b1c2d3e4-aaaa-bbbb-cccc-0123456789ab",
+    }
+    sig = base64.urlsafe_b64encode((seed * 43)[:43].encode() * 1).rstrip(b"=").decode()
+    return f"{_b64(header)}.{_b64(claims)}.{sig}"
+
+
+def assert_no_secret(text: str | bytes, *secrets: str) -> None:
+    """Fail when any secret, or any 11-character piece of it, appears in ``text`` (6+4 hints are allowed)."""
+    haystack = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    for secret in secrets:
+        assert secret not in haystack
+        for i in range(0, max(1, len(secret) - 11), 7):
+            piece = secret[i : i + 11]
+            if len(piece) == 11:
+                assert piece not in haystack, "a piece of a secret leaked"
+
+
+@pytest.fixture
+def canvas_token() -> str:
+    return make_canvas_token()
