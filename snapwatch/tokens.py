@@ -65,3 +65,143 @@ def kind_of(raw: str) -> TokenKind:
             return TokenKind.CANVAS_S2S_STAGING
         return TokenKind.CANVAS_S2S
     return TokenKind.JWT_OTHER
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inspection: what a raw value is and what is wrong with it.
+
+
+class Defect(StrEnum):
+    """Something wrong with the raw value that would reach the request as it is."""
+
+    QUOTED = "quoted"
+    WHITESPACE = "whitespace"  # surrounding spaces, tabs, CR or LF
+    BEARER_PREFIX = "bearer-prefix"
+    TRUNCATED = "truncated"
+    BAD_CHARACTERS = "bad-characters"
+
+
+DEFECT_FINDINGS: Mapping[Defect, FindingCode] = {
+    Defect.QUOTED: FindingCode.TOKEN_QUOTED,
+    Defect.WHITESPACE: FindingCode.TOKEN_WHITESPACE,
+    Defect.BEARER_PREFIX: FindingCode.TOKEN_BEARER_PREFIX,
+    Defect.TRUNCATED: FindingCode.TOKEN_MALFORMED,
+    Defect.BAD_CHARACTERS: FindingCode.TOKEN_MALFORMED,
+}
+
+# The union of the JWT alphabet (base64url and dots) and the usual opaque-token alphabet.
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~+/=-]*$")
+# Length of an unpadded base64url HMAC signature: a shorter one was cut off.
+_HMAC_SIGNATURE_CHARS = {"HS256": 43, "HS384": 64, "HS512": 86}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenReport:
+    """What a raw token value is, without the token: only its fingerprint and a 6+4 character hint.
+
+    ``length`` is the length of the normalised token (what would be sent). ``nbf``/``exp`` are UTC
+    datetimes from the claims, or None when absent (a Canvas S2S token has no ``exp``: it never expires
+    by its claims). ``environment`` is ``PRODUCTION``/``STAGING`` from ``sub``, or None.
+    """
+
+    fingerprint: str
+    kind: TokenKind
+    header: dict[str, object]
+    claims: dict[str, object]
+    nbf: datetime | None
+    exp: datetime | None
+    environment: str | None
+    length: int
+    defects: tuple[Defect, ...]
+    hint: str
+
+
+def hint_of(token: str) -> str:
+    """At most the first 6 and last 4 characters, fewer for short values, so the hint never gives it away."""
+    head, tail = min(6, len(token) // 4), min(4, len(token) // 6)
+    return token[:head] + "…" + (token[-tail:] if tail else "")
+
+
+def _surface_defects(raw: str) -> list[Defect]:
+    # Peels the layers in the order normalize() does, noting each one found.
+    found: list[Defect] = []
+    value = raw
+    if value != value.strip():
+        found.append(Defect.WHITESPACE)
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        found.append(Defect.QUOTED)
+        value = value[1:-1]
+        if value != value.strip() and Defect.WHITESPACE not in found:
+            found.append(Defect.WHITESPACE)
+        value = value.strip()
+    if _BEARER.match(value):
+        found.append(Defect.BEARER_PREFIX)
+    return found
+
+
+def _timestamp(value: object) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _signature_broken(token: str, header: Mapping[str, object]) -> bool:
+    """True when the signature part is cut short or is not valid base64url (pyjwt cannot load it)."""
+    signature = token.rsplit(".", 1)[-1]
+    expected = _HMAC_SIGNATURE_CHARS.get(str(header.get("alg")))
+    if expected is not None and len(signature) < expected:
+        return True
+    try:
+        jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return True
+    return False
+
+
+def inspect(raw: str) -> TokenReport:
+    """Decode and classify a raw value as the backend would send it. Pure; never verifies a signature.
+
+    Surrounding quotes, whitespace and a ``Bearer `` prefix are defects (they would reach the request);
+    Canvas S2S claims are the normal CAPI token and are no defect. TRUNCATED means a JWT whose parts do
+    not decode, or whose signature part is cut short; BAD_CHARACTERS means characters outside the
+    JWT/opaque alphabet after normalisation (inner whitespace, a second pair of quotes, non-ASCII).
+    """
+    token = normalize(raw)
+    defects = _surface_defects(raw)
+    kind = kind_of(raw)
+    header: dict[str, object] = {}
+    claims: dict[str, object] = {}
+    if not _TOKEN_CHARS.match(token):
+        defects.append(Defect.BAD_CHARACTERS)
+    decoded = decode_parts(token)
+    if decoded is not None:
+        header, claims = decoded
+        if _signature_broken(token, header):
+            defects.append(Defect.TRUNCATED)
+    elif kind is TokenKind.MALFORMED and Defect.BAD_CHARACTERS not in defects and _looks_like_jwt(token):
+        defects.append(Defect.TRUNCATED)
+    sub = claims.get("sub")
+    environment = None
+    if isinstance(sub, str):
+        environment = next((env for env in ("PRODUCTION", "STAGING") if f"~{env}~" in sub), None)
+    return TokenReport(
+        fingerprint=fingerprint(raw),
+        kind=kind,
+        header=header,
+        claims=claims,
+        nbf=_timestamp(claims.get("nbf")),
+        exp=_timestamp(claims.get("exp")),
+        environment=environment,
+        length=len(token),
+        defects=tuple(defects),
+        hint=hint_of(token),
+    )
+
+
+def _looks_like_jwt(token: str) -> bool:
+    # A JWT header always starts "eyJ" ('{"' in base64url); two dots are the other giveaway.
+    return token.startswith("eyJ") or token.count(".") == 2
