@@ -271,3 +271,4 @@ class Alert:
     token_fp: str | None = None
     token_kind: TokenKind | None = None
     held_back: int = 0  # for HELD_BACK: how many messages the cap withheld
+    related: tuple[Incident, ...] = ()  # other incidents that opened within group_wait of this one

@@ -1,14 +1,32 @@
-"""Token identity: normalisation, fingerprint and kind. Never returns or logs a token."""
+"""Token identity and forensics: sources, normalisation, fingerprint, kind, defects. Never logs a token."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+import hmac
+import io
 import json
+import logging
+import os
 import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
 
-from snapwatch.model import TokenKind
+import jwt
+from dotenv import dotenv_values
+
+from snapwatch.config import TokenConfig
+from snapwatch.errors import SourceError
+from snapwatch.model import FindingCode, TokenKind
+
+log = logging.getLogger(__name__)
 
 _BEARER = re.compile(r"(?i)^bearer\s+")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
@@ -205,3 +223,160 @@ def inspect(raw: str) -> TokenReport:
 def _looks_like_jwt(token: str) -> bool:
     # A JWT header always starts "eyJ" ('{"' in base64url); two dots are the other giveaway.
     return token.startswith("eyJ") or token.count(".") == 2
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sources: where the backend's configured token lives (I/O at the edge).
+
+
+class Secret:
+    """A value kept in memory only: its repr and str show the fingerprint, never the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself: for the request that needs it, never for output."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(fingerprint={fingerprint(self._value)})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(fingerprint(self._value))
+
+    def __reduce__(self) -> str:
+        # Refuse pickling: a pickled Secret would write the token to wherever the bytes go.
+        raise TypeError("a Secret cannot be pickled")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfiguredToken:
+    """The token the backend is configured with, and where it came from.
+
+    ``source`` reads like ``SNAP_ACCESS_TOKEN in /srv/app/.env``. ``path``/``mtime`` name the file the
+    token came from (the .env or the token file; None for an environment variable). ``pixel`` is the
+    ``pixel_key`` value from the .env (or, failing that, from the environment) when present.
+    """
+
+    raw: Secret
+    source: str
+    pixel: str | None = None
+    path: Path | None = None
+    mtime: datetime | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.raw.reveal())
+
+    def report(self) -> TokenReport:
+        return inspect(self.raw.reveal())
+
+
+def _read_text(path: Path, what: str) -> tuple[str, datetime]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            text = handle.read()
+            # fstat on the open handle: the time belongs to the content just read.
+            mtime = datetime.fromtimestamp(os.fstat(handle.fileno()).st_mtime, tz=UTC)
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: {what} not found") from exc
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: {what} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
+    return text, mtime
+
+
+def _present(value: str | None) -> str | None:
+    return value if value is not None and value.strip() else None
+
+
+def load_configured(cfg: TokenConfig, environ: Mapping[str, str]) -> ConfiguredToken | None:
+    """The configured token from the first source that holds one: ``env_file``, then ``env``, then ``file``.
+
+    The .env is parsed with python-dotenv (the backend's loader: ``export``, quotes, comments, multi-line
+    values), so quotes dotenv strips are not defects; quotes left after parsing are. A whole-file token
+    loses exactly one trailing line ending (``\\n`` or ``\\r\\n``), as ``$(cat file)`` and line-based
+    loaders drop it; any other surrounding whitespace is kept so that ``inspect`` reports it.
+    An empty or blank value counts as no token. Raises SourceError (naming the file) when a configured
+    file cannot be read; returns None when no source holds a token.
+    """
+    pixel: str | None = None
+    env_values: dict[str, str | None] = {}
+    env_mtime: datetime | None = None
+    if cfg.env_file is not None:
+        text, env_mtime = _read_text(cfg.env_file, ".env file")
+        env_values = dict(dotenv_values(stream=io.StringIO(text)))
+        pixel = _present(env_values.get(cfg.pixel_key))
+    pixel = (pixel or _present(environ.get(cfg.pixel_key)) or "").strip() or None
+    if cfg.env_file is not None:
+        value = _present(env_values.get(cfg.key))
+        if value is not None:
+            where = f"{cfg.key} in {cfg.env_file}"
+            return ConfiguredToken(Secret(value), where, pixel, cfg.env_file, env_mtime)
+    if cfg.env is not None:
+        value = _present(environ.get(cfg.env))
+        if value is not None:
+            return ConfiguredToken(Secret(value), f"environment variable {cfg.env}", pixel)
+    if cfg.file is not None:
+        text, mtime = _read_text(cfg.file, "token file")
+        value = _present(_drop_final_line_ending(text))
+        if value is not None:
+            return ConfiguredToken(Secret(value), f"token file {cfg.file}", pixel, cfg.file, mtime)
+    return None
+
+
+def _drop_final_line_ending(text: str) -> str:
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text.removesuffix("\n")
+
+
+def service_restart_pending(unit: str, env_file_mtime: datetime | None, timeout: float = 3.0) -> bool | None:
+    """Whether the token file changed after ``unit`` last started (so the backend still runs the old
+    token); None when unknowable: no mtime, no systemctl, systemd not running, unit never started."""
+    systemctl = shutil.which("systemctl")
+    if env_file_mtime is None or systemctl is None:
+        return None
+    started = _unit_started(systemctl, unit, timeout)
+    if started is None:
+        return None
+    return env_file_mtime > started
+
+
+def _unit_started(systemctl: str, unit: str, timeout: float) -> datetime | None:
+    for prop in ("ActiveEnterTimestamp", "ExecMainStartTimestamp"):
+        try:
+            done = subprocess.run(  # noqa: S603 - fixed argv, no shell; the unit name is one argument
+                [systemctl, "show", "-p", prop, "--value", "--timestamp=unix", "--", unit],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.debug("systemctl show %s failed: %s", unit, exc)
+            return None
+        if done.returncode != 0:
+            log.debug("systemctl show %s: exit %s: %s", unit, done.returncode, done.stderr.strip())
+            return None
+        value = done.stdout.strip()
+        # "@1701646517" with --timestamp=unix; empty, "n/a" or "@0" when the unit never started.
+        if value.startswith("@"):
+            try:
+                seconds = float(value[1:])
+            except ValueError:
+                continue
+            if seconds > 0:
+                return datetime.fromtimestamp(seconds, tz=UTC)
+    return None

@@ -1,0 +1,132 @@
+"""Log output: the journal's priority-prefixed format or a timestamped one, and the token redaction filter."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+JOURNAL_FORMAT = "%(name)s: %(message)s"
+REDACTED = "[redacted]"
+
+# A JWT's header is base64url JSON, so it starts "eyJ" ('{"'). A cut or mangled one (fewer parts) is
+# redacted too: a partial token is still a secret.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]+){0,2}")
+# access_token=VALUE in a URL or form body, and "access_token": "VALUE" in JSON or YAML; the key is kept.
+_ACCESS_TOKEN = re.compile(r"""(?i)(access_token["']?\s*[=:]\s*["']?)[^\s&"',;<>]+""")
+# An opaque token in an Authorization header; 16+ characters so prose like "Bearer header" stays readable.
+_BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{16,}")
+
+
+def redact(text: str) -> str:
+    """``text`` with JWTs, ``access_token`` values and Bearer credentials replaced by ``[redacted]``."""
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    if "ccess_token" in text or "CCESS_TOKEN" in text:
+        text = _ACCESS_TOKEN.sub(r"\1" + REDACTED, text)
+    if "earer" in text or "EARER" in text:
+        text = _BEARER.sub(r"\1" + REDACTED, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message, traceback and stack text through :func:`redact`; never drops a record.
+
+    Defence in depth: the code logs fingerprints, never tokens, but a third-party exception message (a URL
+    with ``access_token=`` in it, say) must not carry one into the log either. The record is rewritten in
+    place (``args`` merged into ``msg``), so every handler after this one sees the redacted text too.
+    """
+
+    _traceback_formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._traceback_formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def syslog_priority(levelno: int) -> int:
+    """The sd-daemon priority for a logging level: DEBUG 7, INFO 6, WARNING 4, ERROR 3, CRITICAL 2."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+class JournalFormatter(logging.Formatter):
+    """``<N>name: message`` on exactly one line; journald adds the timestamp and reads the priority.
+
+    Line breaks (in the message or a traceback) become a literal ``\\n``, because journald would make each
+    physical line a separate entry at the default priority.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(JOURNAL_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+        return f"<{syslog_priority(record.levelno)}>{text}"
+
+
+def is_journal_stream(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """True when ``JOURNAL_STREAM`` is set and (if ``stream`` has a file descriptor) names that very stream.
+
+    systemd sets ``JOURNAL_STREAM=DEV:INODE`` for a service whose output goes to the journal; a process
+    started from such a service with its stderr elsewhere (a terminal) inherits the variable, and the check
+    of device and inode keeps it from printing ``<6>`` prefixes there. A stream without a descriptor (an
+    in-memory buffer) trusts the variable.
+    """
+    value = environ.get("JOURNAL_STREAM", "")
+    if not value:
+        return False
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return True
+    dev, _, ino = value.partition(":")
+    try:
+        st = os.fstat(fd)
+        return (int(dev), int(ino)) == (st.st_dev, st.st_ino)
+    except (OSError, ValueError):
+        return False
+
+
+def setup_logging(
+    level: int | str,
+    stream: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> logging.Handler:
+    """Send every log record at ``level`` or above to ``stream`` (default: sys.stderr at call time).
+
+    Journal format when :func:`is_journal_stream`, else ``PLAIN_FORMAT``; the handler always carries a
+    :class:`RedactingFilter`. Calling it again replaces the handler it installed before (a reload may change
+    the level), leaving other handlers on the root logger alone. Returns the installed handler.
+    """
+    out = sys.stderr if stream is None else stream
+    env = os.environ if environ is None else environ
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_snapwatch", False):
+            root.removeHandler(old)
+    handler = logging.StreamHandler(out)
+    handler._snapwatch = True  # type: ignore[attr-defined]  # marks the handler this function owns
+    handler.setFormatter(JournalFormatter() if is_journal_stream(out, env) else logging.Formatter(PLAIN_FORMAT))
+    handler.addFilter(RedactingFilter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
