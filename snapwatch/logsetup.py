@@ -106,6 +106,10 @@ def is_journal_stream(stream: TextIO, environ: Mapping[str, str]) -> bool:
         return False
 
 
+class _Handler(logging.StreamHandler[TextIO]):
+    """The stream handler :func:`setup_logging` owns (its type is how a second call finds it)."""
+
+
 def setup_logging(
     level: int | str,
     stream: TextIO | None = None,
@@ -121,11 +125,12 @@ def setup_logging(
     env = os.environ if environ is None else environ
     root = logging.getLogger()
     for old in list(root.handlers):
-        if getattr(old, "_snapwatch", False):
+        if isinstance(old, _Handler):
             root.removeHandler(old)
-    handler = logging.StreamHandler(out)
-    handler._snapwatch = True  # type: ignore[attr-defined]  # marks the handler this function owns
-    handler.setFormatter(JournalFormatter() if is_journal_stream(out, env) else logging.Formatter(PLAIN_FORMAT))
+    handler = _Handler(out)
+    handler.setFormatter(
+        JournalFormatter() if is_journal_stream(out, env) else logging.Formatter(PLAIN_FORMAT)
+    )
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level)

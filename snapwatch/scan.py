@@ -19,28 +19,31 @@ _ROTATED = re.compile(r"^(?P<base>.+?)(?:[.-](?P<n>\d{1,8}))?(?P<gz>\.gz)?$")
 class LogFile:
     path: Path
     base: str  # the live file's name this one was rotated from
-    generation: int  # 0 for the live file, N for name.N / name.N.gz (higher is older)
+    age_rank: tuple[int, int]  # sorts oldest first: dateext backups by date, then .N (high N first), then live
     size: int
 
 
 def _describe(path: Path) -> LogFile:
     match = _ROTATED.match(path.name)
     assert match is not None  # the pattern matches every name
-    generation = int(match.group("n")) if match.group("n") else 0
-    # A dateext suffix (name-20251203) is a date, not a generation: newer dates are newer files.
-    if generation > 10_000_000:
-        generation = -generation
+    number = int(match.group("n")) if match.group("n") else None
+    if number is None:
+        rank = (2, 0)
+    elif number > 10_000_000:  # a dateext suffix (name-20251203) is a date: newer dates are newer files
+        rank = (0, number)
+    else:
+        rank = (1, -number)
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return LogFile(path, str(path.parent / match.group("base")), generation, size)
+    return LogFile(path, str(path.parent / match.group("base")), rank, size)
 
 
 def order_files(paths: Iterable[str | Path]) -> list[LogFile]:
     """Files grouped by the log they belong to, each group oldest first (``.5`` … ``.1``, then the live file)."""
     files = [_describe(Path(p)) for p in dict.fromkeys(str(p) for p in paths)]
-    return sorted(files, key=lambda f: (f.base, -f.generation if f.generation > 0 else f.generation))
+    return sorted(files, key=lambda f: (f.base, f.age_rank))
 
 
 def _open(path: Path) -> BinaryIO:

@@ -1,4 +1,4 @@
-"""The systemd notify protocol: READY, STATUS, WATCHDOG, RELOADING and STOPPING datagrams to $NOTIFY_SOCKET."""
+"""The systemd notify protocol: READY, STATUS, WATCHDOG, RELOADING, STOPPING datagrams to $NOTIFY_SOCKET."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x85\u2028\u2029]+\s*")
 
 
 def monotonic_usec() -> int:
-    """CLOCK_MONOTONIC in microseconds: the clock systemd expects in MONOTONIC_USEC= (time.monotonic on Linux)."""
+    """CLOCK_MONOTONIC in µs, the clock systemd expects in MONOTONIC_USEC= (time.monotonic on Linux)."""
     return time.monotonic_ns() // 1000
 
 
@@ -48,7 +48,7 @@ class SystemdNotifier:
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None, *, pid: int | None = None) -> None:
-        """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC`` and ``WATCHDOG_PID`` from ``environ`` (default: os.environ).
+        """Read ``NOTIFY_SOCKET``, ``WATCHDOG_USEC``, ``WATCHDOG_PID`` from ``environ`` (default: os.environ).
 
         ``pid`` is this process's id (default: os.getpid()), compared with ``WATCHDOG_PID``.
         """
@@ -66,7 +66,7 @@ class SystemdNotifier:
             return
         addr = _address(raw)
         if addr is None:
-            log.warning("NOTIFY_SOCKET %r is neither an absolute path nor @abstract; not notifying systemd", raw)
+            log.warning("NOTIFY_SOCKET %r is not an absolute path nor @abstract; not notifying systemd", raw)
             return
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)

@@ -1,0 +1,468 @@
+"""The incident detector: exchanges in, incident transitions out; a pure state machine timed by the records."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from snapwatch.config import RulesConfig
+from snapwatch.errors import SnapwatchError
+from snapwatch.model import (
+    Api,
+    Exchange,
+    Incident,
+    Placement,
+    Request,
+    Response,
+    Rule,
+    TokenKind,
+    Transition,
+    TransitionKind,
+)
+
+SNAPSHOT_VERSION = 1
+_STREAK_RULES = (Rule.AUTH_FAILURES, Rule.RATE_LIMITED, Rule.SERVER_ERRORS)
+
+
+def incident_id(rule: Rule, source: str, opened_at: datetime) -> str:
+    """The stable id of an incident: first 16 hex of SHA-256 over ``rule|source|opened_at iso``."""
+    return hashlib.sha256(f"{rule.value}|{source}|{opened_at.isoformat()}".encode()).hexdigest()[:16]
+
+
+def status_key(status: int | None) -> str:
+    """How a status is named in ``by_status``: its digits, or ``"none"`` when the record had none."""
+    return "none" if status is None else str(status)
+
+
+class _Tally:
+    """Failures counted together: a streak still below its threshold, or an open incident."""
+
+    __slots__ = ("by_status", "count", "first", "last_at", "opened_at")
+
+    def __init__(
+        self,
+        opened_at: datetime,
+        first: Exchange | None,
+        last_at: datetime,
+        count: int = 0,
+        by_status: dict[str, int] | None = None,
+    ) -> None:
+        self.opened_at = opened_at
+        self.first = first
+        self.last_at = last_at
+        self.count = count
+        self.by_status: dict[str, int] = {} if by_status is None else by_status
+
+    def add(self, at: datetime, key: str) -> None:
+        self.count += 1
+        self.by_status[key] = self.by_status.get(key, 0) + 1
+        self.last_at = at
+
+
+class _Bucket:
+    """The error-rate window's responses that share one timestamp (logs stamp to the second)."""
+
+    __slots__ = ("at", "fails", "first", "total")
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+        self.total = 0
+        self.fails: dict[str, int] | None = None  # None while every response here was 2xx
+        self.first: Exchange | None = None  # the bucket's first failure (evidence when the rule opens)
+
+
+class Detector:
+    """Applies the contract's six incident rules to one source's exchanges, in log order.
+
+    Streak rules (auth-failures: 401/403, rate-limited: 429, server-errors: 5xx) count consecutive
+    matching responses. A 2xx resets every streak in progress; a non-2xx that does not match a rule
+    neither extends nor breaks that rule's streak (a 401 outage peppered with 500s is still one 401
+    streak). A response without a status is a non-2xx that matches no streak rule.
+
+    invalid-events opens when ``count`` responses with status 400 fall within ``window``; error-rate
+    when a failure brings the share of non-2xx responses (including ones without a status) within
+    ``window`` to ``threshold`` or more, with at least ``min_responses`` responses in it (it is only
+    judged on a failure, so the 2xx path stays cheap). "Within window" means at or after
+    ``t - window`` for the record at time ``t``. While such an incident is open its window is not
+    kept, and it starts empty again once the incident resolves: every incident needs fresh failures.
+
+    Every rule but silence resolves after its ``recovery`` consecutive 2xx responses counted from
+    the last non-2xx; any non-2xx breaks the run. silence opens at ``last_seen + after`` once more
+    than ``after`` passes without an exchange (seen by ``tick`` or by the late exchange itself) and
+    resolves at the next exchange. One incident per rule is open at a time; ``opened_at`` is the
+    first failure of its streak (window rules: the first failure in the window). Matching failures
+    counted into an open incident emit UPDATED (unless ``emit_updates`` is False). Disabled rules
+    never open; an incident restored from a snapshot still counts and resolves.
+
+    Timestamps must be timezone-aware. A record older than its predecessor is counted normally,
+    but window expiry and silence measure from the newest time seen.
+    """
+
+    def __init__(
+        self,
+        rules: RulesConfig,
+        source: str,
+        *,
+        since: datetime | None = None,
+        emit_updates: bool = True,
+    ) -> None:
+        """``since``: when watching began, so silence can fire before the first exchange arrives."""
+        self.rules = rules
+        self.source = source
+        self._emit_updates = emit_updates
+        self._streaks = {
+            Rule.AUTH_FAILURES: rules.auth_failures.streak if rules.auth_failures.enabled else 0,
+            Rule.RATE_LIMITED: rules.rate_limited.streak if rules.rate_limited.enabled else 0,
+            Rule.SERVER_ERRORS: rules.server_errors.streak if rules.server_errors.enabled else 0,
+        }
+        self._recovery = {
+            Rule.AUTH_FAILURES: rules.auth_failures.recovery,
+            Rule.RATE_LIMITED: rules.rate_limited.recovery,
+            Rule.SERVER_ERRORS: rules.server_errors.recovery,
+            Rule.INVALID_EVENTS: rules.invalid_events.recovery,
+            Rule.ERROR_RATE: rules.error_rate.recovery,
+        }
+        self._silence_after: timedelta | None = rules.silence.after if rules.silence.enabled else None
+        self._inv_on = rules.invalid_events.enabled
+        self._inv_count = rules.invalid_events.count
+        self._inv_window = rules.invalid_events.window
+        self._er_on = rules.error_rate.enabled
+        self._er_window = rules.error_rate.window
+        self._er_min = rules.error_rate.min_responses
+        self._er_threshold = rules.error_rate.threshold
+
+        self._last_at = since
+        self._ok_run = 0  # consecutive 2xx since the last non-2xx; only kept while an incident is open
+        self._pending: dict[Rule, _Tally] = {}  # streaks in progress, below their threshold
+        self._open: dict[Rule, _Tally] = {}  # in the order they opened
+        self._invalid: deque[Exchange] = deque()
+        self._buckets: deque[_Bucket] = deque()
+        self._tail: _Bucket | None = None
+        self._er_total = 0
+        self._er_failed = 0
+        self._er_by_status: dict[str, int] = {}
+
+    # -- feeding -----------------------------------------------------------------------------
+
+    def observe(self, ex: Exchange) -> list[Transition]:
+        """Count one exchange; the transitions it causes, silence first, then in rule order."""
+        resp = ex.response
+        at = resp.at
+        s = resp.status
+        out: list[Transition] = []
+        last = self._last_at
+        if last is None or at > last:
+            after = self._silence_after
+            if after is not None and last is not None and at - last > after and Rule.SILENCE not in self._open:
+                self._open_incident(Rule.SILENCE, _Tally(last + after, None, last + after), out)
+            self._last_at = at
+        if self._open and Rule.SILENCE in self._open:
+            self._resolve(Rule.SILENCE, at, out)
+
+        if s is not None and 200 <= s < 300:
+            if self._pending:
+                self._pending.clear()
+            if self._open:
+                self._ok_run += 1
+                run = self._ok_run
+                for rule in [r for r in self._open if self._recovery.get(r, 0) == run]:
+                    self._resolve(rule, at, out)
+            if self._er_on and Rule.ERROR_RATE not in self._open:
+                tail = self._tail
+                if tail is not None and at <= tail.at:
+                    tail.total += 1
+                else:
+                    self._new_bucket(at).total += 1
+                self._er_total += 1
+            return out
+
+        self._ok_run = 0
+        key = status_key(s)
+        if s is not None:
+            if s == 401 or s == 403:
+                self._streak(Rule.AUTH_FAILURES, at, ex, key, out)
+            elif s == 429:
+                self._streak(Rule.RATE_LIMITED, at, ex, key, out)
+            elif 500 <= s < 600:
+                self._streak(Rule.SERVER_ERRORS, at, ex, key, out)
+            elif s == 400:
+                self._invalid_event(at, ex, key, out)
+        if self._er_on or Rule.ERROR_RATE in self._open:
+            self._error_rate_failure(at, ex, key, out)
+        return out
+
+    def tick(self, now: datetime) -> list[Transition]:
+        """Time passed without records: opens silence once ``now`` is more than ``after`` past the last one.
+
+        Windows need no expiry here: they are judged only against an observed record's own time.
+        """
+        after = self._silence_after
+        last = self._last_at
+        if after is None or last is None or Rule.SILENCE in self._open or now - last <= after:
+            return []
+        out: list[Transition] = []
+        self._open_incident(Rule.SILENCE, _Tally(last + after, None, last + after), out)
+        return out
+
+    def open_incidents(self) -> list[Incident]:
+        """The incidents open now, in the order they opened."""
+        return [self._incident(rule, t) for rule, t in self._open.items()]
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def _streak(self, rule: Rule, at: datetime, ex: Exchange, key: str, out: list[Transition]) -> None:
+        if rule in self._open:
+            self._update(rule, at, key, out)
+            return
+        need = self._streaks[rule]
+        if not need:
+            return
+        pending = self._pending.get(rule)
+        if pending is None:
+            pending = self._pending[rule] = _Tally(at, ex, at)
+        pending.add(at, key)
+        if pending.count >= need:
+            del self._pending[rule]
+            self._open_incident(rule, pending, out)
+
+    def _invalid_event(self, at: datetime, ex: Exchange, key: str, out: list[Transition]) -> None:
+        if Rule.INVALID_EVENTS in self._open:
+            self._update(Rule.INVALID_EVENTS, at, key, out)
+            return
+        if not self._inv_on:
+            return
+        window = self._invalid
+        newest = self._last_at if self._last_at is not None else at
+        cutoff = newest - self._inv_window
+        while window and window[0].response.at < cutoff:
+            window.popleft()
+        window.append(ex)
+        if len(window) >= self._inv_count:
+            first = window[0]
+            tally = _Tally(first.response.at, first, at, len(window), {key: len(window)})
+            window.clear()
+            self._open_incident(Rule.INVALID_EVENTS, tally, out)
+
+    def _error_rate_failure(self, at: datetime, ex: Exchange, key: str, out: list[Transition]) -> None:
+        if Rule.ERROR_RATE in self._open:
+            self._update(Rule.ERROR_RATE, at, key, out)
+            return
+        tail = self._tail
+        bucket = tail if tail is not None and at <= tail.at else self._new_bucket(at)
+        bucket.total += 1
+        if bucket.fails is None:
+            bucket.fails = {}
+            bucket.first = ex
+        bucket.fails[key] = bucket.fails.get(key, 0) + 1
+        self._er_by_status[key] = self._er_by_status.get(key, 0) + 1
+        self._er_total += 1
+        self._er_failed += 1
+        if self._er_total >= self._er_min and self._er_failed / self._er_total >= self._er_threshold:
+            first = next(b.first for b in self._buckets if b.first is not None)
+            tally = _Tally(first.response.at, first, at, self._er_failed, self._er_by_status)
+            self._clear_error_window()
+            self._open_incident(Rule.ERROR_RATE, tally, out)
+
+    def _new_bucket(self, at: datetime) -> _Bucket:
+        """Start the bucket for a newer timestamp, dropping buckets that fell out of the window first."""
+        cutoff = at - self._er_window
+        buckets = self._buckets
+        while buckets and buckets[0].at < cutoff:
+            old = buckets.popleft()
+            self._er_total -= old.total
+            if old.fails is not None:
+                for k, n in old.fails.items():
+                    self._er_failed -= n
+                    left = self._er_by_status[k] - n
+                    if left:
+                        self._er_by_status[k] = left
+                    else:
+                        del self._er_by_status[k]
+        bucket = _Bucket(at)
+        buckets.append(bucket)
+        self._tail = bucket
+        return bucket
+
+    def _clear_error_window(self) -> None:
+        self._buckets.clear()
+        self._tail = None
+        self._er_total = self._er_failed = 0
+        self._er_by_status = {}
+
+    # -- transitions -------------------------------------------------------------------------
+
+    def _open_incident(self, rule: Rule, tally: _Tally, out: list[Transition]) -> None:
+        self._open[rule] = tally
+        out.append(Transition(TransitionKind.OPENED, self._incident(rule, tally)))
+
+    def _update(self, rule: Rule, at: datetime, key: str, out: list[Transition]) -> None:
+        tally = self._open[rule]
+        tally.add(at, key)
+        if self._emit_updates:
+            out.append(Transition(TransitionKind.UPDATED, self._incident(rule, tally)))
+
+    def _resolve(self, rule: Rule, at: datetime, out: list[Transition]) -> None:
+        tally = self._open.pop(rule)
+        tally.last_at = at
+        out.append(Transition(TransitionKind.RESOLVED, self._incident(rule, tally, at)))
+
+    def _incident(self, rule: Rule, t: _Tally, resolved_at: datetime | None = None) -> Incident:
+        return Incident(
+            id=incident_id(rule, self.source, t.opened_at),
+            rule=rule,
+            source=self.source,
+            opened_at=t.opened_at,
+            resolved_at=resolved_at,
+            responses=t.count,
+            by_status=tuple(sorted(t.by_status.items())),
+            last_at=t.last_at,
+            first_failure=t.first,
+        )
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-ready primitives (ISO timestamps); holds fingerprints, never tokens."""
+        base = self._buckets[0].at if self._buckets else None
+        return {
+            "version": SNAPSHOT_VERSION,
+            "source": self.source,
+            "last_at": _iso(self._last_at),
+            "ok_run": self._ok_run,
+            "pending": {r.value: _tally_json(t) for r, t in self._pending.items()},
+            "open": {r.value: _tally_json(t) for r, t in self._open.items()},
+            "invalid": [_exchange_json(e) for e in self._invalid],
+            "error_window": {
+                "base": _iso(base),
+                # [microseconds after base, responses, failures by status or null, first failure or null]
+                "buckets": [
+                    [
+                        _micros(b.at - base),
+                        b.total,
+                        b.fails,
+                        None if b.first is None else _exchange_json(b.first),
+                    ]
+                    for b in self._buckets
+                    if base is not None
+                ],
+            },
+        }
+
+    @classmethod
+    def restore(
+        cls, rules: RulesConfig, source: str, data: dict[str, Any], *, emit_updates: bool = True
+    ) -> Detector:
+        """A detector continuing from ``snapshot()``'s output; raises SnapwatchError when it is unreadable."""
+        det = cls(rules, source, emit_updates=emit_updates)
+        try:
+            if data.get("version") != SNAPSHOT_VERSION:
+                raise ValueError(f"unknown version {data.get('version')!r}")
+            det._last_at = _dt(data["last_at"])
+            det._ok_run = int(data["ok_run"])
+            # a streak of a rule disabled since the snapshot is dropped; open incidents all stay
+            det._pending = {
+                Rule(r): _tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))
+            }
+            det._open = {Rule(r): _tally_from(t) for r, t in data["open"].items()}
+            if det._inv_on:
+                det._invalid = deque(_exchange_from(e) for e in data["invalid"])
+            window = data["error_window"]
+            if det._er_on and window["buckets"]:
+                base = datetime.fromisoformat(window["base"])
+                for micros, total, fails, first in window["buckets"]:
+                    bucket = _Bucket(base + timedelta(microseconds=int(micros)))
+                    bucket.total = int(total)
+                    if fails is not None:
+                        bucket.fails = {str(k): int(n) for k, n in fails.items()}
+                        bucket.first = _exchange_from(first)
+                        for k, n in bucket.fails.items():
+                            det._er_by_status[k] = det._er_by_status.get(k, 0) + n
+                            det._er_failed += n
+                    det._er_total += bucket.total
+                    det._buckets.append(bucket)
+                det._tail = det._buckets[-1]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SnapwatchError(f"detector state for {source} is unreadable: {exc!r}") from exc
+        return det
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _micros(delta: timedelta) -> int:
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _tally_json(t: _Tally) -> dict[str, Any]:
+    return {
+        "opened_at": t.opened_at.isoformat(),
+        "first": None if t.first is None else _exchange_json(t.first),
+        "last_at": t.last_at.isoformat(),
+        "count": t.count,
+        "by_status": dict(t.by_status),
+    }
+
+
+def _tally_from(d: dict[str, Any]) -> _Tally:
+    first = d["first"]
+    return _Tally(
+        datetime.fromisoformat(d["opened_at"]),
+        None if first is None else _exchange_from(first),
+        datetime.fromisoformat(d["last_at"]),
+        int(d["count"]),
+        {str(k): int(n) for k, n in d["by_status"].items()},
+    )
+
+
+def _exchange_json(ex: Exchange) -> dict[str, Any]:
+    resp, req = ex.response, ex.request
+    return {
+        "at": resp.at.isoformat(),
+        "event": resp.event,
+        "status": resp.status,
+        "body": resp.body,
+        "source": ex.source,
+        "request": None
+        if req is None
+        else {
+            "at": req.at.isoformat(),
+            "event": req.event,
+            "api": req.api.value,
+            "path": req.path,
+            "pixel": req.pixel,
+            "placement": req.placement.value,
+            "token_fp": req.token_fp,
+            "token_kind": None if req.token_kind is None else req.token_kind.value,
+        },
+    }
+
+
+def _exchange_from(d: dict[str, Any]) -> Exchange:
+    r = d["request"]
+    request = None
+    if r is not None:
+        request = Request(
+            at=datetime.fromisoformat(r["at"]),
+            event=str(r["event"]),
+            api=Api(r["api"]),
+            path=str(r["path"]),
+            pixel=r["pixel"],
+            placement=Placement(r["placement"]),
+            token_fp=r["token_fp"],
+            token_kind=None if r["token_kind"] is None else TokenKind(r["token_kind"]),
+        )
+    status = d["status"]
+    response = Response(
+        at=datetime.fromisoformat(d["at"]),
+        event=str(d["event"]),
+        status=None if status is None else int(status),
+        body=str(d["body"]),
+    )
+    return Exchange(response=response, request=request, source=str(d["source"]))
