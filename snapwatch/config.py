@@ -204,12 +204,12 @@ class _Builder:
             for key_node, value_node in node.value:
                 key = str(self._scalar(key_node, loc))
                 if key in out:
-                    raise self.error(key_node, loc + (key,), "duplicate key")
-                self.keys[loc + (key,)] = _mark(key_node)
-                out[key] = self.build(value_node, loc + (key,))
+                    raise self.error(key_node, (*loc, key), "duplicate key")
+                self.keys[(*loc, key)] = _mark(key_node)
+                out[key] = self.build(value_node, (*loc, key))
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, loc + (i,)) for i, item in enumerate(node.value)]
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
         return self._scalar(node, loc)
 
     def _scalar(self, node: yaml.Node, loc: Loc) -> object:

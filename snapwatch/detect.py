@@ -167,7 +167,8 @@ class Detector:
             if self._open:
                 self._ok_run += 1
                 run = self._ok_run
-                for rule in [r for r in self._open if self._recovery.get(r, 0) == run]:
+                recovery = self._recovery
+                for rule in [r for r in self._open if r in recovery and recovery[r] <= run]:
                     self._resolve(rule, at, out)
             if self._er_on and Rule.ERROR_RATE not in self._open:
                 tail = self._tail
@@ -181,7 +182,7 @@ class Detector:
         self._ok_run = 0
         key = status_key(s)
         if s is not None:
-            if s == 401 or s == 403:
+            if s in (401, 403):
                 self._streak(Rule.AUTH_FAILURES, at, ex, key, out)
             elif s == 429:
                 self._streak(Rule.RATE_LIMITED, at, ex, key, out)
@@ -341,7 +342,7 @@ class Detector:
                     [
                         _micros(b.at - base),
                         b.total,
-                        b.fails,
+                        None if b.fails is None else dict(b.fails),
                         None if b.first is None else _exchange_json(b.first),
                     ]
                     for b in self._buckets
@@ -351,9 +352,7 @@ class Detector:
         }
 
     @classmethod
-    def restore(
-        cls, rules: RulesConfig, source: str, data: dict[str, Any], *, emit_updates: bool = True
-    ) -> Detector:
+    def restore(cls, rules: RulesConfig, source: str, data: dict[str, Any], *, emit_updates: bool = True) -> Detector:
         """A detector continuing from ``snapshot()``'s output; raises SnapwatchError when it is unreadable."""
         det = cls(rules, source, emit_updates=emit_updates)
         try:
@@ -362,9 +361,7 @@ class Detector:
             det._last_at = _dt(data["last_at"])
             det._ok_run = int(data["ok_run"])
             # a streak of a rule disabled since the snapshot is dropped; open incidents all stay
-            det._pending = {
-                Rule(r): _tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))
-            }
+            det._pending = {Rule(r): _tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))}
             det._open = {Rule(r): _tally_from(t) for r, t in data["open"].items()}
             if det._inv_on:
                 det._invalid = deque(_exchange_from(e) for e in data["invalid"])
