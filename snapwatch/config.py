@@ -292,7 +292,7 @@ def parse_config(text: str, filename: str, environ: Mapping[str, str]) -> Config
         found: list[tuple[Mark, str]] = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            mark = _locate(builder, loc, error["type"])
-            found.append((mark, f"{filename}:{mark[0]}:{mark[1]}: {_dotted(loc)}: {_message(error)}"))
+            line, col = _locate(builder, loc, error["type"])
+            found.append(((line, col), f"{filename}:{line}:{col}: {_dotted(loc)}: {_message(error)}"))
         # One line per mistake, in file order, so every typo is fixed in one pass.
         raise ConfigError("\n".join(line for _, line in sorted(found))) from None

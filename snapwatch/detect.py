@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,6 @@ from snapwatch.model import (
 )
 
 SNAPSHOT_VERSION = 1
-_STREAK_RULES = (Rule.AUTH_FAILURES, Rule.RATE_LIMITED, Rule.SERVER_ERRORS)
 
 
 def incident_id(rule: Rule, source: str, opened_at: datetime) -> str:
@@ -36,24 +36,16 @@ def status_key(status: int | None) -> str:
     return "none" if status is None else str(status)
 
 
+@dataclass(slots=True)
 class _Tally:
     """Failures counted together: a streak still below its threshold, or an open incident."""
 
-    __slots__ = ("by_status", "count", "first", "last_at", "opened_at")
-
-    def __init__(
-        self,
-        opened_at: datetime,
-        first: Exchange | None,
-        last_at: datetime,
-        count: int = 0,
-        by_status: dict[str, int] | None = None,
-    ) -> None:
-        self.opened_at = opened_at
-        self.first = first
-        self.last_at = last_at
-        self.count = count
-        self.by_status: dict[str, int] = {} if by_status is None else by_status
+    opened_at: datetime
+    first: Exchange | None
+    last_at: datetime
+    count: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    id: str = ""  # set when the tally becomes an incident
 
     def add(self, at: datetime, key: str) -> None:
         self.count += 1
@@ -61,16 +53,14 @@ class _Tally:
         self.last_at = at
 
 
+@dataclass(slots=True)
 class _Bucket:
     """The error-rate window's responses that share one timestamp (logs stamp to the second)."""
 
-    __slots__ = ("at", "fails", "first", "total")
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-        self.total = 0
-        self.fails: dict[str, int] | None = None  # None while every response here was 2xx
-        self.first: Exchange | None = None  # the bucket's first failure (evidence when the rule opens)
+    at: datetime
+    total: int = 0
+    fails: dict[str, int] | None = None  # None while every response here was 2xx
+    first: Exchange | None = None  # the bucket's first failure (evidence when the rule opens)
 
 
 class Detector:
@@ -92,9 +82,11 @@ class Detector:
     the last non-2xx; any non-2xx breaks the run. silence opens at ``last_seen + after`` once more
     than ``after`` passes without an exchange (seen by ``tick`` or by the late exchange itself) and
     resolves at the next exchange. One incident per rule is open at a time; ``opened_at`` is the
-    first failure of its streak (window rules: the first failure in the window). Matching failures
-    counted into an open incident emit UPDATED (unless ``emit_updates`` is False). Disabled rules
-    never open; an incident restored from a snapshot still counts and resolves.
+    first failure of its streak (window rules: the first failure in the window). A failure counted
+    into an open incident emits UPDATED when its time is later than the incident's ``last_at`` (at
+    most one per record timestamp, so floods stay cheap; none with ``emit_updates=False``); the
+    counts are always current in ``open_incidents()`` and RESOLVED. Disabled rules never open; an
+    incident restored from a snapshot still counts and resolves.
 
     Timestamps must be timezone-aware. A record older than its predecessor is counted normally,
     but window expiry and silence measure from the newest time seen.
@@ -295,13 +287,17 @@ class Detector:
     # -- transitions -------------------------------------------------------------------------
 
     def _open_incident(self, rule: Rule, tally: _Tally, out: list[Transition]) -> None:
+        tally.id = incident_id(rule, self.source, tally.opened_at)
         self._open[rule] = tally
         out.append(Transition(TransitionKind.OPENED, self._incident(rule, tally)))
 
     def _update(self, rule: Rule, at: datetime, key: str, out: list[Transition]) -> None:
         tally = self._open[rule]
+        # at most one UPDATED per record timestamp: a flood of failures stamped to the same second
+        # would otherwise cost one Incident per response; open_incidents() always has the counts
+        fresh = at > tally.last_at
         tally.add(at, key)
-        if self._emit_updates:
+        if fresh and self._emit_updates:
             out.append(Transition(TransitionKind.UPDATED, self._incident(rule, tally)))
 
     def _resolve(self, rule: Rule, at: datetime, out: list[Transition]) -> None:
@@ -311,7 +307,7 @@ class Detector:
 
     def _incident(self, rule: Rule, t: _Tally, resolved_at: datetime | None = None) -> Incident:
         return Incident(
-            id=incident_id(rule, self.source, t.opened_at),
+            id=t.id,
             rule=rule,
             source=self.source,
             opened_at=t.opened_at,
@@ -363,6 +359,8 @@ class Detector:
             # a streak of a rule disabled since the snapshot is dropped; open incidents all stay
             det._pending = {Rule(r): _tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))}
             det._open = {Rule(r): _tally_from(t) for r, t in data["open"].items()}
+            for rule, tally in det._open.items():
+                tally.id = incident_id(rule, source, tally.opened_at)
             if det._inv_on:
                 det._invalid = deque(_exchange_from(e) for e in data["invalid"])
             window = data["error_window"]
@@ -418,48 +416,25 @@ def _tally_from(d: dict[str, Any]) -> _Tally:
     )
 
 
-def _exchange_json(ex: Exchange) -> dict[str, Any]:
-    resp, req = ex.response, ex.request
-    return {
-        "at": resp.at.isoformat(),
-        "event": resp.event,
-        "status": resp.status,
-        "body": resp.body,
-        "source": ex.source,
-        "request": None
-        if req is None
-        else {
-            "at": req.at.isoformat(),
-            "event": req.event,
-            "api": req.api.value,
-            "path": req.path,
-            "pixel": req.pixel,
-            "placement": req.placement.value,
-            "token_fp": req.token_fp,
-            "token_kind": None if req.token_kind is None else req.token_kind.value,
-        },
-    }
+def _exchange_json(ex: Exchange) -> list[Any]:
+    """``[at, event, status, body, source, request]``; request ``[at, event, api, path, pixel, placement,
+    token_fp, token_kind]`` or null. Paths carry no query string, requests a fingerprint only."""
+    resp, q = ex.response, ex.request
+    req = None
+    if q is not None:
+        kind = None if q.token_kind is None else q.token_kind.value
+        req = [q.at.isoformat(), q.event, q.api.value, q.path, q.pixel, q.placement.value, q.token_fp, kind]
+    return [resp.at.isoformat(), resp.event, resp.status, resp.body, ex.source, req]
 
 
-def _exchange_from(d: dict[str, Any]) -> Exchange:
-    r = d["request"]
+def _exchange_from(d: list[Any]) -> Exchange:
+    at, event, status, body, source, q = d
     request = None
-    if r is not None:
+    if q is not None:
+        q_at, q_event, api, path, pixel, placement, fp, kind = q
         request = Request(
-            at=datetime.fromisoformat(r["at"]),
-            event=str(r["event"]),
-            api=Api(r["api"]),
-            path=str(r["path"]),
-            pixel=r["pixel"],
-            placement=Placement(r["placement"]),
-            token_fp=r["token_fp"],
-            token_kind=None if r["token_kind"] is None else TokenKind(r["token_kind"]),
-        )
-    status = d["status"]
-    response = Response(
-        at=datetime.fromisoformat(d["at"]),
-        event=str(d["event"]),
-        status=None if status is None else int(status),
-        body=str(d["body"]),
-    )
-    return Exchange(response=response, request=request, source=str(d["source"]))
+            datetime.fromisoformat(q_at), str(q_event), Api(api), str(path), pixel, Placement(placement),
+            fp, None if kind is None else TokenKind(kind),
+        )  # fmt: skip
+    response = Response(datetime.fromisoformat(at), str(event), None if status is None else int(status), str(body))
+    return Exchange(response, request, str(source))

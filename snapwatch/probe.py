@@ -192,9 +192,7 @@ class Prober:
             started = time.perf_counter()
             try:
                 with httpx.Client(transport=self._transport, timeout=self._timeout) as client:
-                    response = client.post(
-                        self._url(pixel), params={"access_token": token}, json=validate_body(now)
-                    )
+                    response = client.post(self._url(pixel), params={"access_token": token}, json=validate_body(now))
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 return self._failed(exc, token, now, started)
             return self._answered(response, token, now, started)
@@ -208,9 +206,7 @@ class Prober:
                 return None
             started = time.perf_counter()
             try:
-                async with httpx.AsyncClient(
-                    transport=self._async_transport, timeout=self._timeout
-                ) as client:
+                async with httpx.AsyncClient(transport=self._async_transport, timeout=self._timeout) as client:
                     response = await client.post(
                         self._url(pixel), params={"access_token": token}, json=validate_body(now)
                     )

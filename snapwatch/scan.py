@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from snapwatch.config import Config, SourceConfig
 from snapwatch.errors import SourceError
+from snapwatch.linebuf import LineSplitter
+from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
+from snapwatch.pipeline import Batch, SourcePipeline
 
 CHUNK = 1 << 20
 _ROTATED = re.compile(r"^(?P<base>.+?)(?:[.-](?P<n>\d{1,8}))?(?P<gz>\.gz)?$")
@@ -65,3 +72,107 @@ def read_chunks(path: Path, progress: Callable[[int], None] | None = None) -> It
             if progress is not None:
                 progress(len(block))
             yield block
+
+
+@dataclass(slots=True)
+class IncidentRecord:
+    """An incident as scan reports it: its last snapshot and the diagnosis made when it opened."""
+
+    incident: Incident
+    diagnosis: Diagnosis | None = None
+
+
+@dataclass(slots=True)
+class ScanReport:
+    """Everything ``scan`` found; ``to_json`` is the contract's ``scan --json``."""
+
+    files: list[str] = field(default_factory=list)
+    by_status: Counter[str] = field(default_factory=Counter)
+    requests_by_api: Counter[str] = field(default_factory=Counter)
+    incidents: list[IncidentRecord] = field(default_factory=list)
+    tokens: list[dict[str, object]] = field(default_factory=list)
+    security: list[Finding] = field(default_factory=list)
+    stats: ParseStats = field(default_factory=ParseStats)
+
+    def to_json(self) -> dict[str, object]:
+        incidents = []
+        for record in self.incidents:
+            item: dict[str, object] = {
+                "id": record.incident.id,
+                "rule": record.incident.rule.value,
+                "source": record.incident.source,
+                "opened_at": iso(record.incident.opened_at),
+                "resolved_at": iso(record.incident.resolved_at),
+                "responses": record.incident.responses,
+                "by_status": dict(record.incident.by_status),
+            }
+            if record.diagnosis is not None:
+                item["diagnosis"] = record.diagnosis.to_json()
+            incidents.append(item)
+        return {
+            "files": self.files,
+            "responses": {"total": sum(self.by_status.values()), "by_status": dict(sorted(self.by_status.items()))},
+            "requests": {"total": sum(self.requests_by_api.values()), "by_api": dict(sorted(self.requests_by_api.items()))},
+            "tokens": self.tokens,
+            "incidents": incidents,
+            "security": [f.to_json() for f in self.security],
+            "skipped": self.stats.to_json(),
+        }
+
+
+def iso(at: datetime | None) -> str | None:
+    """ISO 8601 with an offset, or None."""
+    return None if at is None else at.isoformat()
+
+
+Diagnoser = Callable[[SourcePipeline, Incident], Diagnosis | None]
+
+
+def scan_files(
+    paths: Iterable[str | Path],
+    config: Config,
+    diagnoser: Diagnoser | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ScanReport:
+    """Read every file once, oldest first per log, through one SourcePipeline per log; constant memory."""
+    files = order_files(paths)
+    report = ScanReport(files=[str(f.path) for f in files])
+    template = config.sources[0] if config.sources else SourceConfig(path="")
+    records: dict[str, IncidentRecord] = {}
+    for base, group in itertools.groupby(files, key=lambda f: f.base):
+        source = template.model_copy(update={"path": base})
+        pipeline = SourcePipeline(source, config.rules, label=base)
+        splitter = LineSplitter(source.max_line_bytes)
+        for log_file in group:
+            for block in read_chunks(log_file.path, progress):
+                _apply(pipeline, pipeline.feed(splitter.push(block)), records, diagnoser)
+            # A rotated file ends where the next begins: a line cut by rotation is finished here.
+            _apply(pipeline, pipeline.feed(splitter.flush()), records, diagnoser)
+        _apply(pipeline, pipeline.flush(), records, diagnoser)
+        _merge_source(report, pipeline, splitter)
+    report.incidents = sorted(records.values(), key=lambda r: r.incident.opened_at)
+    return report
+
+
+def _apply(pipeline: SourcePipeline, batch: Batch, records: dict[str, IncidentRecord],
+           diagnoser: Diagnoser | None) -> None:
+    for transition in batch.transitions:
+        incident = transition.incident
+        record = records.get(incident.id)
+        if record is None:
+            record = records[incident.id] = IncidentRecord(incident)
+            if diagnoser is not None:
+                record.diagnosis = diagnoser(pipeline, incident)
+        record.incident = incident
+    # by_status is folded in by the caller through the assembler's own totals
+
+
+def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter) -> None:
+    assembler = pipeline.assembler
+    report.by_status.update(assembler.by_status)
+    report.requests_by_api.update(assembler.requests_by_api)
+    stats = assembler.stats
+    for name in ParseStats.__dataclass_fields__:
+        if name != "extra" and name != "lines":
+            setattr(report.stats, name, getattr(report.stats, name) + getattr(stats, name))
+    report.stats.long_lines += splitter.long_lines

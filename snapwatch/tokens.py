@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-import jwt
 from dotenv import dotenv_values
 
 from snapwatch.config import TokenConfig
@@ -173,6 +172,9 @@ def _signature_broken(token: str, header: Mapping[str, object]) -> bool:
     expected = _HMAC_SIGNATURE_CHARS.get(str(header.get("alg")))
     if expected is not None and len(signature) < expected:
         return True
+    # Imported here: pyjwt pulls in cryptography (~35 ms), and the scan path imports this module.
+    import jwt  # noqa: PLC0415 - deferred on purpose, see above
+
     try:
         jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:

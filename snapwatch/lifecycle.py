@@ -1,0 +1,490 @@
+"""The incident alert lifecycle: which alert is owed when, deduplicated in the state store across restarts.
+
+``AlertPolicy`` turns detector transitions and diagnoses into alerts (OPENED, REMINDER, UPDATE,
+RESOLVED, HELD_BACK) and decides when each is owed; it never sends. Everything that decides a future
+alert lives in three tables on the given SQLite connection (``alert_state``, ``alert_sent``,
+``alert_meta``), so a new policy on the same database neither repeats an alert already handed out nor
+forgets one still owed. Time is a parameter: no clock is read here.
+
+Transactions follow the outbox's convention: every method commits at once, unless the connection is
+already in a transaction, which it joins (the caller commits). So the daemon can hand out alerts and
+write them to the outbox atomically::
+
+    conn.execute("BEGIN IMMEDIATE")
+    for alert in policy.due(now, fp, kind):
+        outbox.enqueue(render(alert), targets, now)
+    conn.commit()
+
+A crash before that commit rolls both back: the next ``due`` returns the same alerts with the same ids.
+
+The hourly cap (``max_per_hour``, over a sliding hour of hand-out times, HELD_BACK summaries included):
+
+- RESOLVED alerts (only for incidents something was said about) are never dropped: without capacity
+  they wait for it, so an operator who heard "opened" always hears "resolved".
+- OPENED, UPDATE and REMINDER alerts leave one slot per announced, not yet resolved incident free for
+  its RESOLVED; when there is no room they are held back: not sent, ever, only counted.
+- Once capacity returns (under the same rule), ONE HELD_BACK alert says how many were held back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from snapwatch.config import AlertsConfig
+from snapwatch.model import (
+    Alert,
+    AlertKind,
+    Api,
+    Confidence,
+    Diagnosis,
+    Exchange,
+    Finding,
+    FindingCode,
+    Incident,
+    Placement,
+    Request,
+    Response,
+    Rule,
+    Severity,
+    TokenKind,
+    Transition,
+    TransitionKind,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_HOUR = 3_600_000_000  # microseconds
+_KEEP_CLOSED = 7 * 24 * _HOUR  # finished incidents are remembered this long, so a replayed transition is a no-op
+_RANK = {rule: i for i, rule in enumerate(Rule)}  # "most important rule" leads a group: the contract's order
+_PROBES = {FindingCode.PROBE_ACCEPTED.value, FindingCode.PROBE_REJECTED.value, FindingCode.PROBE_FAILED.value}
+_BODY_MAX = 2000
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS alert_state (incident_id TEXT PRIMARY KEY, rule TEXT NOT NULL,"
+    " source TEXT NOT NULL, opened_us INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),"
+    " grp TEXT NOT NULL,"  # the OPENED group: the id of the incident that started it
+    " due_us INTEGER NOT NULL,"  # when the group's OPENED alert is due
+    " opened TEXT NOT NULL CHECK (opened IN ('pending', 'sent', 'held', 'swallowed')),"
+    " announced INTEGER NOT NULL DEFAULT 0,"  # some alert about it was handed out
+    " reminder_us INTEGER, reminder_seq INTEGER NOT NULL DEFAULT 0,"
+    " update_owed INTEGER NOT NULL DEFAULT 0, update_seq INTEGER NOT NULL DEFAULT 0,"
+    " sent_key TEXT,"  # the verdict and probe findings as last handed out
+    " resolved TEXT NOT NULL DEFAULT 'no' CHECK (resolved IN ('no', 'owed', 'sent', 'skipped')),"
+    " closed_us INTEGER, incident TEXT NOT NULL, diagnosis TEXT)",
+    "CREATE INDEX IF NOT EXISTS alert_state_pending ON alert_state (opened, source, due_us)",
+    "CREATE TABLE IF NOT EXISTS alert_sent (at_us INTEGER NOT NULL, alert_id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alert_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+
+
+def alert_id(host: str, incident_id: str, kind: AlertKind, seq: int) -> str:
+    """The stable id of an alert: 32 hex of SHA-256 over ``host|incident id|kind|sequence number``."""
+    return hashlib.sha256(f"{host}\x1f{incident_id}\x1f{kind.value}\x1f{seq}".encode()).hexdigest()[:32]
+
+
+class _Batch:
+    """One ``due`` call's hand-outs and its view of the hourly cap."""
+
+    def __init__(self, policy: AlertPolicy, now: datetime, token_fp: str | None, token_kind: TokenKind | None) -> None:
+        self.policy, self.now, self.n = policy, now, _micros_at(now)
+        self.token_fp, self.token_kind = token_fp, token_kind
+        self.cap = policy._cfg.max_per_hour
+        self.used = policy._used()
+        self.reserved = policy._reserved()
+        self.held = 0
+        self.out: list[Alert] = []
+
+    def fits(self) -> bool:
+        """Room for one more alert besides the RESOLVED alerts owed to announced incidents."""
+        return self.used + self.reserved + 1 <= self.cap
+
+    def room(self) -> bool:
+        """``fits``, and when it does not, count one alert held back."""
+        if self.fits():
+            return True
+        self.held += 1
+        return False
+
+    def make(self, kind: AlertKind, row: sqlite3.Row | None, seq: int, **extra: Any) -> None:
+        host = self.policy._host
+        ident = "held-back" if row is None else row["incident_id"]
+        alert = Alert(id=alert_id(host, ident, kind, seq), kind=kind, created_at=self.now, host=host,
+                      incident=None if row is None else _incident(row),
+                      diagnosis=None if row is None else _diagnosis(row["diagnosis"]),
+                      token_fp=self.token_fp, token_kind=self.token_kind, **extra)
+        self.policy._conn.execute("INSERT INTO alert_sent VALUES (?, ?)", (self.n, alert.id))
+        self.used += 1
+        self.out.append(alert)
+
+
+class AlertPolicy:
+    """Decides which alerts are owed and when; the state lives in ``conn`` (see the module docstring)."""
+
+    def __init__(self, conn: sqlite3.Connection, alerts: AlertsConfig, host: str) -> None:
+        self._conn = conn
+        self._cfg = alerts
+        self._host = host
+        self._wait = _micros(alerts.group_wait)
+        self._repeat = max(1, _micros(alerts.repeat_every))
+        with self._tx():
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT OR IGNORE INTO alert_meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            for key in ("held", "held_seq"):
+                conn.execute("INSERT OR IGNORE INTO alert_meta VALUES (?, 0)", (key,))
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.rollback()
+            raise
+        self._conn.commit()
+
+    # -- recording -------------------------------------------------------------------------------
+
+    def on_transition(self, t: Transition, diagnosis: Diagnosis | None, now: datetime) -> None:
+        """Record one detector transition (idempotent: a replayed transition changes no decision).
+
+        OPENED: an OPENED alert is owed at ``now + group_wait``; an incident of the same source opening
+        before a pending group's due time joins that group (one alert). UPDATED: counts refreshed.
+        RESOLVED: a RESOLVED alert is owed if ``send_resolved`` and something about the incident went out.
+
+        An incident that resolves before its OPENED alert was due is swallowed: nothing is sent at all.
+        ``group_wait`` exists to absorb exactly such blips (a few failures, then recovery); announcing
+        one would cost two messages about something that needs no action and was over before anyone
+        could look, and under flapping it would be the flood. Real outages outlast ``group_wait``.
+        """
+        inc = t.incident
+        n = _micros_at(now)
+        with self._tx():
+            row = self._row(inc.id)
+            if row is None:
+                self._insert(inc, diagnosis, n, done=t.kind is TransitionKind.RESOLVED)
+                return
+            self._conn.execute("UPDATE alert_state SET incident = ? WHERE incident_id = ?",
+                               (json.dumps(_incident_json(inc)), inc.id))
+            if diagnosis is not None:
+                self._store_diagnosis(row, diagnosis)
+            if t.kind is TransitionKind.RESOLVED and row["state"] == "open":
+                self._resolve(row, n)
+            self._conn.execute("DELETE FROM alert_state WHERE closed_us < ?", (n - _KEEP_CLOSED,))
+
+    def on_diagnosis(self, incident_id: str, diagnosis: Diagnosis, now: datetime) -> None:
+        """Record a new diagnosis; one UPDATE is owed when it differs materially from what went out.
+
+        Material: a different verdict code, or a probe finding not in the last diagnosis handed out.
+        Only while the incident is open and after something about it went out (before that, the OPENED
+        alert will carry the newest diagnosis anyway). Unknown incidents are ignored.
+        """
+        del now  # the update is owed at once; kept for a uniform, time-explicit interface
+        with self._tx():
+            row = self._row(incident_id)
+            if row is None:
+                log.debug("diagnosis for unknown incident %s ignored", incident_id)
+                return
+            self._store_diagnosis(row, diagnosis)
+
+    def _insert(self, inc: Incident, diagnosis: Diagnosis | None, n: int, *, done: bool) -> None:
+        grp, due = inc.id, n + self._wait
+        if not done:
+            joined = self._conn.execute(
+                "SELECT grp, due_us FROM alert_state WHERE opened = 'pending' AND source = ? AND due_us > ?"
+                " ORDER BY due_us LIMIT 1", (inc.source, n)).fetchone()
+            if joined is not None:
+                grp, due = joined
+        # A resolve for an incident never seen open (state lost, or opened before watching): nothing to say,
+        # but remember it so a replay of its transitions stays silent.
+        self._conn.execute(
+            "INSERT INTO alert_state (incident_id, rule, source, opened_us, state, grp, due_us, opened,"
+            " resolved, closed_us, incident, diagnosis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (inc.id, inc.rule.value, inc.source, _micros_at(inc.opened_at), "resolved" if done else "open",
+             grp, due, "swallowed" if done else "pending", "skipped" if done else "no", n if done else None,
+             json.dumps(_incident_json(inc)),
+             None if diagnosis is None else json.dumps(diagnosis.to_json())))
+
+    def _store_diagnosis(self, row: sqlite3.Row, diagnosis: Diagnosis) -> None:
+        owed = (row["state"] == "open" and bool(row["announced"])
+                and _material(diagnosis, row["sent_key"]))
+        self._conn.execute(
+            "UPDATE alert_state SET diagnosis = ?, update_owed = update_owed OR ? WHERE incident_id = ?",
+            (json.dumps(diagnosis.to_json()), owed, row["incident_id"]))
+
+    def _resolve(self, row: sqlite3.Row, n: int) -> None:
+        if row["opened"] == "pending" and n < row["due_us"]:
+            opened, resolved = "swallowed", "skipped"
+        elif row["opened"] == "pending":
+            # due but not yet handed out: the OPENED alert still goes, then (if announced) the RESOLVED one
+            opened, resolved = "pending", "owed"
+        else:
+            opened = row["opened"]
+            resolved = "owed" if row["announced"] and self._cfg.send_resolved else "skipped"
+        if not self._cfg.send_resolved:
+            resolved = "skipped"
+        self._conn.execute(
+            "UPDATE alert_state SET state = 'resolved', opened = ?, resolved = ?, update_owed = 0,"
+            " closed_us = CASE WHEN ? = 'skipped' THEN ? END WHERE incident_id = ?",
+            (opened, resolved, resolved, n, row["incident_id"]))
+
+    def _row(self, incident_id: str) -> sqlite3.Row | None:
+        cur = self._conn.execute("SELECT * FROM alert_state WHERE incident_id = ?", (incident_id,))
+        cur.row_factory = sqlite3.Row
+        row: sqlite3.Row | None = cur.fetchone()
+        return row
+
+    def _rows(self, where: str, *args: object) -> list[sqlite3.Row]:
+        cur = self._conn.execute(f"SELECT * FROM alert_state WHERE {where}", args)  # noqa: S608  (fixed clauses)
+        cur.row_factory = sqlite3.Row
+        return list(cur.fetchall())
+
+    # -- handing out -----------------------------------------------------------------------------
+
+    def due(self, now: datetime, token_fp: str | None = None, token_kind: TokenKind | None = None) -> list[Alert]:
+        """The alerts to hand out now, in order, each marked handed out in the same transaction.
+
+        Order: OPENED (groups by due time), RESOLVED, one HELD_BACK summary, UPDATE, REMINDER. Calling
+        again at the same ``now`` returns nothing new. ``token_fp``/``token_kind`` describe the
+        configured token and are copied into every alert.
+        """
+        with self._tx():
+            self._conn.execute("DELETE FROM alert_sent WHERE at_us <= ?", (_micros_at(now) - _HOUR,))
+            b = _Batch(self, now, token_fp, token_kind)
+            self._hand_opened(b)
+            self._hand_resolved(b)
+            self._hand_summary(b)
+            self._hand_updates(b)
+            self._hand_reminders(b)
+            if b.held:
+                log.info("alert cap of %d per hour reached: %d alert(s) held back", b.cap, b.held)
+                self._set_meta("held", self._meta("held") + b.held)
+        return b.out
+
+    def _hand_opened(self, b: _Batch) -> None:
+        groups: dict[str, list[sqlite3.Row]] = {}
+        for row in self._rows("opened = 'pending' AND due_us <= ? ORDER BY due_us, opened_us", b.n):
+            groups.setdefault(row["grp"], []).append(row)
+        for members in groups.values():
+            members.sort(key=lambda r: (_RANK[Rule(r["rule"])], r["opened_us"], r["incident_id"]))
+            admitted = b.room()
+            if admitted:
+                b.make(AlertKind.OPENED, members[0], 0, related=tuple(_incident(r) for r in members[1:]))
+                b.reserved += len(members) if self._cfg.send_resolved else 0
+            for r in members:
+                self._conn.execute(
+                    "UPDATE alert_state SET opened = ?, announced = ?, reminder_us = ?, sent_key = ?,"
+                    " update_owed = 0 WHERE incident_id = ?",
+                    ("sent" if admitted else "held", admitted, b.n + self._repeat, _key_of(r), r["incident_id"]))
+
+    def _hand_resolved(self, b: _Batch) -> None:
+        for row in self._rows("resolved = 'owed' AND announced = 1 ORDER BY opened_us, incident_id"):
+            if b.used >= b.cap:
+                break  # never dropped: waits for capacity (next_due says when)
+            b.make(AlertKind.RESOLVED, row, 0)
+            b.reserved -= 1
+            self._conn.execute("UPDATE alert_state SET resolved = 'sent', closed_us = ? WHERE incident_id = ?",
+                               (b.n, row["incident_id"]))
+        # resolved while its OPENED alert was held back: the operator never heard of it
+        self._conn.execute("UPDATE alert_state SET resolved = 'skipped', closed_us = ?"
+                           " WHERE resolved = 'owed' AND announced = 0 AND opened != 'pending'", (b.n,))
+
+    def _hand_summary(self, b: _Batch) -> None:
+        pending = self._meta("held")
+        if pending and not b.held and b.fits():
+            seq = self._meta("held_seq")
+            b.make(AlertKind.HELD_BACK, None, seq, held_back=pending)
+            self._set_meta("held", 0)
+            self._set_meta("held_seq", seq + 1)
+
+    def _hand_updates(self, b: _Batch) -> None:
+        for row in self._rows("state = 'open' AND announced = 1 AND update_owed = 1 ORDER BY opened_us"):
+            diag = _diagnosis(row["diagnosis"])
+            if diag is None or not _material(diag, row["sent_key"]):
+                self._conn.execute("UPDATE alert_state SET update_owed = 0 WHERE incident_id = ?",
+                                   (row["incident_id"],))
+                continue
+            admitted = b.room()
+            if admitted:
+                b.make(AlertKind.UPDATE, row, row["update_seq"])
+            self._conn.execute(
+                "UPDATE alert_state SET update_owed = 0, update_seq = update_seq + 1, sent_key = ?,"
+                " reminder_us = CASE WHEN ? THEN ? ELSE reminder_us END WHERE incident_id = ?",
+                (_key_of(row), admitted, b.n + self._repeat, row["incident_id"]))
+
+    def _hand_reminders(self, b: _Batch) -> None:
+        for row in self._rows("state = 'open' AND opened IN ('sent', 'held') AND reminder_us <= ?"
+                              " ORDER BY reminder_us, opened_us", b.n):
+            admitted = b.room()
+            if admitted:
+                b.make(AlertKind.REMINDER, row, row["reminder_seq"])
+                if not row["announced"] and self._cfg.send_resolved:
+                    b.reserved += 1
+            self._conn.execute(
+                "UPDATE alert_state SET reminder_seq = reminder_seq + 1, reminder_us = ?,"
+                " announced = announced OR ?, sent_key = CASE WHEN ? THEN ? ELSE sent_key END,"
+                " update_owed = CASE WHEN ? THEN 0 ELSE update_owed END WHERE incident_id = ?",
+                (b.n + self._repeat, admitted, admitted, _key_of(row), admitted, row["incident_id"]))
+
+    def next_due(self, now: datetime) -> datetime | None:
+        """When ``due`` may next return something (never before ``now``); None when nothing is owed.
+
+        Work waiting only for the hourly cap (a RESOLVED alert, the HELD_BACK summary) is due when
+        enough earlier hand-outs leave the sliding hour.
+        """
+        n = _micros_at(now)
+        times: list[int] = []
+        one = self._conn.execute
+        for (at,) in (
+            one("SELECT MIN(due_us) FROM alert_state WHERE opened = 'pending'").fetchone(),
+            one("SELECT MIN(reminder_us) FROM alert_state WHERE state = 'open' AND opened IN ('sent', 'held')")
+            .fetchone(),
+            one("SELECT CASE WHEN COUNT(*) THEN ? END FROM alert_state WHERE state = 'open' AND announced = 1"
+                " AND update_owed = 1", (n,)).fetchone(),
+        ):
+            if at is not None:
+                times.append(at)
+        cap, reserved = self._cfg.max_per_hour, self._reserved()
+        if one("SELECT COUNT(*) FROM alert_state WHERE resolved = 'owed' AND announced = 1").fetchone()[0]:
+            at = self._capacity_at(n, cap - 1)
+            if at is not None:
+                times.append(at)
+        if self._meta("held"):
+            at = self._capacity_at(n, cap - reserved - 1)
+            if at is not None:
+                times.append(at)
+        return None if not times else _at_micros(max(n, min(times)), now)
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _used(self) -> int:
+        used: int = self._conn.execute("SELECT COUNT(*) FROM alert_sent").fetchone()[0]
+        return used
+
+    def _reserved(self) -> int:
+        if not self._cfg.send_resolved:
+            return 0
+        reserved: int = self._conn.execute(
+            "SELECT COUNT(*) FROM alert_state WHERE announced = 1 AND resolved IN ('no', 'owed')").fetchone()[0]
+        return reserved
+
+    def _capacity_at(self, n: int, allowed: int) -> int | None:
+        """The earliest time ≥ n at which at most ``allowed`` hand-outs remain in the sliding hour."""
+        if allowed < 0:
+            return None  # only a resolution can free room; the caller asks again after transitions
+        sent: list[int] = [at for (at,) in self._conn.execute(
+            "SELECT at_us FROM alert_sent WHERE at_us > ? ORDER BY at_us", (n - _HOUR,))]
+        if len(sent) <= allowed:
+            return n
+        return sent[len(sent) - allowed - 1] + _HOUR
+
+    def _meta(self, key: str) -> int:
+        row = self._conn.execute("SELECT value FROM alert_meta WHERE key = ?", (key,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO alert_meta VALUES (?, ?)", (key, value))
+
+    def held_back(self) -> int:
+        """How many alerts are held back and not yet reported in a HELD_BACK summary."""
+        return self._meta("held")
+
+
+# -- time, keys and (de)serialisation ------------------------------------------------------------------
+
+
+def _micros(delta: timedelta) -> int:
+    return delta // _US
+
+
+def _micros_at(at: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime is taken as UTC."""
+    return ((at if at.tzinfo else at.replace(tzinfo=UTC)) - _EPOCH) // _US
+
+
+def _at_micros(value: int, like: datetime) -> datetime:
+    at = _EPOCH + timedelta(microseconds=value)
+    return at.astimezone(like.tzinfo) if like.tzinfo else at.replace(tzinfo=None)
+
+
+def _material_key(d: Diagnosis | None) -> str:
+    if d is None:
+        return json.dumps(["unknown", []])
+    return json.dumps([d.verdict, sorted({f.code.value for f in d.findings} & _PROBES)])
+
+
+def _key_of(row: sqlite3.Row) -> str:
+    return _material_key(_diagnosis(row["diagnosis"]))
+
+
+def _material(d: Diagnosis, sent_key: str | None) -> bool:
+    """True when ``d`` has another verdict, or a probe finding, that the diagnosis handed out had not."""
+    if sent_key is None:
+        return False
+    verdict, probes = json.loads(sent_key)
+    new_verdict, new_probes = json.loads(_material_key(d))
+    return bool(new_verdict != verdict or set(new_probes) - set(probes))
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _incident_json(inc: Incident) -> dict[str, Any]:
+    """The incident as stored: fingerprints only (a request's path carries no query, so no token)."""
+    ex = inc.first_failure
+    first: dict[str, Any] | None = None
+    if ex is not None:
+        resp, req = ex.response, ex.request
+        first = {"source": ex.source, "at": _iso(resp.at), "event": resp.event, "status": resp.status,
+                 "body": resp.body[:_BODY_MAX], "request": None if req is None else [
+                     _iso(req.at), req.event, req.api.value, req.path, req.pixel, req.placement.value,
+                     req.token_fp, None if req.token_kind is None else req.token_kind.value]}
+    return {"id": inc.id, "rule": inc.rule.value, "source": inc.source, "opened_at": _iso(inc.opened_at),
+            "resolved_at": _iso(inc.resolved_at), "responses": inc.responses,
+            "by_status": [list(p) for p in inc.by_status], "last_at": _iso(inc.last_at), "first": first}
+
+
+def _incident(row: sqlite3.Row) -> Incident:
+    d = json.loads(row["incident"])
+    first: Exchange | None = None
+    if (f := d["first"]) is not None:
+        req: Request | None = None
+        if (r := f["request"]) is not None:
+            req = Request(datetime.fromisoformat(r[0]), r[1], Api(r[2]), r[3], r[4], Placement(r[5]), r[6],
+                          None if r[7] is None else TokenKind(r[7]))
+        first = Exchange(Response(datetime.fromisoformat(f["at"]), f["event"], f["status"], f["body"]), req,
+                         f["source"])
+    return Incident(id=d["id"], rule=Rule(d["rule"]), source=d["source"],
+                    opened_at=datetime.fromisoformat(d["opened_at"]), resolved_at=_dt(d["resolved_at"]),
+                    responses=d["responses"], by_status=tuple((s, c) for s, c in d["by_status"]),
+                    last_at=datetime.fromisoformat(d["last_at"]), first_failure=first)
+
+
+def _diagnosis(text: str | None) -> Diagnosis | None:
+    if text is None:
+        return None
+    d = json.loads(text)
+    findings = tuple(
+        Finding(code=FindingCode(f["code"]), severity=Severity(f["severity"]), confidence=Confidence(f["confidence"]),
+                title=f["title"], evidence=tuple(f["evidence"]), remediation=tuple(f["remediation"]))
+        for f in d["findings"])
+    return Diagnosis(findings=findings, ruled_out=tuple(d["ruled_out"]))

@@ -1,0 +1,489 @@
+"""Alert delivery: the durable outbox table, notification targets (apprise, console) and the retrying notifier."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import random
+import re
+import sqlite3
+import sys
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol, TextIO
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from snapwatch.errors import NotifyError
+from snapwatch.logsetup import redact
+from snapwatch.model import Alert, AlertKind
+from snapwatch.render import Message, render
+
+if TYPE_CHECKING:
+    from apprise.plugins.base import NotifyBase
+
+log = logging.getLogger(__name__)
+
+MASK = "…"
+STATES = ("pending", "delivered", "failed")
+EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})  # get the HTML body; every other scheme gets markdown
+_PLAIN_HOST = re.compile(r"[a-z][a-z-]*|[a-z0-9-]+(?:\.[a-z0-9-]+)+")  # a name or a dotted domain
+_REASON_MAX = 300
+
+
+# --- secrets in URLs -------------------------------------------------------------------------------------
+
+
+def _plain_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _PLAIN_HOST.fullmatch(host) is not None
+    return True
+
+
+def mask_url(url: str) -> str:
+    """``url`` for display: scheme, host and port kept; user info, path and query values become ``…``.
+
+    A host that looks like a token rather than a name (Telegram bot tokens, Slack team ids) is masked too.
+    """
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return f"{scheme}://{MASK}" if scheme else MASK
+    if not parts.scheme:
+        return MASK
+    shown = (f"[{host}]" if ":" in host else host) if _plain_host(host) else (MASK if host else "")
+    out = f"{parts.scheme}://" + (f"{MASK}@" if parts.username or parts.password else "") + shown
+    out += f":{port}" if port else ""
+    out += f"/{MASK}" if parts.path.strip("/") else ""
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    out += ("?" + "&".join(f"{key}={MASK}" for key, _ in query)) if query else ""
+    return out
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The parts of ``url`` that may be secret (password, user, path segments, query values), longest first."""
+    found = {url, url.strip()}
+    pieces: list[str] = []
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        if parts.password:
+            found.add(parts.password)
+        pieces += [parts.username or "", *parts.path.split("/"), *(v for _, v in parse_qsl(parts.query))]
+        if not _plain_host(host):
+            pieces += [host, parts.netloc]
+    except ValueError:
+        pieces += re.split(r"[/:@?&=]+", url)
+    # Short pieces ("hook", "v2") are not secrets, and scrubbing them would garble every reason.
+    found.update(p for p in pieces if len(p) >= 6)
+    found.update({unquote(s) for s in found} | {quote(s, safe="") for s in found})
+    return tuple(sorted((s for s in found if len(s) >= 3), key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` on one line, with every secret masked, tokens redacted, and at most 300 characters."""
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    text = " ".join(redact(text).split())
+    return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + MASK
+
+
+# --- the outbox --------------------------------------------------------------------------------------------
+
+
+def _ts(at: datetime) -> str:
+    # UTC with fixed microseconds so that text order is time order in SQL; naive times are taken as UTC.
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One message owed to one target."""
+
+    seq: int
+    alert_id: str
+    target: str  # the target's stable key (a hash, never the URL)
+    display: str  # the target's masked URL
+    message: Message
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+_COLUMNS = "seq, alert_id, target, target_display, message, attempts, created_at, next_attempt_at, last_error"
+
+
+class Outbox:
+    """The ``outbox`` table: one row per (alert id, target), pending → delivered, or failed after max age.
+
+    Each target's rows are delivered in creation order: a target whose oldest pending row waits for its
+    retry time holds back its newer rows too, so alerts never arrive out of order. Writes commit at once,
+    unless the connection is already in a transaction, which they join (the caller commits).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        rng: random.Random | None = None,
+        base_delay: timedelta = timedelta(seconds=10),
+        max_delay: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self._conn = conn
+        self._rng = rng or random.Random()  # noqa: S311  (jitter, not cryptography)
+        self._base, self._max = base_delay, max_delay
+        with self._tx():
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " alert_id TEXT NOT NULL, target TEXT NOT NULL, target_display TEXT NOT NULL,"
+                " message TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending'"
+                " CHECK (state IN ('pending', 'delivered', 'failed')),"
+                " attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, next_attempt_at TEXT NOT NULL,"
+                " delivered_at TEXT, last_error TEXT, UNIQUE (alert_id, target))"
+            )
+            conn.execute("CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, target, created_at, seq)")
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.rollback()
+            raise
+        self._conn.commit()
+
+    def enqueue(self, message: Message, targets: Sequence[tuple[str, str]], now: datetime) -> int:
+        """Owe ``message`` to each ``(key, display)`` target in one transaction; returns the rows added.
+
+        Idempotent: an (alert id, target) pair already in the table is left as it is.
+        """
+        doc, at = message.to_json(), _ts(now)
+        with self._tx():
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO outbox (alert_id, target, target_display, message, created_at,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(message.alert_id, key, display, doc, at, at) for key, display in targets],
+            )
+            return self._conn.total_changes - before
+
+    def due(self, now: datetime, targets: Collection[str] | None = None) -> list[OutboxRow]:
+        """Pending rows to send now, oldest first: each target's queue from its head, if the head is due.
+
+        ``targets`` limits the answer to those keys. A row whose stored message cannot be read is marked
+        failed and logged, never returned.
+        """
+        cur = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY created_at, seq"  # noqa: S608
+        )
+        rows, blocked, at = [], set(), _ts(now)
+        for seq, alert_id, key, display, doc, attempts, created, next_at, error in cur.fetchall():
+            if key in blocked or (targets is not None and key not in targets):
+                continue
+            if next_at > at:
+                blocked.add(key)  # the head waits for its retry time, and so does the rest of the queue
+                continue
+            try:
+                message = Message.from_json(doc)
+            except ValueError as exc:
+                self._fail(seq, f"the stored message cannot be read ({exc})")
+                log.error("outbox: alert %s for %s cannot be read; marked failed", alert_id, display)
+                continue
+            created_at, next_attempt_at = datetime.fromisoformat(created), datetime.fromisoformat(next_at)
+            rows.append(OutboxRow(seq, alert_id, key, display, message, attempts, created_at, next_attempt_at, error))
+        return rows
+
+    def _fail(self, seq: int, error: str) -> None:
+        with self._tx():
+            self._conn.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE seq = ?", (error, seq))
+
+    def mark_delivered(self, row: OutboxRow, now: datetime) -> None:
+        with self._tx():
+            self._conn.execute(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?,"
+                " last_error = NULL WHERE seq = ? AND state = 'pending'",
+                (_ts(now), row.seq),
+            )
+
+    def mark_retry(self, row: OutboxRow, now: datetime, error: str) -> datetime:
+        """Count a failed attempt and schedule the next: exponential backoff with jitter. Returns its time."""
+        delay = min(self._max, self._base * (1 << min(row.attempts, 30)))
+        next_at = now + delay * (0.5 + self._rng.random() / 2)  # jitter: 50-100 % of the delay
+        with self._tx():
+            self._conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE seq = ? AND state = 'pending'",
+                (_ts(next_at), error, row.seq),
+            )
+        return next_at
+
+    def expire(self, now: datetime, max_age: timedelta) -> int:
+        """Mark pending rows created more than ``max_age`` before ``now`` failed, logging each; returns how many."""
+        cutoff = _ts(now - max_age)
+        with self._tx():
+            stale = self._conn.execute(
+                "SELECT seq, alert_id, target_display, attempts, last_error FROM outbox"
+                " WHERE state = 'pending' AND created_at <= ? ORDER BY created_at, seq",
+                (cutoff,),
+            ).fetchall()
+            for seq, alert_id, display, attempts, error in stale:
+                self._conn.execute("UPDATE outbox SET state = 'failed' WHERE seq = ?", (seq,))
+                log.error(
+                    "alert %s to %s given up after %d attempt(s) in %s: %s",
+                    alert_id,
+                    display,
+                    attempts,
+                    max_age,
+                    error or "never attempted",
+                )
+        return len(stale)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state: ``{"pending": n, "delivered": n, "failed": n}``."""
+        out = dict.fromkeys(STATES, 0)
+        for state, n in self._conn.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"):
+            out[state] = n
+        return out
+
+    def target_counts(self) -> dict[str, dict[str, int]]:
+        """Rows per state for each target, keyed by the target's masked display form."""
+        out: dict[str, dict[str, int]] = {}
+        query = "SELECT target_display, state, COUNT(*) FROM outbox GROUP BY target, target_display, state"
+        for display, state, n in self._conn.execute(query):
+            out.setdefault(display, dict.fromkeys(STATES, 0))[state] = n
+        return out
+
+
+# --- targets ---------------------------------------------------------------------------------------------
+
+
+class Target(Protocol):
+    """Somewhere alerts go. ``send`` raises NotifyError with a one-line reason free of secrets."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def display(self) -> str: ...
+
+    def send(self, message: Message, timeout: float) -> None: ...
+
+
+class _AppriseCapture(logging.Filter):
+    """Masks the URL's secrets in every apprise record, and keeps this thread's warnings as the reason."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets, self.thread, self.lines = secrets, threading.get_ident(), list[str]()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = scrub(text, self.secrets)
+        if clean != text:
+            record.msg, record.args = clean, None
+        if record.thread == self.thread and record.levelno >= logging.WARNING:
+            self.lines.append(clean)
+        return True
+
+
+@contextmanager
+def _apprise_logs(secrets: Sequence[str]) -> Iterator[_AppriseCapture]:
+    capture = _AppriseCapture(secrets)
+    logger = logging.getLogger("apprise")
+    logger.addFilter(capture)
+    try:
+        yield capture
+    finally:
+        logger.removeFilter(capture)
+
+
+class AppriseTarget:
+    """One apprise URL. Email schemes get the HTML body (apprise adds a plain part); others get markdown."""
+
+    def __init__(self, url: str) -> None:
+        import apprise  # noqa: PLC0415  (importing apprise takes ~0.3 s; only targets need it)
+
+        self._apprise, self._url = apprise, url.strip()
+        self._secrets = url_secrets(url)
+        self.key = "apprise:" + hashlib.sha256(self._url.encode()).hexdigest()[:16]
+        self.display = mask_url(url)
+        self._email = self._url.split("://", 1)[0].lower() in EMAIL_SCHEMES
+        self._plugin(10.0)  # a URL apprise cannot use fails here, at startup, not at the first alert
+
+    def _plugin(self, timeout: float) -> NotifyBase:
+        asset = self._apprise.AppriseAsset(async_mode=False)  # send in this thread, so its logs are ours
+        with _apprise_logs(self._secrets) as capture:
+            plugin = self._apprise.Apprise.instantiate(self._url, asset=asset)
+        if not plugin:
+            reason = capture.lines[-1] if capture.lines else "unknown scheme or bad URL"
+            raise NotifyError(f"{self.display}: apprise cannot use this URL: {reason}")
+        plugin.socket_connect_timeout = plugin.socket_read_timeout = timeout
+        return plugin
+
+    def send(self, message: Message, timeout: float) -> None:
+        """Deliver once through apprise, each socket operation bounded by ``timeout`` seconds."""
+        fmt = self._apprise.NotifyFormat
+        body, body_format = (message.html, fmt.HTML) if self._email else (message.markdown, fmt.MARKDOWN)
+        plugin = self._plugin(timeout)
+        with _apprise_logs(self._secrets) as capture:
+            try:
+                sender = self._apprise.Apprise(asset=self._apprise.AppriseAsset(async_mode=False))
+                sender.add(plugin)
+                ok = bool(sender.notify(body=body, title=message.title, body_format=body_format))
+            except Exception as exc:  # apprise should return False, but a plugin bug must not escape
+                ok = False
+                capture.lines.append(scrub(f"{type(exc).__name__}: {exc}", self._secrets))
+        if not ok:
+            reason = capture.lines[-1] if capture.lines else "the target refused the message (no reason given)"
+            raise NotifyError(f"{self.display}: {reason}")
+
+
+class ConsoleTarget:
+    """Writes the plain-text message to a stream (stderr by default): the target when no URL is configured."""
+
+    key = "console"
+    display = "console (stderr)"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def send(self, message: Message, timeout: float) -> None:
+        stream = self._stream or sys.stderr
+        try:
+            stream.write(f"\n{message.text}\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:
+            raise NotifyError(f"{self.display}: {exc}") from exc
+
+
+def targets_from_urls(urls: Sequence[str], stream: TextIO | None = None) -> list[Target]:
+    """An AppriseTarget per URL, or the console when there are none. Raises NotifyError on a bad URL."""
+    return [AppriseTarget(url) for url in urls] if urls else [ConsoleTarget(stream)]
+
+
+# --- the notifier ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one delivery round did."""
+
+    delivered: int = 0
+    retrying: int = 0  # attempts that failed and were rescheduled
+    expired: int = 0  # rows given up after max_age
+    errors: tuple[str, ...] = ()  # one scrubbed line per failed attempt
+
+
+class Notifier:
+    """Renders alerts into the outbox and delivers what is due, each target on its own worker thread.
+
+    At-least-once: a row is marked delivered only after its target accepted it, so a crash in between
+    resends it (the alert id in every body makes the duplicate recognisable). A target that fails or hangs
+    delays only its own queue. Call ``close`` when done.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        targets: Sequence[Target],
+        *,
+        timeout: float = 10.0,
+        max_age: timedelta = timedelta(hours=24),
+        grace: float = 5.0,
+    ) -> None:
+        self.outbox, self.targets = outbox, list(targets)
+        self._by_key = {t.key: t for t in self.targets}
+        self._timeout, self._max_age, self._grace = timeout, max_age, grace
+        self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.targets)), thread_name_prefix="notify")
+        self._busy = False
+
+    def enqueue(self, alert: Alert, now: datetime) -> Message:
+        """Render ``alert`` and owe it to every target (idempotent by alert id)."""
+        message = render(alert)
+        self.outbox.enqueue(message, [(t.key, t.display) for t in self.targets], now)
+        return message
+
+    async def deliver_due(self, now: datetime) -> Delivery:
+        """Expire old rows, then send every due row; returns at once if a round is already running."""
+        if self._busy:
+            return Delivery()
+        self._busy = True
+        try:
+            expired = self.outbox.expire(now, self._max_age)
+            queues: dict[str, list[OutboxRow]] = {}
+            for row in self.outbox.due(now, self._by_key):
+                queues.setdefault(row.target, []).append(row)
+            rounds = await asyncio.gather(*(self._send_queue(self._by_key[k], rows, now) for k, rows in queues.items()))
+        finally:
+            self._busy = False
+        errors = tuple(e for r in rounds for e in r[1])
+        return Delivery(sum(r[0] for r in rounds), len(errors), expired, errors)
+
+    async def _send_queue(self, target: Target, rows: list[OutboxRow], now: datetime) -> tuple[int, list[str]]:
+        loop, sent = asyncio.get_running_loop(), 0
+        for row in rows:
+            try:
+                call = loop.run_in_executor(self._pool, target.send, row.message, self._timeout)
+                await asyncio.wait_for(call, self._timeout + self._grace)
+            except (NotifyError, TimeoutError, Exception) as exc:
+                reason = str(exc) if isinstance(exc, NotifyError) else _unexpected(target, exc, self._timeout)
+                later = self.outbox.mark_retry(row, now, reason)
+                log.warning("alert %s not delivered (%s); retry at %s", row.alert_id, reason, later.isoformat())
+                return sent, [reason]  # the rest of this queue waits: alerts arrive in order
+            self.outbox.mark_delivered(row, now)
+            sent += 1
+        return sent, []
+
+    def deliver_due_sync(self, now: datetime) -> Delivery:
+        """``deliver_due`` for callers without an event loop (the CLI)."""
+        return asyncio.run(self.deliver_due(now))
+
+    def close(self) -> None:
+        """Stop the worker threads (a send still running finishes on its own, bounded by its timeout)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _unexpected(target: Target, exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError | FutureTimeout):
+        return f"{target.display}: no answer within {timeout:g} s"
+    return f"{target.display}: {scrub(f'{type(exc).__name__}: {exc}', ())}"
+
+
+def send_test(
+    targets: Sequence[Target], host: str, now: datetime, timeout: float = 10.0, grace: float = 5.0
+) -> list[tuple[str, bool, str]]:
+    """Send one test message to every target at once; ``(display, delivered, reason)`` per target, in order."""
+    alert_id = "test-" + hashlib.sha256(f"{host}|{now.isoformat()}".encode()).hexdigest()[:12]
+    message = render(Alert(id=alert_id, kind=AlertKind.TEST, created_at=now, host=host))
+    pool = ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="test-alert")
+    try:
+        futures = [pool.submit(t.send, message, timeout) for t in targets]
+        results: list[tuple[str, bool, str]] = []
+        for target, future in zip(targets, futures, strict=True):
+            try:
+                future.result(timeout=timeout + grace)
+            except NotifyError as exc:
+                results.append((target.display, False, str(exc)))
+            except Exception as exc:  # a hung or broken target is reported, never raised
+                results.append((target.display, False, _unexpected(target, exc, timeout)))
+            else:
+                results.append((target.display, True, "delivered"))
+        return results
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

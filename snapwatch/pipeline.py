@@ -1,0 +1,70 @@
+"""One source's pure pipeline: complete lines → exchanges → counters, history and incident transitions.
+
+``scan`` and the daemon drive the same SourcePipeline; only where the bytes come from differs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from snapwatch.config import RulesConfig, SourceConfig
+from snapwatch.detect import Detector, status_key
+from snapwatch.history import History
+from snapwatch.model import Exchange, Transition
+from snapwatch.records import Assembler
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one feed produced: the exchanges (in order), their transitions, and per-status counts."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    by_status: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    last_record_at: datetime | None = None
+
+
+class SourcePipeline:
+    """Assembler, detector and history of one source; every exchange is seen by each, in log order."""
+
+    def __init__(self, source: SourceConfig, rules: RulesConfig, label: str | None = None,
+                 detector: Detector | None = None, history: History | None = None) -> None:
+        self.label = label or source.path
+        self.assembler = Assembler(source, self.label)
+        self.detector = detector or Detector(rules, self.label)
+        self.history = history or History()
+
+    def feed(self, lines: bytes) -> Batch:
+        """Feed complete lines; returns what they completed."""
+        requests_before = self.assembler.requests
+        batch = self._consume(self.assembler.feed(lines))
+        batch.requests = self.assembler.requests - requests_before
+        return batch
+
+    def flush(self) -> Batch:
+        """Emit records held for completion (end of input, or the follower's quiet timeout)."""
+        requests_before = self.assembler.requests
+        batch = self._consume(self.assembler.flush())
+        batch.requests = self.assembler.requests - requests_before
+        return batch
+
+    def tick(self, now: datetime) -> list[Transition]:
+        """Time passes with no records (the silence rule)."""
+        return self.detector.tick(now)
+
+    def _consume(self, exchanges: list[Exchange]) -> Batch:
+        batch = Batch(exchanges=exchanges)
+        observe, remember = self.detector.observe, self.history.observe
+        transitions, counts = batch.transitions, batch.by_status
+        for ex in exchanges:
+            counts[status_key(ex.response.status)] += 1
+            remember(ex)
+            found = observe(ex)
+            if found:
+                transitions.extend(found)
+        if exchanges:
+            batch.last_record_at = exchanges[-1].at
+        return batch

@@ -1,0 +1,576 @@
+"""Log lines → log records → exchanges, for the built-in backend format, JSON lines and custom regex."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from snapwatch.config import SourceConfig
+from snapwatch.errors import ConfigError
+from snapwatch.model import Api, Exchange, ParseStats, Placement, Request, Response, TokenKind
+from snapwatch.tokens import fingerprint, kind_of, normalize
+
+MAX_BODY_CHARS = 65536  # the raw body kept for diagnosis is cut here
+MAX_QUEUED_REQUESTS = 1024  # unanswered requests kept per event name
+MAX_EVENT_NAMES = 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# A record line: "YYYY-mm-dd HH:MM:SS[,ms] - LEVEL - message". Anything else continues the record above.
+_PREFIX = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:,[0-9]+)? - [A-Za-z]+ -(?: |(?=\n))")
+_P = _PREFIX.pattern
+# Searched over whole buffers: its literal first byte lets the regex engine skip most of the text.
+# One block per search: the header line and, when they follow at once, the request's URL line or the
+# response's status line and pretty JSON body (closed by "}" at column 0). The literal first byte
+# lets the regex engine skip most of the text. Groups: OUT, event, api hint, url, status, body.
+_BLOCK = re.compile(
+    rb"\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ([^\n]*?)(?: Event)?(?: \(([^)\n]*)\))?[ \t]*\n"
+    rb"(?(1)(?:" + _P + rb"URL: ?([^\n]*)\n)?|(?:" + _P + rb"(?:HTTP )?Status Code:[ \t]*([0-9]+)[ \t]*\n"
+    + _P + rb"Body: (\{\n(?:[ \t][^\n]*\n)*\}[ \t]*)\n)?)"
+)
+_STATUS = re.compile(rb"(?:HTTP )?Status Code:(.*)")
+_AUTH_IN_HEADERS = re.compile(r"""(?i)authorization['"]?\s*[:=]\s*['"]?([^'",}]*)""")
+_CLOSERS = {"{": "}", "[": "]"}
+
+
+@dataclass(frozen=True, slots=True)
+class BodyFields:
+    """What a response body says, as far as diagnosis needs it.
+
+    ``text`` is the raw text when the body is not JSON, or a JSON wrapper's ``"text"`` string.
+    ``record_reasons`` are the reasons of v2 ``error_records``.
+    """
+
+    is_json: bool
+    status: str | None = None
+    reason: str | None = None
+    codes: tuple[str, ...] = ()
+    error_msgs: tuple[str, ...] = ()
+    record_reasons: tuple[str, ...] = ()
+    text: str | None = None
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value if v is not None)
+    return () if value is None else (str(value),)
+
+
+def body_fields(body: str) -> BodyFields:
+    """Read a raw response body (JSON when it is JSON, text otherwise). Pure; never raises."""
+    stripped = body.strip()
+    try:
+        data = json.loads(stripped) if stripped[:1] in ("{", "[") else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        if data is not None:
+            return BodyFields(is_json=True)
+        return BodyFields(is_json=False, text=stripped or None)
+    errors = data.get("errors")
+    errors = errors if isinstance(errors, dict) else {}
+    records = data.get("error_records")
+    reasons = tuple(
+        str(r["reason"]) for r in records if isinstance(r, dict) and r.get("reason") is not None
+    ) if isinstance(records, list) else ()
+    text = data.get("text")
+    return BodyFields(
+        is_json=True,
+        status=None if data.get("status") is None else str(data["status"]),
+        reason=None if data.get("reason") is None else str(data["reason"]),
+        codes=_strings(errors.get("codes")),
+        error_msgs=_strings(errors.get("error_msgs")),
+        record_reasons=reasons,
+        text=text if isinstance(text, str) else None,
+    )
+
+
+def _zone(name: str) -> tzinfo | None:
+    """None stands for the machine's local zone (resolved per timestamp, so DST is honoured)."""
+    if name == "local":
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"sources: timezone: unknown time zone {name!r}") from exc
+
+
+def _masked(value: str) -> bool:
+    return not value or "*" in value or "…" in value or "..." in value
+
+
+class _Pending:
+    """A request waiting for its response: mutable while its block is still being read."""
+
+    __slots__ = ("api_hint", "at", "auth", "event", "headers_seen", "url")
+
+    def __init__(self, at: datetime, event: str, api_hint: str) -> None:
+        self.at, self.event, self.api_hint = at, event, api_hint
+        self.url: tuple[Api, str, str | None, str | None, TokenKind | None] | None = None
+        self.auth: tuple[str | None, TokenKind | None] | None = None  # Authorization header seen
+        self.headers_seen = False
+
+
+class _Open:
+    """A response whose block is still being read."""
+
+    __slots__ = ("at", "body", "body_chars", "closer", "event", "keep_body", "status", "status_seen")
+
+    def __init__(self, at: datetime, event: str) -> None:
+        self.at, self.event = at, event
+        self.status: int | None = None
+        self.status_seen = False
+        self.body: list[str] | None = None  # None until the Body line
+        self.body_chars = 0
+        self.closer: str | None = None  # "}" or "]" when the body is JSON
+        self.keep_body = True
+
+    def add_body_line(self, line: str) -> None:
+        assert self.body is not None
+        if self.keep_body and self.body_chars <= MAX_BODY_CHARS:
+            self.body.append(line)
+            self.body_chars += len(line) + 1
+
+
+class Assembler:
+    """Turns one source's whole lines into exchanges; keeps what a later line may still complete.
+
+    ``held_bytes`` is how many of the bytes fed so far belong to a response not yet emitted, so a
+    checkpoint at ``fed_offset - held_bytes`` neither repeats nor loses it. ``tokens`` maps the
+    fingerprint of every token seen in requests to its kind; the tokens themselves are not kept.
+    ``stats.long_lines`` belongs to the LineSplitter feeding this assembler and is left to its owner.
+    """
+
+    def __init__(self, config: SourceConfig, source: str) -> None:
+        self.source = source
+        self.format = config.format
+        self.stats = ParseStats()
+        self.tokens: dict[str, TokenKind] = {}
+        self.tokens_in_log = False
+        self.held_bytes = 0
+        self._zone = _zone(config.timezone)
+        self._fields = config.fields
+        self._pattern: re.Pattern[str] | None = None
+        if config.format == "regex":
+            self._pattern = _compile_pattern(config.pattern)
+        self._times: dict[bytes, datetime] = {}
+        self._last_at = _EPOCH
+        self._url_cache: dict[bytes, tuple[Api, str, str | None, str | None, TokenKind | None]] = {}
+        self._queues: dict[str, deque[_Pending]] = {}
+        self._req: _Pending | None = None  # the request whose block is being read
+        self._open: _Open | None = None
+
+    # ---- input -------------------------------------------------------------------------------------
+    def feed(self, lines: bytes) -> list[Exchange]:
+        """Whole lines in (each ending in ``b"\\n"``); the exchanges they complete out, in order."""
+        if not lines:
+            return []
+        buf = self._clean(lines)
+        self.stats.lines += buf.count(b"\n")
+        out: list[Exchange] = []
+        if self.format != "backend":
+            self._feed_records(buf, out)
+            return out
+        held_before = self.held_bytes if self._open is not None else 0
+        start = self._feed_backend(buf, out)
+        if self._open is None:
+            self.held_bytes = 0
+        elif start < 0:
+            self.held_bytes = held_before + len(lines)
+        else:
+            self.held_bytes = len(lines) - (start if buf is lines else _original_offset(lines, buf, start))
+        return out
+
+    def flush(self) -> list[Exchange]:
+        """End of input: emit the response still open; requests never answered are counted."""
+        out: list[Exchange] = []
+        if self._open is not None:
+            self._close(out)
+        self._req = None
+        self.held_bytes = 0
+        self.stats.unpaired_requests += sum(len(q) for q in self._queues.values())
+        self._queues.clear()
+        return out
+
+    def _clean(self, data: bytes) -> bytes:
+        # NUL first, then CRLF, then UTF-8: the same order a line-by-line reader would apply.
+        if b"\0" in data:
+            i = data.find(b"\0")
+            while i >= 0:
+                self.stats.nul_bytes += 1
+                eol = data.find(b"\n", i)
+                i = -1 if eol < 0 else data.find(b"\0", eol)
+            data = data.replace(b"\0", b"")
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        if not data.isascii():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                lines = data.split(b"\n")
+                for i, line in enumerate(lines):
+                    try:
+                        line.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self.stats.invalid_utf8 += 1
+                        lines[i] = line.decode("utf-8", "replace").encode("utf-8")
+                data = b"\n".join(lines)
+        return data
+
+    # ---- the backend format ------------------------------------------------------------------------
+    def _feed_backend(self, buf: bytes, out: list[Exchange]) -> int:
+        """Parse ``buf``; return where the response still open starts in it (-1: before it)."""
+        # The hot loop: one regex search per block, everything it needs bound to locals.
+        size = len(buf)
+        pos = 0
+        open_at = -1
+        search, prefix, rfind, find = _BLOCK.search, _PREFIX.match, buf.rfind, buf.find
+        times, queues, source, time_of = self._times, self._queues, self.source, self._time
+        while True:
+            if self._open is not None:
+                pos = self._walk_response(buf, pos, out)
+                if self._open is not None:
+                    return open_at
+                continue
+            m = search(buf, pos)
+            stop = size if m is None else m.start()
+            req = self._req
+            if req is not None and pos < stop and (
+                find(b"Headers:", pos, stop) >= 0
+                or find(b"Authorization:", pos, stop) >= 0
+                or (req.url is None and find(b"URL:", pos, stop) >= 0)
+            ):
+                self._scan_request(buf, pos, stop)
+            if m is None:
+                return -1
+            start = m.start()
+            line_start = rfind(b"\n", 0, start) + 1
+            pm = prefix(buf, line_start)
+            if pm is None or pm.end() != start:
+                pos = buf.index(b"\n", start) + 1
+                continue  # header-like text inside a payload or body, not a record of its own
+            pos = m.end()
+            outgoing, event_b, hint, url, status_b, body = m.groups()
+            stamp = buf[line_start : line_start + 19]
+            at = times.get(stamp) or time_of(stamp)
+            event = event_b.decode("utf-8")
+            if outgoing:
+                req = self._push_request(at, event, hint.decode("utf-8") if hint else "")
+                if url is not None:
+                    req.url = self._url(url)
+                continue
+            self._req = None
+            if status_b is None:
+                self._open = _Open(at, event)
+                open_at = line_start
+                continue
+            status = int(status_b)
+            queue = queues.get(event)
+            if queue:
+                request: Request | None = _build_request(queue.popleft())
+            else:
+                request = None
+                self.stats.unpaired_responses += 1
+            text = "" if 200 <= status < 300 else body.decode("utf-8")[:MAX_BODY_CHARS]
+            out.append(Exchange(Response(at, event, status, text), request, source))
+
+    def _walk_response(self, buf: bytes, pos: int, out: list[Exchange]) -> int:
+        """Read the open response line by line until it completes or the buffer ends."""
+        size = len(buf)
+        prefix = _PREFIX.match
+        while pos < size and (o := self._open) is not None:
+            eol = buf.find(b"\n", pos)
+            pm = prefix(buf, pos)
+            if pm is None:  # a continuation line: part of the body, if one has started
+                if o.body is not None:
+                    line = buf[pos:eol].decode("utf-8")
+                    o.add_body_line(line)
+                    if o.closer is not None and line.rstrip(" \t") == o.closer:
+                        self._close(out, complete=True)
+                pos = eol + 1
+                continue
+            msg = buf[pm.end() : eol]
+            if o.body is None:
+                sm = None if o.status_seen else _STATUS.fullmatch(msg)
+                if sm is not None:
+                    o.status_seen = True
+                    value = sm.group(1).strip(b" \t")
+                    o.status = int(value) if value.isdigit() else None
+                    o.keep_body = o.status is None or not 200 <= o.status < 300
+                    pos = eol + 1
+                    continue
+                if msg.startswith(b"Body:"):
+                    self._start_body(o, msg[6:] if msg.startswith(b"Body: ") else msg[5:], out)
+                    pos = eol + 1
+                    continue
+            self._close(out)  # any other record ends the response; the line is read again above
+            return pos
+        return pos
+
+    def _start_body(self, o: _Open, first: bytes, out: list[Exchange]) -> None:
+        line = first.decode("utf-8")
+        o.body = []
+        o.add_body_line(line)
+        o.closer = _CLOSERS.get(line.lstrip()[:1])
+        if o.closer is not None and line.rstrip(" \t").endswith(o.closer):
+            try:
+                json.loads(line)
+            except ValueError:
+                return
+            self._close(out, complete=True)
+
+    def _close(self, out: list[Exchange], complete: bool = False) -> None:
+        o = self._open
+        assert o is not None
+        self._open = None
+        if o.closer is not None and not complete:
+            self.stats.truncated_bodies += 1
+        body = "" if not o.keep_body or o.body is None else "\n".join(o.body)[:MAX_BODY_CHARS]
+        self._emit(o.at, o.event, o.status, body, out)
+
+    def _scan_request(self, buf: bytes, start: int, stop: int) -> None:
+        """Find the URL and header lines of the request being read within ``buf[start:stop]``."""
+        req = self._req
+        assert req is not None
+        for marker in (b"URL:", b"Headers:", b"Authorization:"):
+            if marker == b"URL:" and req.url is not None:
+                continue
+            i = buf.find(marker, start, stop)
+            while i >= 0:
+                line_start = buf.rfind(b"\n", 0, i) + 1
+                pm = _PREFIX.match(buf, line_start)
+                if pm is not None and pm.end() == i:
+                    eol = buf.find(b"\n", i)
+                    value = buf[i + len(marker) : eol]
+                    if marker == b"URL:":
+                        req.url = self._url(value[1:] if value[:1] == b" " else value)
+                        break
+                    self._header_line(req, marker, value.decode("utf-8"))
+                i = buf.find(marker, i + 1, stop)
+
+    def _header_line(self, req: _Pending, marker: bytes, value: str) -> None:
+        req.headers_seen = True
+        if req.auth is not None:
+            return
+        if marker == b"Headers:":
+            m = _AUTH_IN_HEADERS.search(value)
+            if m is None:
+                return
+            value = m.group(1)
+        value = value.strip()
+        req.auth = (None, None) if _masked(normalize(value)) else self._token(value)
+
+    def _push_request(self, at: datetime, event: str, api_hint: str) -> _Pending:
+        req = _Pending(at, event, api_hint)
+        queue = self._queues.get(event)
+        if queue is None:
+            if len(self._queues) >= MAX_EVENT_NAMES:
+                oldest = next(iter(self._queues))
+                self.stats.unpaired_requests += len(self._queues.pop(oldest))
+            queue = self._queues[event] = deque()
+        if len(queue) >= MAX_QUEUED_REQUESTS:
+            queue.popleft()
+            self.stats.unpaired_requests += 1
+        queue.append(req)
+        self._req = req
+        return req
+
+    def _emit(self, at: datetime, event: str, status: int | None, body: str, out: list[Exchange]) -> None:
+        queue = self._queues.get(event)
+        request = _build_request(queue.popleft()) if queue else None
+        if request is None:
+            self.stats.unpaired_responses += 1
+        if status is None:
+            self.stats.responses_without_status += 1
+        out.append(Exchange(Response(at, event, status, body), request, self.source))
+
+    # ---- shared field readers ----------------------------------------------------------------------
+    def _time(self, stamp: bytes) -> datetime:
+        """The time of a record line; a stamp that does not parse counts and reuses the last good one."""
+        at = self._times.get(stamp)
+        if at is None:
+            at = self._parse_stamp(stamp)
+            if at is None:
+                self.stats.bad_timestamps += 1
+                return self._last_at
+            if len(self._times) >= 4096:
+                self._times.clear()
+            self._times[stamp] = at
+        self._last_at = at
+        return at
+
+    def _parse_stamp(self, s: bytes) -> datetime | None:
+        try:
+            naive = datetime(int(s[0:4]), int(s[5:7]), int(s[8:10]), int(s[11:13]), int(s[14:16]), int(s[17:19]))
+        except ValueError:
+            return None
+        return naive.astimezone() if self._zone is None else naive.replace(tzinfo=self._zone)
+
+    def _token(self, raw: str) -> tuple[str | None, TokenKind | None]:
+        if not normalize(raw):
+            return None, None
+        fp = fingerprint(raw)
+        kind = self.tokens.get(fp)
+        if kind is None:
+            kind = self.tokens[fp] = kind_of(raw)
+        self.tokens_in_log = True
+        return fp, kind
+
+    def _url(self, raw: bytes) -> tuple[Api, str, str | None, str | None, TokenKind | None]:
+        # Keyed by the URL as logged (it holds the token): private, a handful of entries, never shown.
+        hit = self._url_cache.get(raw)
+        if hit is not None:
+            return hit
+        url = raw.decode("utf-8").strip()
+        try:
+            parts = urlsplit(url)
+            path, query = parts.path, parts.query
+        except ValueError:
+            path, query = url.partition("?")[0], url.partition("?")[2]
+        api = Api.V3 if path.startswith("/v3/") else Api.V2 if path.startswith("/v2/") else Api.UNKNOWN
+        segments = path.split("/")
+        pixel = segments[2] or None if api is Api.V3 and len(segments) > 2 else None
+        token: tuple[str | None, TokenKind | None] = (None, None)
+        for item in query.split("&"):
+            key, _, value = item.partition("=")
+            if unquote(key) == "access_token":
+                token = self._token(unquote(value))
+                break
+        fields = (api, path, pixel, *token)
+        if len(self._url_cache) >= 16:
+            self._url_cache.clear()
+        self._url_cache[raw] = fields
+        return fields
+
+    # ---- jsonl and regex ---------------------------------------------------------------------------
+    def _feed_records(self, buf: bytes, out: list[Exchange]) -> None:
+        for raw in buf.decode("utf-8").split("\n")[:-1]:
+            line = raw.strip()
+            if not line:
+                continue
+            record = self._read_record(line)
+            if record is None:
+                continue
+            at, status, url, event, reason = record
+            request = None
+            if url:
+                req = _Pending(at, event, "")
+                req.url = self._url(url.encode("utf-8"))
+                request = _build_request(req)
+            body = "" if 200 <= status < 300 else reason[:MAX_BODY_CHARS]
+            out.append(Exchange(Response(at, event, status, body), request, self.source))
+
+    def _read_record(self, line: str) -> tuple[datetime, int, str, str, str] | None:
+        if self._pattern is not None:
+            m = self._pattern.search(line)
+            if m is None:
+                self.stats.extra["unmatched_lines"] = self.stats.extra.get("unmatched_lines", 0) + 1
+                return None
+            values: dict[str, object] = {k: v for k, v in m.groupdict().items() if v is not None}
+            names = ("ts", "status", "url", "event", "reason")
+        else:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = None
+            if not isinstance(obj, dict):
+                self.stats.malformed_records += 1
+                return None
+            values = obj
+            f = self._fields
+            names = (f.ts, f.status, f.url, f.event, f.reason)
+        status = _int(values.get(names[1]))
+        if status is None:
+            self.stats.malformed_records += 1
+            return None
+        at = self._any_time(values.get(names[0]))
+        url, event, reason = (values.get(n) for n in names[2:])
+        return (
+            at,
+            status,
+            url if isinstance(url, str) else "",
+            "" if event is None else str(event),
+            "" if reason is None else reason if isinstance(reason, str) else json.dumps(reason),
+        )
+
+    def _any_time(self, value: object) -> datetime:
+        at: datetime | None = None
+        epoch = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                epoch = float(text)
+            except ValueError:
+                try:
+                    at = datetime.fromisoformat(text.replace(",", "."))
+                except ValueError:
+                    at = None
+                else:
+                    if at.tzinfo is None:
+                        at = at.astimezone() if self._zone is None else at.replace(tzinfo=self._zone)
+        if epoch is not None:
+            try:
+                at = datetime.fromtimestamp(epoch, self._zone or UTC)
+            except (ValueError, OverflowError, OSError):
+                at = None
+            else:
+                at = at.astimezone() if self._zone is None else at
+        if at is None:
+            self.stats.bad_timestamps += 1
+            return self._last_at
+        self._last_at = at
+        return at
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _compile_pattern(pattern: str | None) -> re.Pattern[str]:
+    if not pattern:
+        raise ConfigError("sources: pattern: the regex format needs a pattern")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"sources: pattern: not a valid regular expression: {exc}") from exc
+    missing = {"ts", "status"} - set(compiled.groupindex)
+    if missing:
+        raise ConfigError(f"sources: pattern: needs the named groups {', '.join(sorted(missing))}")
+    return compiled
+
+
+def _build_request(req: _Pending) -> Request:
+    if req.url is not None:
+        api, path, pixel, fp, kind = req.url
+    else:
+        api, path, pixel, fp, kind = Api.UNKNOWN, "", None, None, None
+    if api is Api.UNKNOWN and req.api_hint in ("v2", "v3"):
+        api = Api(req.api_hint)
+    if fp is not None:
+        placement = Placement.QUERY
+    elif req.auth is not None:
+        placement = Placement.HEADER
+        fp, kind = req.auth
+    elif req.headers_seen or api is Api.V3:
+        placement = Placement.NONE
+    else:
+        placement = Placement.UNKNOWN
+    return Request(req.at, req.event, api, path, pixel, placement, fp, kind)
+
+
+def _original_offset(original: bytes, cleaned: bytes, pos: int) -> int:
+    """Where the line starting at ``cleaned[pos]`` starts in ``original`` (cleaning keeps lines 1:1)."""
+    offset = 0
+    for _ in range(cleaned.count(b"\n", 0, pos)):
+        offset = original.find(b"\n", offset) + 1
+    return offset

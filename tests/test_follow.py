@@ -1,0 +1,279 @@
+"""The follower with real writers in tmp_path: every line exactly once across rotation and restarts."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import logging.handlers
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from snapwatch.config import SourceConfig
+from snapwatch.follow import Checkpoint, Chunk, Follower, Gap, Notice, NoticeKind
+
+
+class Reader:
+    """A follower plus what it handed out: lines, gaps, notices, and the last checkpoint per path."""
+
+    def __init__(self, path: Path | str, start_at: str = "beginning",
+                 checkpoints: Mapping[str, Checkpoint] | None = None, max_line_bytes: int = 1 << 20) -> None:
+        cfg = SourceConfig(path=str(path), start_at=start_at, max_line_bytes=max_line_bytes)  # type: ignore[arg-type]
+        self.follower = Follower(cfg, checkpoints)
+        self.lines: list[bytes] = []
+        self.gaps: list[Gap] = []
+        self.notices: list[Notice] = []
+        self.checkpoints: dict[str, Checkpoint] = dict(checkpoints or {})
+        self.chunks: list[Chunk] = []
+
+    def poll(self) -> list[bytes]:
+        got: list[bytes] = []
+        while True:
+            for event in self.follower.poll():
+                if isinstance(event, Chunk):
+                    assert event.data == b"" or event.data.endswith(b"\n")
+                    got.extend(event.data.splitlines())
+                    self.checkpoints[event.path] = event.checkpoint
+                    self.chunks.append(event)
+                elif isinstance(event, Gap):
+                    self.gaps.append(event)
+                else:
+                    self.notices.append(event)
+            if not self.follower.behind:
+                break
+        self.lines.extend(got)
+        return got
+
+    def restart(self) -> Reader:
+        self.follower.close()
+        cfg = self.follower.source
+        return Reader(cfg.path, cfg.start_at, self.checkpoints, cfg.max_line_bytes)
+
+    def kinds(self) -> list[NoticeKind]:
+        return [n.kind for n in self.notices]
+
+
+def numbered(start: int, stop: int) -> bytes:
+    return b"".join(b"line %06d some padding to make it longer\n" % i for i in range(start, stop))
+
+
+def expected(start: int, stop: int) -> list[bytes]:
+    return numbered(start, stop).splitlines()
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+def test_start_at_end_skips_old_lines_and_waits_for_a_partial_one(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(numbered(0, 10) + b"half a li")
+    r = Reader(log, start_at="end")
+    assert r.poll() == []
+    # The first poll already fixes the position, so a restart does not apply start_at again.
+    assert r.checkpoints[str(log)].offset == len(numbered(0, 10))
+    append(log, b"ne\n" + numbered(10, 12))
+    assert r.poll() == [b"half a line", *expected(10, 12)]
+    append(log, numbered(12, 15))
+    r2 = r.restart()
+    assert r2.poll() == expected(12, 15)
+
+
+def test_partial_last_line_is_emitted_only_when_completed(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"first\nsec")
+    r = Reader(log)
+    assert r.poll() == [b"first"]
+    append(log, b"ond part")
+    assert r.poll() == []
+    append(log, b" done\nthird\n")
+    assert r.poll() == [b"second part done", b"third"]
+
+
+def test_rotating_file_handler_every_line_once_in_order(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    handler = logging.handlers.RotatingFileHandler(log, maxBytes=4000, backupCount=6)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("snapwatch.test.rotating")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        r = Reader(log)
+        r.poll()
+        for i in range(3000):
+            logger.warning("line %06d some padding to make it longer", i)
+            # Poll at irregular intervals: sometimes twice within a file, sometimes after several rotations.
+            if i % 37 == 0 or i % 301 < 3:
+                r.poll()
+        r.poll()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert r.lines == expected(0, 3000)
+    assert NoticeKind.ROTATED in r.kinds()
+    assert r.gaps == []
+
+
+def test_delete_and_recreate(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(numbered(0, 5))
+    r = Reader(log)
+    assert r.poll() == expected(0, 5)
+    append(log, numbered(5, 8))
+    log.unlink()  # deleted with unread lines: the open descriptor still reads them
+    log.write_bytes(numbered(8, 11))
+    assert r.poll() == expected(5, 11)
+    log.unlink()
+    assert r.poll() == []
+    assert NoticeKind.DELETED in r.kinds()
+    log.write_bytes(numbered(11, 13))
+    assert r.poll() == expected(11, 13)
+    assert r.gaps == []
+
+
+def test_directory_removed_and_recreated(tmp_path: Path) -> None:
+    d = tmp_path / "logs"
+    d.mkdir()
+    log = d / "app.log"
+    log.write_bytes(numbered(0, 3))
+    r = Reader(log)
+    assert r.poll() == expected(0, 3)
+    shutil.rmtree(d)
+    assert r.poll() == []
+    d.mkdir()
+    log.write_bytes(numbered(3, 6))
+    assert r.poll() == expected(3, 6)
+
+
+def test_file_that_appears_after_start_is_read_from_its_beginning(tmp_path: Path) -> None:
+    log = tmp_path / "later.log"
+    r = Reader(log, start_at="end")
+    assert r.poll() == []
+    assert r.poll() == []
+    assert r.kinds() == [NoticeKind.ABSENT]  # said once
+    log.write_bytes(numbered(0, 4))
+    assert r.poll() == expected(0, 4)
+    assert NoticeKind.APPEARED in r.kinds()
+
+
+def test_glob_files_appearing_later(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(b"a old\n")
+    r = Reader(tmp_path / "*.log", start_at="end")
+    assert r.poll() == []
+    append(tmp_path / "a.log", b"a new\n")
+    (tmp_path / "b.log").write_bytes(b"b one\n")
+    (tmp_path / "b.txt").write_bytes(b"not matched\n")
+    assert sorted(r.poll()) == [b"a new", b"b one"]
+    assert set(r.checkpoints) == {str(tmp_path / "a.log"), str(tmp_path / "b.log")}
+
+
+def test_five_megabyte_line(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    big = b"x" * (5 << 20)
+    log.write_bytes(b"before\n" + big[: 3 << 20])
+    r = Reader(log, max_line_bytes=8 << 20)
+    assert r.poll() == [b"before"]
+    append(log, big[3 << 20 :] + b"\nafter\n")
+    assert r.poll() == [big, b"after"]
+    # With the default maximum the line is cut, and the next line is still intact.
+    log2 = tmp_path / "cut.log"
+    log2.write_bytes(b"before\n" + big + b"\nafter\n")
+    r2 = Reader(log2)
+    lines = r2.poll()
+    assert lines[0] == b"before" and lines[-1] == b"after"
+    assert len(lines) == 3 and len(lines[1]) == 1 << 20
+
+
+def test_copytruncate_detected_even_when_regrown_past_the_offset(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(numbered(0, 10))
+    r = Reader(log)
+    assert r.poll() == expected(0, 10)
+    append(log, numbered(10, 12))  # written, not yet read, when the copy is taken
+    shutil.copyfile(log, tmp_path / "app.log.1")
+    with log.open("r+b") as f:
+        f.truncate(0)
+    append(log, numbered(12, 40))  # regrows past the old offset
+    assert os.path.getsize(log) > len(numbered(0, 12))
+    assert r.poll() == expected(10, 40)
+    assert NoticeKind.TRUNCATED in r.kinds()
+    assert r.gaps == []
+
+
+def _rotate(log: Path, keep: int = 5) -> None:
+    """Rename rotation the logrotate way: .N-1 → .N … .1 → .2, live → .1."""
+    for i in range(keep - 1, 0, -1):
+        for suffix in ("", ".gz"):
+            src = log.with_name(f"{log.name}.{i}{suffix}")
+            if src.exists():
+                src.rename(log.with_name(f"{log.name}.{i + 1}{suffix}"))
+    log.rename(log.with_name(log.name + ".1"))
+
+
+def test_restart_catches_up_through_rotations_while_stopped(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(numbered(0, 5))
+    r = Reader(log)
+    assert r.poll() == expected(0, 5)
+    r.follower.close()
+    # While stopped: more lines, two rotations; the file we were in is gzip-compressed.
+    append(log, numbered(5, 8))
+    _rotate(log)
+    log.write_bytes(numbered(8, 12))
+    _rotate(log)
+    log.write_bytes(numbered(12, 15))
+    two = tmp_path / "app.log.2"
+    with gzip.open(str(two) + ".gz", "wb") as g:
+        g.write(two.read_bytes())
+    two.unlink()
+    r2 = r.restart()
+    assert r2.poll() == expected(5, 15)
+    assert r2.gaps == []
+    assert NoticeKind.CATCH_UP in r2.kinds()
+    # Crash in the middle of the catch-up (a checkpoint inside a backup) resumes there too.
+    append(log, numbered(15, 17))
+    r3 = r2.restart()
+    assert r3.poll() == expected(15, 17)
+
+
+def test_checkpoint_inside_a_backup_resumes_in_that_backup(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(numbered(0, 5))
+    r = Reader(log)
+    r.poll()
+    r.follower.close()
+    append(log, numbered(5, 20))
+    _rotate(log)
+    log.write_bytes(numbered(20, 25))
+    # Catch up in small blocks and "crash" after each chunk: every restart resumes exactly there.
+    cfg = SourceConfig(path=str(log))
+    checkpoint = r.checkpoints[str(log)]
+    seen: list[bytes] = []
+    for _ in range(100):
+        follower = Follower(cfg, {str(log): checkpoint}, block_size=100)
+        chunk = next((e for e in follower.poll() if isinstance(e, Chunk) and e.data), None)
+        follower.close()
+        if chunk is None:
+            break
+        seen.extend(chunk.data.splitlines())
+        checkpoint = chunk.checkpoint
+    assert seen == expected(5, 25)
+
+
+def test_file_deleted_while_stopped_is_reported_as_a_gap(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(numbered(0, 5))
+    r = Reader(log)
+    r.poll()
+    r.follower.close()
+    append(log, numbered(5, 8))  # never read: lost with the file
+    _rotate(log)
+    (tmp_path / "app.log.1").unlink()
+    log.write_bytes(numbered(8, 10))
+    r2 = r.restart()
+    assert r2.poll() == expected(8, 10)
+    assert len(r2.gaps) == 1
+    assert r2.gaps[0].lost_bytes is None  # unknown, and said so
+    assert r2.restart().poll() == []  # reported once: the checkpoint moved on

@@ -1,0 +1,280 @@
+"""The live probe against a stand-in for Snap's validate endpoint on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+
+from snapwatch.probe import ProbeOutcome, Prober, ProbeResult, redact
+
+NOW = datetime(2025, 12, 3, 23, 35, 17, tzinfo=UTC)
+PIXEL = "a1b2c3d4-pixel"
+EMAIL_HASH = hashlib.sha256(b"snapwatch-probe@example.com").hexdigest()
+
+
+def canvas() -> str:
+    claims = {
+        "aud": "canvas-canvasapi",
+        "iss": "canvas-s2stoken",
+        "nbf": 1764800000,
+        "sub": "0c7b1f6e-3a4e-4b9c-9d1e-5a6b7c8d9e0f~PRODUCTION~b1c2d3e4-aaaa-bbbb-cccc-0123456789ab",
+    }
+    return jwt.encode(claims, secrets.token_bytes(32), algorithm="HS256", headers={"kid": "CanvasS2SHMACProd"})
+
+
+def assert_clean(text: str, token: str) -> None:
+    assert token not in text
+    for i in range(len(token) - 10):
+        assert token[i : i + 11] not in text, f"characters {i}..{i + 11} of the token leaked"
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    content_type: str
+    body: dict[str, object]
+
+
+@dataclass
+class FakeSnap:
+    """What the stand-in answers, and what it saw. ``hold`` makes it wait before answering."""
+
+    status: int = 200
+    body: str = '{"status": "VALID", "reason": "Events have been processed successfully."}'
+    hold: float = 0.0
+    received: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    seen: list[Seen] = field(default_factory=list)
+    base_url: str = ""
+
+
+@pytest.fixture
+def snap() -> Iterator[FakeSnap]:
+    fake = FakeSnap()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length", "0"))
+            payload = json.loads(self.rfile.read(length) or b"{}")
+            fake.seen.append(Seen("POST", url.path, parse_qs(url.query), self.headers.get("Content-Type", ""), payload))
+            fake.received.set()
+            if fake.hold:
+                # Stands in for a slow Snap; the test releases it early once it has its answer.
+                fake.release.wait(fake.hold)
+            data = fake.body.encode()
+            self.send_response(fake.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a client that timed out and hung up is expected here
+
+    server = Server(("127.0.0.1", 0), Handler)
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def check_clean(result: ProbeResult | None, token: str, caplog: pytest.LogCaptureFixture) -> None:
+    assert result is not None
+    assert_clean(repr(result) + str(result) + result.detail, token)
+    assert_clean(caplog.text, token)
+    for record in caplog.records:
+        assert_clean(record.getMessage(), token)
+
+
+def prober(snap: FakeSnap, timeout: float = 5.0, interval: timedelta = timedelta(minutes=5)) -> Prober:
+    return Prober(snap.base_url, timeout, interval)
+
+
+def test_accepted_and_the_request_snap_receives(snap: FakeSnap, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = canvas()
+    result = prober(snap).probe(token, PIXEL, NOW)
+    assert result is not None
+    assert result.outcome is ProbeOutcome.ACCEPTED
+    assert result.status == 200
+    assert "VALID" in result.detail
+    assert result.at == NOW
+    assert 0 <= result.elapsed < 5
+    [seen] = snap.seen
+    assert seen.method == "POST"
+    assert seen.path == f"/v3/{PIXEL}/events/validate"
+    assert seen.query == {"access_token": [token]}
+    assert seen.content_type == "application/json"
+    assert seen.body["data"] == [
+        {
+            "event_name": "PAGE_VIEW",
+            "event_time": int(NOW.timestamp()),
+            "action_source": "WEB",
+            "event_source_url": "https://example.com/",
+            "user_data": {
+                "em": [EMAIL_HASH],
+                "client_ip_address": "203.0.113.7",
+                "client_user_agent": "snapwatch-probe",
+            },
+        }
+    ]
+    check_clean(result, token, caplog)
+    # httpx logged the request line, with the token redacted rather than the line dropped.
+    assert any("access_token=[redacted]" in r.getMessage() for r in caplog.records if r.name == "httpx")
+    assert any(r.name.startswith("httpcore") for r in caplog.records)
+
+
+def test_invalid_event_still_means_the_token_was_accepted(snap: FakeSnap, caplog: pytest.LogCaptureFixture) -> None:
+    snap.body = '{"status": "INVALID", "reason": "event_time out of range"}'
+    result = prober(snap).probe(canvas(), PIXEL, NOW)
+    assert result is not None
+    assert result.outcome is ProbeOutcome.ACCEPTED
+    assert "INVALID" in result.detail
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected(snap: FakeSnap, caplog: pytest.LogCaptureFixture, status: int) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = canvas()
+    snap.status = status
+    # A server that echoes the request URL, token and all, must not get it into the detail.
+    snap.body = f'{{"status": "UNAUTHORIZED", "reason": "bad token {token} for /v3?access_token={token}"}}'
+    result = prober(snap).probe(token, PIXEL, NOW)
+    assert result is not None
+    assert (result.outcome, result.status) == (ProbeOutcome.REJECTED, status)
+    check_clean(result, token, caplog)
+
+
+@pytest.mark.parametrize("status", [500, 503, 429, 400])
+def test_other_answers_fail(snap: FakeSnap, status: int) -> None:
+    snap.status, snap.body = status, "upstream trouble"
+    result = prober(snap).probe(canvas(), PIXEL, NOW)
+    assert result is not None
+    assert (result.outcome, result.status) == (ProbeOutcome.FAILED, status)
+    assert result.detail == f"HTTP {status}: upstream trouble"
+
+
+def test_timeout(snap: FakeSnap, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = canvas()
+    snap.hold = 10.0
+    result = prober(snap, timeout=0.3).probe(token, PIXEL, NOW)
+    assert result is not None
+    assert (result.outcome, result.status) == (ProbeOutcome.FAILED, None)
+    assert "no answer within 0.3 s" in result.detail
+    assert 0.25 <= result.elapsed < 5
+    check_clean(result, token, caplog)
+
+
+def test_slow_but_within_the_timeout(snap: FakeSnap) -> None:
+    snap.hold = 0.3
+    result = prober(snap, timeout=5).probe(canvas(), PIXEL, NOW)
+    assert result is not None
+    assert result.outcome is ProbeOutcome.ACCEPTED
+    assert result.elapsed >= 0.25
+
+
+def test_connection_refused_and_bad_url(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = canvas()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    result = Prober(f"http://127.0.0.1:{port}", 2, timedelta(0)).probe(token, PIXEL, NOW)
+    assert result is not None
+    assert (result.outcome, result.status) == (ProbeOutcome.FAILED, None)
+    assert result.detail.startswith("ConnectError")
+    check_clean(result, token, caplog)
+    result = Prober("ftp:/nowhere", 2, timedelta(0)).probe(token, PIXEL, NOW)
+    assert result is not None
+    assert result.outcome is ProbeOutcome.FAILED
+    check_clean(result, token, caplog)
+
+
+def test_no_pixel_sends_nothing(snap: FakeSnap) -> None:
+    result = prober(snap).probe(canvas(), "  ", NOW)
+    assert result is not None
+    assert result.outcome is ProbeOutcome.FAILED
+    assert snap.seen == []
+
+
+def test_rate_limited_within_min_interval(snap: FakeSnap) -> None:
+    p = prober(snap, interval=timedelta(minutes=5))
+    token = canvas()
+    assert p.probe(token, PIXEL, NOW) is not None
+    assert p.probe(token, PIXEL, NOW + timedelta(minutes=4, seconds=59)) is None
+    assert p.probe(token, PIXEL, NOW + timedelta(minutes=5)) is not None
+    assert len(snap.seen) == 2
+
+
+def test_one_probe_in_flight_at_a_time(snap: FakeSnap) -> None:
+    p = prober(snap, interval=timedelta(0))
+    token = canvas()
+    snap.hold = 10.0
+    results: list[ProbeResult | None] = []
+    first = threading.Thread(target=lambda: results.append(p.probe(token, PIXEL, NOW)))
+    first.start()
+    assert snap.received.wait(5)
+    assert p.probe(token, PIXEL, NOW + timedelta(hours=1)) is None  # the first is still waiting on Snap
+    snap.release.set()
+    first.join(5)
+    assert results[0] is not None
+    assert results[0].outcome is ProbeOutcome.ACCEPTED
+    assert p.probe(token, PIXEL, NOW + timedelta(hours=1)) is not None  # free again
+
+
+def test_async_probe_shares_the_limiter(snap: FakeSnap, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = canvas()
+    p = prober(snap)
+    result = asyncio.run(p.aprobe(token, PIXEL, NOW))
+    assert result is not None
+    assert result.outcome is ProbeOutcome.ACCEPTED
+    assert snap.seen[0].query == {"access_token": [token]}
+    check_clean(result, token, caplog)
+    assert p.probe(token, PIXEL, NOW + timedelta(minutes=1)) is None
+    assert asyncio.run(p.aprobe(token, PIXEL, NOW + timedelta(minutes=1))) is None
+
+
+def test_async_rejected_and_timeout(snap: FakeSnap) -> None:
+    snap.status = 401
+    result = asyncio.run(prober(snap, interval=timedelta(0)).aprobe(canvas(), PIXEL, NOW))
+    assert result is not None
+    assert result.outcome is ProbeOutcome.REJECTED
+    snap.hold = 10.0
+    result = asyncio.run(prober(snap, timeout=0.3).aprobe(canvas(), PIXEL, NOW))
+    assert result is not None
+    assert (result.outcome, result.status) == (ProbeOutcome.FAILED, None)
+
+
+def test_redact() -> None:
+    assert redact("GET /v3/p/events?access_token=abc.def-ghi&x=1") == "GET /v3/p/events?access_token=[redacted]&x=1"
+    assert redact("url=%2Fv3%3Faccess_token%3Dabc.def") == "url=%2Fv3%3Faccess_token%3D[redacted]"
