@@ -123,7 +123,11 @@ class _Case:
         self.t0 = inc.opened_at if inc is not None else ev.now
         statuses = {s: n for s, n in inc.by_status} if inc is not None else {}
         self.statuses = statuses
-        self.auth = inc is None or inc.rule is Rule.AUTH_FAILURES or bool({"401", "403"} & set(statuses))
+        if inc is None:
+            # The present: judge the auth side only when the last answer was an auth failure.
+            self.auth = ev.history is None or ev.history.last_status in (401, 403)
+        else:
+            self.auth = inc.rule is Rule.AUTH_FAILURES or bool({"401", "403"} & set(statuses))
         self.sent_fp = req.token_fp if req is not None else None
         self.pixel = (req.pixel if req is not None else None) or ev.configured_pixel
         self.before: AcceptedRun | None = None
@@ -141,6 +145,7 @@ class _Case:
         req = self.req
         return {
             "bm_path": knowledge.BUSINESS_MANAGER_PATH,
+            "bm_generate": knowledge.GENERATE_PATH,
             "configured_fp": ev.configured.fingerprint if ev.configured is not None else "(none)",
             "env_file": env_file,
             "key": cfg.key,
@@ -191,7 +196,8 @@ class _Case:
 
 def _token_checks(c: _Case) -> None:
     ev = c.ev
-    if c.auth and ev.configured is None and c.sent_fp is None and not ev.seen and not _fps_in(ev.history):
+    nothing = ev.configured is None and c.sent_fp is None and not ev.seen and not _fps_in(ev.history)
+    if nothing and (c.auth or ev.incident is None):
         c.add(F.TOKEN_MISSING, Confidence.HIGH, DIRECT,
               f"no token in {c.values['source']}, and no request in the log carries one")
     window = ev.config.activation_window
@@ -213,7 +219,8 @@ def _token_checks(c: _Case) -> None:
             c.add(F.TOKEN_EXPIRED, Confidence.MEDIUM, direct * PRESENT,
                   f"{label}: exp {iso(rep.exp)} passed after the failures began ({iso(c.t0)})")
         elif rep.exp is None and rep.kind is TokenKind.CANVAS_S2S:
-            _rule_out(c, f"expiry: {label} has no exp claim (a Canvas S2S token does not expire by its claims)")
+            _rule_out(c, f"expiry: token {rep.fingerprint} has no exp claim "
+                         "(a Canvas S2S token does not expire by its claims)")
         if rep.nbf is not None and rep.nbf > c.t0:
             c.add(F.TOKEN_NOT_YET_VALID, Confidence.HIGH, direct,
                   f"{label}: nbf {iso(rep.nbf)} is after {iso(c.t0)}")
@@ -299,6 +306,10 @@ def _changes(c: _Case) -> None:
 
 def _acceptance(c: _Case) -> None:
     ev, req, fp = c.ev, c.req, c.sent_fp
+    if fp is None:
+        # The failing requests do not show their token: ask about the one configured or last accepted.
+        fp = ev.configured.fingerprint if ev.configured is not None else None
+        fp = fp or (c.before.attrs.token_fp if c.before is not None else None)
     if ev.history is None or req is None or fp is None or not c.auth:
         return
     accepted = ev.history.pixels_accepting(fp, c.t0)

@@ -92,6 +92,7 @@ class History:
         self._counts: dict[tuple[str | None, str | None], _Counts] = {}
         self._runs: deque[_Run] = deque(maxlen=max_runs)
         self._last_request: Request | None = None
+        self.last_status: int | None = None  # the status of the last paired exchange
         self.unpaired = 0
 
     # -- feeding ---------------------------------------------------------------------------------------
@@ -104,12 +105,12 @@ class History:
             return
         at = ex.response.at
         self._last_request = req
+        status = self.last_status = ex.response.status
         key = (req.token_fp, req.pixel)
         c = self._counts.get(key)
         if c is None:
             c = self._counts[key] = _Counts(at)
         c.last_seen = at
-        status = ex.response.status
         if status is None:
             return
         if 200 <= status < 300:
@@ -212,6 +213,7 @@ class History:
                 for r in self._runs
             ],
             "last_request": None if self._last_request is None else _request_json(self._last_request),
+            "last_status": self.last_status,
         }
 
     @classmethod
@@ -239,6 +241,8 @@ class History:
             last_req = data.get("last_request")
             if last_req is not None:
                 h._last_request = _request_from_json(last_req)
+            status = data.get("last_status")
+            h.last_status = None if status is None else int(status)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"history snapshot is damaged: {exc}") from exc
         return h
@@ -266,6 +270,7 @@ class History:
         mine, theirs = self._last_request, other._last_request
         if theirs is not None and (mine is None or theirs.at >= mine.at):
             self._last_request = theirs
+            self.last_status = other.last_status
 
 
 def _usage(fp: str | None, pixel: str | None, c: _Counts) -> Usage:

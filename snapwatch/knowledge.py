@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from snapwatch.model import Api, FindingCode, Placement, Severity, TokenKind
 
-BUSINESS_MANAGER_PATH = "Business Manager → Business Details → Conversions API Tokens → Generate Token"
+BUSINESS_MANAGER_PATH = "Business Manager → Business Details → Conversions API Tokens"
+GENERATE_PATH = BUSINESS_MANAGER_PATH + " → Generate Token"
 TOKEN_QUERY_PARAMETER = "access_token"
 SEND_HOST = "https://tr.snapchat.com"
 STAGING_HOST = "https://tr-shadow.snapchat.com"
@@ -85,14 +86,14 @@ class FindingFacts:
 
 # The placeholders the diagnosis always fills (with plain-words fallbacks when a value is unknown).
 FIELDS = frozenset({
-    "bm_path", "configured_fp", "env_file", "key", "pixel", "pixel_key", "previous_pixel", "query_param",
+    "bm_path", "bm_generate", "configured_fp", "env_file", "key", "pixel", "pixel_key", "previous_pixel", "query_param",
     "restart", "send_fp", "source", "unit_status", "v3_url", "previous_endpoint", "endpoint", "max_rps",
     "max_batch", "max_age_days", "logs",
 })
 
 _REPLACE_TOKEN = "Put the token in {source} as one bare value (no quotes, no spaces, no 'Bearer '), then {restart}"
 _NEW_TOKEN = (
-    "Generate a Conversions API token in {bm_path}, signed in as an Organization Admin of the organization "
+    "Generate a Conversions API token in {bm_generate}, signed in as an Organization Admin of the organization "
     "that owns pixel {pixel} (the token is shown once: copy it straight into {source})"
 )
 

@@ -44,7 +44,11 @@ class RedactingFilter(logging.Filter):
     _traceback_formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # A bad format string: leave it for the handler, which reports it without the caller crashing.
+            return True
         record.msg, record.args = redact(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._traceback_formatter.formatException(record.exc_info)

@@ -11,12 +11,14 @@ import re
 import sqlite3
 import sys
 import threading
+import warnings
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, TextIO
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -313,13 +315,28 @@ def _apprise_logs(secrets: Sequence[str]) -> Iterator[_AppriseCapture]:
         logger.removeFilter(capture)
 
 
+_load_lock = threading.Lock()
+
+
+def _load_apprise() -> ModuleType:
+    """Import apprise and its plugins once (~0.3 s, so only when a target needs it)."""
+    import apprise  # noqa: PLC0415
+
+    with _load_lock:
+        if not getattr(_load_apprise, "done", False):
+            # apprise's email plugin imports the stdlib imghdr, deprecated since 3.11: not ours to act on.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"'imghdr' is deprecated", category=DeprecationWarning)
+                apprise.Apprise.instantiate("json://localhost")  # loads every plugin module
+            _load_apprise.done = True  # type: ignore[attr-defined]
+    return apprise
+
+
 class AppriseTarget:
     """One apprise URL. Email schemes get the HTML body (apprise adds a plain part); others get markdown."""
 
     def __init__(self, url: str) -> None:
-        import apprise  # noqa: PLC0415  (importing apprise takes ~0.3 s; only targets need it)
-
-        self._apprise, self._url = apprise, url.strip()
+        self._apprise, self._url = _load_apprise(), url.strip()
         self._secrets = url_secrets(url)
         self.key = "apprise:" + hashlib.sha256(self._url.encode()).hexdigest()[:16]
         self.display = mask_url(url)
@@ -334,7 +351,7 @@ class AppriseTarget:
             reason = capture.lines[-1] if capture.lines else "unknown scheme or bad URL"
             raise NotifyError(f"{self.display}: apprise cannot use this URL: {reason}")
         plugin.socket_connect_timeout = plugin.socket_read_timeout = timeout
-        return plugin
+        return plugin  # type: ignore[no-any-return]
 
     def send(self, message: Message, timeout: float) -> None:
         """Deliver once through apprise, each socket operation bounded by ``timeout`` seconds."""
@@ -345,7 +362,12 @@ class AppriseTarget:
             try:
                 sender = self._apprise.Apprise(asset=self._apprise.AppriseAsset(async_mode=False))
                 sender.add(plugin)
-                ok = bool(sender.notify(body=body, title=message.title, body_format=body_format))
+                result = sender.notify(body=body, title=message.title, body_format=body_format)
+                ok = bool(result)
+                # apprise 2 may send on its own threads and hands back what it logged; apprise 1 logs here.
+                for entry in getattr(result, "logs", list)():
+                    if getattr(logging, str(entry.level), 0) >= logging.WARNING:
+                        capture.lines.append(scrub(str(entry.message), self._secrets))
             except Exception as exc:  # apprise should return False, but a plugin bug must not escape
                 ok = False
                 capture.lines.append(scrub(f"{type(exc).__name__}: {exc}", self._secrets))

@@ -24,17 +24,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PREFIX = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:,[0-9]+)? - [A-Za-z]+ -(?: |(?=\n))")
 _P = _PREFIX.pattern
 # Searched over whole buffers: its literal first byte lets the regex engine skip most of the text.
-# One block per search: the header line and, when they follow at once, the request's URL line or the
-# response's status line and pretty JSON body (closed by "}" at column 0). The literal first byte
-# lets the regex engine skip most of the text. Groups: OUT, event, api hint, url, status, body.
+# Every header line holds "ING RE" (OUTGOING REQUEST, INCOMING RESPONSE): bytes.find locates the few
+# candidates at memchr speed, then one anchored match reads the whole block head: the header line and,
+# when they follow at once, the request's URL line or the response's status line and pretty JSON body
+# (closed by "}" at column 0). Groups: OUT, event, api hint, url, status, body.
+_MARK = b"ING RE"
 _BLOCK = re.compile(
-    rb"\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ([^\n]*?)(?: Event)?(?: \(([^)\n]*)\))?[ \t]*\n"
+    _P + rb"\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ([^\n]*?)(?: Event)?(?: \(([^)\n]*)\))?[ \t]*\n"
     rb"(?(1)(?:" + _P + rb"URL: ?([^\n]*)\n)?|(?:" + _P + rb"(?:HTTP )?Status Code:[ \t]*([0-9]+)[ \t]*\n"
     + _P + rb"Body: (\{\n(?:[ \t][^\n]*\n)*\}[ \t]*)\n)?)"
 )
 _STATUS = re.compile(rb"(?:HTTP )?Status Code:(.*)")
 _AUTH_IN_HEADERS = re.compile(r"""(?i)authorization['"]?\s*[:=]\s*['"]?([^'",}]*)""")
 _CLOSERS = {"{": "}", "[": "]"}
+_UrlFields = tuple[Api, str, str | None, str | None, TokenKind | None]  # api, path, pixel, token fp, kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ class _Pending:
 
     def __init__(self, at: datetime, event: str, api_hint: str) -> None:
         self.at, self.event, self.api_hint = at, event, api_hint
-        self.url: tuple[Api, str, str | None, str | None, TokenKind | None] | None = None
+        self.url: _UrlFields | None = None
         self.auth: tuple[str | None, TokenKind | None] | None = None  # Authorization header seen
         self.headers_seen = False
 
@@ -152,6 +155,9 @@ class Assembler:
         self.tokens: dict[str, TokenKind] = {}
         self.tokens_in_log = False
         self.held_bytes = 0
+        self.requests = 0  # requests seen (cumulative)
+        self.requests_by_api: dict[str, int] = {}  # api value → requests (cumulative)
+        self.by_status: dict[str, int] = {}  # status digits or "none" → responses (cumulative)
         self._zone = _zone(config.timezone)
         self._fields = config.fields
         self._pattern: re.Pattern[str] | None = None
@@ -159,7 +165,7 @@ class Assembler:
             self._pattern = _compile_pattern(config.pattern)
         self._times: dict[bytes, datetime] = {}
         self._last_at = _EPOCH
-        self._url_cache: dict[bytes, tuple[Api, str, str | None, str | None, TokenKind | None]] = {}
+        self._url_cache: dict[bytes, _UrlFields] = {}
         self._queues: dict[str, deque[_Pending]] = {}
         self._req: _Pending | None = None  # the request whose block is being read
         self._open: _Open | None = None
@@ -224,57 +230,58 @@ class Assembler:
     # ---- the backend format ------------------------------------------------------------------------
     def _feed_backend(self, buf: bytes, out: list[Exchange]) -> int:
         """Parse ``buf``; return where the response still open starts in it (-1: before it)."""
-        # The hot loop: one regex search per block, everything it needs bound to locals.
+        # The hot loop: one find and one anchored match per block, everything bound to locals.
         size = len(buf)
         pos = 0
         open_at = -1
-        search, prefix, rfind, find = _BLOCK.search, _PREFIX.match, buf.rfind, buf.find
+        match, rfind, find = _BLOCK.match, buf.rfind, buf.find
         times, queues, source, time_of = self._times, self._queues, self.source, self._time
+        by_status, urls, url_of = self.by_status, self._url_cache, self._url
         while True:
             if self._open is not None:
                 pos = self._walk_response(buf, pos, out)
                 if self._open is not None:
                     return open_at
                 continue
-            m = search(buf, pos)
-            stop = size if m is None else m.start()
+            i = find(_MARK, pos)
+            stop = size if i < 0 else rfind(b"\n", 0, i) + 1
             req = self._req
             if req is not None and pos < stop and (
                 find(b"Headers:", pos, stop) >= 0
                 or find(b"Authorization:", pos, stop) >= 0
                 or (req.url is None and find(b"URL:", pos, stop) >= 0)
             ):
-                self._scan_request(buf, pos, stop)
-            if m is None:
+                self._scan_request(req, buf, pos, stop)
+            if i < 0:
                 return -1
-            start = m.start()
-            line_start = rfind(b"\n", 0, start) + 1
-            pm = prefix(buf, line_start)
-            if pm is None or pm.end() != start:
-                pos = buf.index(b"\n", start) + 1
+            m = match(buf, stop)
+            if m is None:
+                pos = find(b"\n", i) + 1
                 continue  # header-like text inside a payload or body, not a record of its own
             pos = m.end()
             outgoing, event_b, hint, url, status_b, body = m.groups()
-            stamp = buf[line_start : line_start + 19]
-            at = times.get(stamp) or time_of(stamp)
+            stamp = buf[stop : stop + 19]
+            at = self._last_at = times.get(stamp) or time_of(stamp)
             event = event_b.decode("utf-8")
             if outgoing:
                 req = self._push_request(at, event, hint.decode("utf-8") if hint else "")
                 if url is not None:
-                    req.url = self._url(url)
+                    self._set_url(req, urls.get(url) or url_of(url))
                 continue
             self._req = None
             if status_b is None:
                 self._open = _Open(at, event)
-                open_at = line_start
+                open_at = stop
                 continue
-            status = int(status_b)
+            key = status_b.decode("ascii")
+            by_status[key] = by_status.get(key, 0) + 1
             queue = queues.get(event)
             if queue:
                 request: Request | None = _build_request(queue.popleft())
             else:
                 request = None
                 self.stats.unpaired_responses += 1
+            status = int(status_b)
             text = "" if 200 <= status < 300 else body.decode("utf-8")[:MAX_BODY_CHARS]
             out.append(Exchange(Response(at, event, status, text), request, source))
 
@@ -332,10 +339,8 @@ class Assembler:
         body = "" if not o.keep_body or o.body is None else "\n".join(o.body)[:MAX_BODY_CHARS]
         self._emit(o.at, o.event, o.status, body, out)
 
-    def _scan_request(self, buf: bytes, start: int, stop: int) -> None:
+    def _scan_request(self, req: _Pending, buf: bytes, start: int, stop: int) -> None:
         """Find the URL and header lines of the request being read within ``buf[start:stop]``."""
-        req = self._req
-        assert req is not None
         for marker in (b"URL:", b"Headers:", b"Authorization:"):
             if marker == b"URL:" and req.url is not None:
                 continue
@@ -347,7 +352,7 @@ class Assembler:
                     eol = buf.find(b"\n", i)
                     value = buf[i + len(marker) : eol]
                     if marker == b"URL:":
-                        req.url = self._url(value[1:] if value[:1] == b" " else value)
+                        self._set_url(req, self._url(value[1:] if value[:1] == b" " else value))
                         break
                     self._header_line(req, marker, value.decode("utf-8"))
                 i = buf.find(marker, i + 1, stop)
@@ -377,7 +382,18 @@ class Assembler:
             self.stats.unpaired_requests += 1
         queue.append(req)
         self._req = req
+        self.requests += 1
+        api = req.api_hint if req.api_hint in ("v2", "v3") else "unknown"
+        self.requests_by_api[api] = self.requests_by_api.get(api, 0) + 1
         return req
+
+    def _set_url(self, req: _Pending, fields: _UrlFields) -> None:
+        before = req.api_hint if req.api_hint in ("v2", "v3") else "unknown"
+        req.url = fields
+        after = fields[0].value if fields[0] is not Api.UNKNOWN else before
+        if after != before:
+            self.requests_by_api[before] -= 1
+            self.requests_by_api[after] = self.requests_by_api.get(after, 0) + 1
 
     def _emit(self, at: datetime, event: str, status: int | None, body: str, out: list[Exchange]) -> None:
         queue = self._queues.get(event)
@@ -386,6 +402,8 @@ class Assembler:
             self.stats.unpaired_responses += 1
         if status is None:
             self.stats.responses_without_status += 1
+        key = "none" if status is None else str(status)
+        self.by_status[key] = self.by_status.get(key, 0) + 1
         out.append(Exchange(Response(at, event, status, body), request, self.source))
 
     # ---- shared field readers ----------------------------------------------------------------------
@@ -420,7 +438,7 @@ class Assembler:
         self.tokens_in_log = True
         return fp, kind
 
-    def _url(self, raw: bytes) -> tuple[Api, str, str | None, str | None, TokenKind | None]:
+    def _url(self, raw: bytes) -> _UrlFields:
         # Keyed by the URL as logged (it holds the token): private, a handful of entries, never shown.
         hit = self._url_cache.get(raw)
         if hit is not None:
@@ -458,9 +476,14 @@ class Assembler:
             at, status, url, event, reason = record
             request = None
             if url:
+                fields = self._url(url.encode("utf-8"))
                 req = _Pending(at, event, "")
-                req.url = self._url(url.encode("utf-8"))
+                req.url = fields
                 request = _build_request(req)
+                self.requests += 1
+                self.requests_by_api[fields[0].value] = self.requests_by_api.get(fields[0].value, 0) + 1
+            key = str(status)
+            self.by_status[key] = self.by_status.get(key, 0) + 1
             body = "" if 200 <= status < 300 else reason[:MAX_BODY_CHARS]
             out.append(Exchange(Response(at, event, status, body), request, self.source))
 

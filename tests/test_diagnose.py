@@ -54,10 +54,7 @@ def _request(at: datetime, event: str, url: str) -> tuple[Request, str | None]:
     api = Api.V3 if parts.path.startswith("/v3/") else Api.V2 if parts.path.startswith("/v2/") else Api.UNKNOWN
     pixel = segments[2] if api is Api.V3 else None
     raw = parse_qs(parts.query, keep_blank_values=True).get("access_token", [None])[0]
-    if raw is not None:
-        placement = Placement.QUERY
-    else:
-        placement = Placement.NONE if api is Api.V3 else Placement.UNKNOWN
+    placement = Placement.QUERY if raw is not None else Placement.NONE if api is Api.V3 else Placement.UNKNOWN
     fp = fingerprint(raw) if raw is not None else None
     kind = kind_of(raw) if raw is not None else None
     return Request(at, event, api, parts.path, pixel, placement, fp, kind), raw
@@ -259,10 +256,17 @@ def test_accepting_probe_demotes_token_causes() -> None:
     assert staging.confidence.value == "low"
 
 
-def test_diagnose_with_no_evidence_is_unknown_or_hygiene() -> None:
+def test_nothing_configured_and_no_log_is_token_missing() -> None:
     d = diagnose(Evidence(now=datetime.fromisoformat("2025-12-03T23:00:00+00:00")))
+    assert d.verdict == "token-missing"
+
+
+def test_a_sound_token_and_no_log_is_unknown() -> None:
+    ev = load("never-accepted").evidence
+    d = diagnose(Evidence(now=ev.now, configured=ev.configured, config=ev.config))
     assert d.verdict == "unknown"
     assert d.findings == ()
+    assert any(line.startswith("expiry:") for line in d.ruled_out)
 
 
 def test_knowledge_titles_name_the_pixel() -> None:

@@ -173,3 +173,13 @@ def test_redaction_also_protects_later_handlers() -> None:
     logging.getLogger().addHandler(second)
     logging.getLogger("snapwatch.c").info("token %s", JWT)
     assert later.getvalue() == "token [redacted]\n"
+
+
+def test_a_bad_format_string_is_reported_by_the_handler_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    handler = setup_logging(logging.INFO, stream=out, environ={})
+    bad = logging.LogRecord("snapwatch.d", logging.INFO, __file__, 1, "two %s %s", ("one",), None)
+    handler.handle(bad)  # must not raise: the handler's own error report takes over
+    handler.handle(logging.LogRecord("snapwatch.d", logging.INFO, __file__, 2, "still logging", None, None))
+    assert out.getvalue().endswith("snapwatch.d: still logging\n")
+    assert "Logging error" in capsys.readouterr().err

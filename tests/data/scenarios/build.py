@@ -36,7 +36,8 @@ FRESH = canvas(T0 + timedelta(minutes=25), seed="c")  # issued 25 min into the f
 FUTURE = canvas(T0 + timedelta(days=1), seed="d")
 STAGING = canvas(T0 - timedelta(days=30), env="STAGING", seed="e")
 OAUTH = jwt.encode({"sub": "oauth-user", "exp": int((T0 + timedelta(minutes=20)).timestamp()),
-                    "scope": "snapchat-offline-conversions-api"}, "scenario-signing-key-not-a-secret-oauth", algorithm="HS256")
+                    "scope": "snapchat-offline-conversions-api"},
+                   "scenario-signing-key-not-a-secret-oauth", algorithm="HS256")
 OPAQUE = "sk_live_8f3a9c2e7b1d4f6a0c5e9b2d7f1a3c8e"
 TRUNCATED = OLD[: len(OLD) - 20]
 
