@@ -341,10 +341,11 @@ class AlertPolicy:
                 (b.n + self._repeat, admitted, admitted, _key_of(row), admitted, row["incident_id"]))
 
     def next_due(self, now: datetime) -> datetime | None:
-        """When ``due`` may next return something (never before ``now``); None when nothing is owed.
+        """When ``due`` should next be called; None when nothing is owed.
 
-        Work waiting only for the hourly cap (a RESOLVED alert, the HELD_BACK summary) is due when
-        enough earlier hand-outs leave the sliding hour.
+        A time before ``now`` means overdue (call ``due`` with that time, or with ``now``). Work waiting
+        only for the hourly cap (a RESOLVED alert, the HELD_BACK summary) is due when enough earlier
+        hand-outs leave the sliding hour, or at ``now`` when there is room already.
         """
         n = _micros_at(now)
         times: list[int] = []
@@ -367,7 +368,7 @@ class AlertPolicy:
             at = self._capacity_at(n, cap - reserved - 1)
             if at is not None:
                 times.append(at)
-        return None if not times else _at_micros(max(n, min(times)), now)
+        return None if not times else _at_micros(min(times), now)
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
@@ -383,11 +384,14 @@ class AlertPolicy:
         return reserved
 
     def _capacity_at(self, n: int, allowed: int) -> int | None:
-        """The earliest time ≥ n at which at most ``allowed`` hand-outs remain in the sliding hour."""
+        """When at most ``allowed`` hand-outs remain in the sliding hour (``n`` if that is so already).
+
+        Counts every hand-out still stored, not only those within the hour before ``n``: asked about a
+        later ``now`` than the last ``due``, the answer is the moment room returned, not ``n``.
+        """
         if allowed < 0:
             return None  # only a resolution can free room; the caller asks again after transitions
-        sent: list[int] = [at for (at,) in self._conn.execute(
-            "SELECT at_us FROM alert_sent WHERE at_us > ? ORDER BY at_us", (n - _HOUR,))]
+        sent: list[int] = [at for (at,) in self._conn.execute("SELECT at_us FROM alert_sent ORDER BY at_us")]
         if len(sent) <= allowed:
             return n
         return sent[len(sent) - allowed - 1] + _HOUR

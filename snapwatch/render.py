@@ -180,9 +180,9 @@ def _diagnosis_sections(diag: Diagnosis, full: bool) -> list[tuple[str, tuple[st
 
 def _token_line(alert: Alert) -> str:
     if alert.token_fp is None:
-        return "Token: none seen in the failing requests"
+        return "none seen in the failing requests"
     kind = alert.token_kind.value if alert.token_kind is not None else "unknown kind"
-    return f"Token: fingerprint {alert.token_fp} ({kind})"
+    return f"fingerprint {alert.token_fp} ({kind})"
 
 
 def _doc(alert: Alert) -> _Doc:
@@ -202,7 +202,7 @@ def _doc(alert: Alert) -> _Doc:
         intro = f"snapwatch on {alert.host} reports a finding ({alert.kind.value})."
     else:
         intro = {
-            AlertKind.OPENED: f"A {inc.rule.value} incident opened on {alert.host}.",
+            AlertKind.OPENED: f"An incident opened on {alert.host}: rule {inc.rule.value}.",
             AlertKind.REMINDER: f"The {inc.rule.value} incident on {alert.host} is still open.",
             AlertKind.UPDATE: f"The diagnosis of the {inc.rule.value} incident on {alert.host} changed.",
             AlertKind.RESOLVED: (

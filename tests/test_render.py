@@ -107,7 +107,8 @@ def test_opened_alert_says_what_happened_why_and_what_to_do() -> None:
         "token-drift: The backend still sends an old token (critical, high confidence)",
         f"requests carry token {FP}",
         "auth-placement: v3 requests carry it",
-        f"Token: fingerprint {FP} (canvas-s2s)",
+        f"Token:\n  fingerprint {FP} (canvas-s2s)",
+        "An incident opened on web-1: rule auth-failures.",
         "v2-deprecated",
         "log-gap",
     ):
@@ -167,7 +168,7 @@ def test_unknown_verdict_and_missing_token_are_said_plainly() -> None:
     msg = render(make_alert(diagnosis=Diagnosis(), token_fp=None, token_kind=None))
     assert "cause unknown" in msg.title
     assert "unknown: no finding explains this incident yet" in msg.text
-    assert "Token: none seen in the failing requests" in msg.text
+    assert "Token:\n  none seen in the failing requests" in msg.text
     assert msg.labels["verdict"] == "unknown" and "token_fingerprint" not in msg.labels
 
 
