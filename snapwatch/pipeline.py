@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -36,6 +36,8 @@ class SourcePipeline:
         self.assembler = Assembler(source, self.label)
         self.detector = detector or Detector(rules, self.label)
         self.history = history or History()
+        # Bodies of the latest 400 responses: the invalid-events diagnosis counts their reasons.
+        self.invalid_bodies: deque[str] = deque(maxlen=200)
 
     def feed(self, lines: bytes) -> Batch:
         """Feed complete lines; returns what they completed."""
@@ -60,7 +62,10 @@ class SourcePipeline:
         observe, remember = self.detector.observe, self.history.observe
         transitions, counts = batch.transitions, batch.by_status
         for ex in exchanges:
-            counts[status_key(ex.response.status)] += 1
+            status = ex.response.status
+            counts[status_key(status)] += 1
+            if status == 400:
+                self.invalid_bodies.append(ex.response.body)
             remember(ex)
             found = observe(ex)
             if found:

@@ -29,11 +29,19 @@ _P = _PREFIX.pattern
 # when they follow at once, the request's URL line or the response's status line and pretty JSON body
 # (closed by "}" at column 0). Groups: OUT, event, api hint, url, status, body.
 _MARK = b"ING RE"
-_BLOCK = re.compile(
-    _P + rb"\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ([^\n]*?)(?: Event)?(?: \(([^)\n]*)\))?[ \t]*\n"
-    rb"(?(1)(?:" + _P + rb"URL: ?([^\n]*)\n)?|(?:" + _P + rb"(?:HTTP )?Status Code:[ \t]*([0-9]+)[ \t]*\n"
-    + _P + rb"Body: (\{\n(?:[ \t][^\n]*\n)*\}[ \t]*)\n)?)"
+# The event name runs to " Event", " (" or the end of the line (names may hold single spaces).
+_HEADER_SRC = (
+    rb"\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ((?:[^ \n]| (?!Event(?:[ \t]*\n| \()|\())*)"
+    rb"(?: Event)?(?: \(([^)\n]*)\))?[ \t]*\n"
 )
+# After a request header: its URL line, then whether more head lines follow (group 5 is b"" then).
+_REQUEST_SRC = (
+    rb"(?:" + _P + rb"URL: ?([^\n]*)\n)?(?:(?=" + _P + rb"(?:URL|Headers|Authorization):)()|)"
+)
+_RESPONSE_SRC = (
+    rb"(?:" + _P + rb"(?:HTTP )?Status Code:[ \t]*([0-9]+)[ \t]*\n" + _P + rb"Body: (\{\n(?:[ \t][^\n]*\n)*\}[ \t]*)\n)?"
+)
+_BLOCK = re.compile(_P + _HEADER_SRC + rb"(?(1)" + _REQUEST_SRC + rb"|" + _RESPONSE_SRC + rb")")
 _STATUS = re.compile(rb"(?:HTTP )?Status Code:(.*)")
 _AUTH_IN_HEADERS = re.compile(r"""(?i)authorization['"]?\s*[:=]\s*['"]?([^'",}]*)""")
 _CLOSERS = {"{": "}", "[": "]"}

@@ -48,7 +48,9 @@ class Reader:
     def restart(self) -> Reader:
         self.follower.close()
         cfg = self.follower.source
-        return Reader(cfg.path, cfg.start_at, self.checkpoints, cfg.max_line_bytes)
+        fresh = Reader(cfg.path, cfg.start_at, self.checkpoints, cfg.max_line_bytes)
+        fresh.lines, fresh.gaps = list(self.lines), list(self.gaps)  # one history across restarts
+        return fresh
 
     def kinds(self) -> list[NoticeKind]:
         return [n.kind for n in self.notices]
@@ -328,7 +330,6 @@ class World:
             self.log.write_bytes(b"")
             self.stop_dirty = not self.running
         elif op == "copytruncate":
-            _rotate(self.log.with_name("unused"), keep=1000) if False else None
             for i in range(999, 0, -1):
                 src = self.log.with_name(f"app.log.{i}")
                 if src.exists():

@@ -1,0 +1,69 @@
+"""Gathering evidence for the diagnosis: the configured token, its service's restart state, the log's view."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from snapwatch.config import TokenConfig
+from snapwatch.diagnose import Evidence, diagnose, invalid_reasons
+from snapwatch.errors import SourceError
+from snapwatch.model import Diagnosis, Incident
+from snapwatch.pipeline import SourcePipeline
+from snapwatch.probe import ProbeResult
+from snapwatch.tokens import ConfiguredToken, load_configured, service_restart_pending
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the diagnosis knows beyond the log: the configured token, a pending restart, the probe, gaps."""
+
+    token_config: TokenConfig
+    configured: ConfiguredToken | None = None
+    restart_pending: bool | None = None
+    probe: ProbeResult | None = None
+    log_gaps: tuple[str, ...] = ()
+
+
+def load_context(token_config: TokenConfig, environ: Mapping[str, str], *, check_service: bool = True) -> Context:
+    """Read the configured token (never printed) and ask systemd whether the backend still runs an older .env.
+
+    An unreadable token source is logged as one line and treated as "no configured token": the log's
+    own evidence still gets diagnosed.
+    """
+    try:
+        configured = load_configured(token_config, environ)
+    except SourceError as exc:
+        log.warning("%s", exc)
+        configured = None
+    pending = None
+    if check_service and token_config.service and configured is not None and configured.mtime is not None:
+        pending = service_restart_pending(token_config.service, configured.mtime)
+    return Context(token_config, configured, pending)
+
+
+def diagnose_incident(pipeline: SourcePipeline, incident: Incident | None, ctx: Context, now: datetime) -> Diagnosis:
+    """Rank the causes of ``incident`` (None: of the present state) from one source's evidence."""
+    configured = ctx.configured
+    return diagnose(
+        Evidence(
+            now=now,
+            incident=incident,
+            history=pipeline.history,
+            configured=configured.report() if configured is not None else None,
+            configured_source=configured.source if configured is not None else None,
+            configured_pixel=configured.pixel if configured is not None else None,
+            seen=dict(pipeline.assembler.token_reports),
+            config=ctx.token_config,
+            restart_pending=ctx.restart_pending,
+            probe=ctx.probe,
+            tokens_in_log=pipeline.assembler.tokens_in_log,
+            log_gaps=ctx.log_gaps,
+            invalid_reasons=invalid_reasons(pipeline.invalid_bodies),
+            log_paths=(pipeline.label,),
+        )
+    )
