@@ -23,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _config_path(args: argparse.Namespace) -> Path | None:
+def config_path(args: argparse.Namespace) -> Path | None:
+    """The config file named by -c, $SNAPWATCH_CONFIG or the default location (None when there is none)."""
     if args.config:
         return Path(args.config)
     env = os.environ.get("SNAPWATCH_CONFIG")
@@ -34,7 +35,7 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 def resolve_config(args: argparse.Namespace, *, required: bool) -> Config:
     """The config named by -c, $SNAPWATCH_CONFIG or /etc/snapwatch/config.yaml; defaults when optional."""
-    path = _config_path(args)
+    path = config_path(args)
     if path is None:
         if required:
             raise UsageError(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from snapwatch.config import TokenConfig
 from snapwatch.diagnose import Evidence, diagnose, invalid_reasons
 from snapwatch.errors import SourceError
-from snapwatch.model import Diagnosis, Incident
+from snapwatch.model import Diagnosis, Finding, FindingCode, Incident
 from snapwatch.pipeline import SourcePipeline
 from snapwatch.probe import ProbeResult
 from snapwatch.tokens import ConfiguredToken, load_configured, service_restart_pending
@@ -67,3 +67,12 @@ def diagnose_incident(pipeline: SourcePipeline, incident: Incident | None, ctx: 
             log_paths=(pipeline.label,),
         )
     )
+
+
+def security_findings(pipeline: SourcePipeline) -> list[Finding]:
+    """Hygiene findings about the log itself (the token written in clear text), whatever the incidents."""
+    last = pipeline.history.last_request
+    now = last.at if last is not None else datetime.now(UTC)
+    found = diagnose(Evidence(now=now, history=pipeline.history, tokens_in_log=pipeline.assembler.tokens_in_log,
+                              log_paths=(pipeline.label,)))
+    return [f for f in found.findings if f.code is FindingCode.TOKEN_IN_LOG]

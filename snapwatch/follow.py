@@ -424,15 +424,17 @@ class FileTracker:
         f.splitter, f.read_at, f.cp_at, f.recent, f.last_size = self._new(), 0, 0, b"", 0
         self._chain[-1:-1] = insert
         self._known_old = {(c.dev, c.ino) for c in rotated_backups(self.path)}
-        if insert:
-            out.append(self._chunk(insert[0], b"", insert[0].cp_at))
+        first = insert[0] if insert else f
+        out.append(self._chunk(first, b"", first.cp_at))  # the position moved back: say so at once
 
     def _read_chain(self, out: list[Event], budget: int, st: os.stat_result | None) -> None:
         while self._chain:
             f = self._chain[0]
             later = self._chain[1:]
             # Ask before reading: once a newer file holds data, the writer has finished this one.
-            finished = f.fd is None or any(g.has_data() for g in later)
+            # A deleted file is finished too: nobody could read what is still written to it, and a
+            # checkpoint must not stay on an inode number the filesystem may hand out again.
+            finished = f.fd is None or os.fstat(f.fd).st_nlink == 0 or any(g.has_data() for g in later)
             budget -= self._read(f, out, budget)
             if budget <= 0:
                 self.behind = True

@@ -178,8 +178,9 @@ class AlertPolicy:
             if row is None:
                 self._insert(inc, diagnosis, n, done=t.kind is TransitionKind.RESOLVED)
                 return
-            self._conn.execute("UPDATE alert_state SET incident = ? WHERE incident_id = ?",
-                               (json.dumps(_incident_json(inc)), inc.id))
+            if row["state"] == "open" or t.kind is TransitionKind.RESOLVED:  # a replayed open keeps the end
+                self._conn.execute("UPDATE alert_state SET incident = ? WHERE incident_id = ?",
+                                   (json.dumps(_incident_json(inc)), inc.id))
             if diagnosis is not None:
                 self._store_diagnosis(row, diagnosis)
             if t.kind is TransitionKind.RESOLVED and row["state"] == "open":

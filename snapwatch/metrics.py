@@ -95,7 +95,7 @@ class Metrics:
         self._lock = threading.Lock()  # guards the label sets below, not the series themselves
         self._incident_keys: set[tuple[str, str]] = set()
         self._pending_keys: set[str] = set()
-        self._newest: dict[str, float] = {}
+        self._newest: dict[tuple[object, ...], float] = {}
         self._bad_fp_logged = False
 
     def start_server(self, listen: str) -> MetricsServer:
@@ -122,18 +122,24 @@ class Metrics:
                     self._bad_fp_logged = True
 
     def _record_time(self, source: str, at: datetime) -> None:
-        stamp = at.timestamp()
-        # Records may arrive out of order across a rotation; the gauge keeps the newest.
+        self._set_newest(self._last_record, (source,), at)
+
+    def _set_newest(self, gauge: Gauge, labels: tuple[str, ...], at: datetime) -> None:
+        # Records may arrive out of order across a rotation; a time gauge keeps the newest.
+        stamp, key = at.timestamp(), (id(gauge), *labels)
         with self._lock:
-            if stamp > self._newest.get(source, float("-inf")):
-                self._newest[source] = stamp
-                self._last_record.labels(source).set(stamp)
+            if stamp > self._newest.get(key, float("-inf")):
+                self._newest[key] = stamp
+                gauge.labels(*labels).set(stamp)
 
     def token_seen(self, fp: str, kind: TokenKind | None, at: datetime) -> None:
-        """Mark fingerprint ``fp`` seen at ``at``. Raises ValueError for anything but a 12-hex fingerprint."""
+        """Mark fingerprint ``fp`` seen at ``at`` (an earlier time never replaces a later one).
+
+        Raises ValueError for anything but a 12-hex-digit fingerprint, so a token can never become a label.
+        """
         if not _FINGERPRINT.fullmatch(fp):
             raise ValueError(f"not a token fingerprint (expected 12 hex digits, got {len(fp)} characters)")
-        self._token_seen.labels(fp, kind.value if kind is not None else "unknown").set(at.timestamp())
+        self._set_newest(self._token_seen, (fp, kind.value if kind is not None else "unknown"), at)
 
     def set_lag(self, source: str, lag_bytes: int) -> None:
         """Bytes behind the end of ``source``'s file right now."""

@@ -29,23 +29,28 @@ _P = _PREFIX.pattern
 # when they follow at once, the request's URL line or the response's status line and pretty JSON body
 # (closed by "}" at column 0). Groups: OUT, event, api hint, url, status, body.
 _MARK = b"ING RE"
-# The event name runs to " Event", " (" or the end of the line (names may hold single spaces).
-_HEADER_SRC = (
-    rb"\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ((?:[^ \n]| (?!Event(?:[ \t]*\n| \()|\())*)"
-    rb"(?: Event)?(?: \(([^)\n]*)\))?[ \t]*\n"
-)
-# After a request header: its URL line, then whether more head lines follow (group 5 is b"" then).
+# After a request header: its URL and Method lines, then whether more head lines follow (group 4 is
+# b"" then: the line-by-line reader takes over).
 _REQUEST_SRC = (
-    rb"(?:" + _P + rb"URL: ?([^\n]*)\n)?(?:(?=" + _P + rb"(?:URL|Headers|Authorization):)()|)"
+    rb"(?:" + _P + rb"URL: ?([^\n]*)\n)?(?:" + _P + rb"Method:[^\n]*\n)?"
+    rb"(?:(?=" + _P + rb"(?:URL|Method|Headers|Authorization):)()|)"
 )
 _RESPONSE_SRC = (
-    rb"(?:" + _P + rb"(?:HTTP )?Status Code:[ \t]*([0-9]+)[ \t]*\n" + _P + rb"Body: (\{\n(?:[ \t][^\n]*\n)*\}[ \t]*)\n)?"
+    rb"(?:" + _P + rb"(?:HTTP )?Status Code:[ \t]*([0-9]+)[ \t]*\n"
+    + _P + rb"Body: (\{\n(?:[ \t][^\n]*\n)*\}[ \t]*)\n)?"
 )
-_BLOCK = re.compile(_P + _HEADER_SRC + rb"(?(1)" + _REQUEST_SRC + rb"|" + _RESPONSE_SRC + rb")")
+# Groups: OUT, the rest of the header line, url, more head lines, status, body.
+_BLOCK = re.compile(
+    _P + rb"\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ([^\n]*)\n"
+    rb"(?(1)" + _REQUEST_SRC + rb"|" + _RESPONSE_SRC + rb")"
+)
+# The rest of a header line: the event name runs to " Event", " (" or the end (it may hold spaces).
+_HEADER_REST = re.compile(r"(.*?)(?: Event)?(?: \(([^)]*)\))?[ \t]*")
 _STATUS = re.compile(rb"(?:HTTP )?Status Code:(.*)")
 _AUTH_IN_HEADERS = re.compile(r"""(?i)authorization['"]?\s*[:=]\s*['"]?([^'",}]*)""")
 _CLOSERS = {"{": "}", "[": "]"}
 _UrlFields = tuple[Api, str, str | None, str | None, TokenKind | None]  # api, path, pixel, token fp, kind
+_RequestFields = tuple[Api, str, str | None, Placement, str | None, TokenKind | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +179,11 @@ class Assembler:
         self._times: dict[bytes, datetime] = {}
         self._last_at = _EPOCH
         self._url_cache: dict[bytes, _UrlFields] = {}
-        self._queues: dict[str, deque[_Pending]] = {}
-        self._req: _Pending | None = None  # the request whose block is being read
+        self._queues: dict[str, deque[Request | _Pending]] = {}
+        self._heads: dict[bytes, tuple[str, str]] = {}
+        self._requests: dict[tuple[str, bytes | None], tuple[str, _RequestFields]] = {}
+        self._head: _Pending | None = None  # the request whose head lines are being read
+        self._head_text: list[str] | None = None  # a Headers line and its continuation lines
         self._open: _Open | None = None
 
     # ---- input -------------------------------------------------------------------------------------
@@ -204,7 +212,7 @@ class Assembler:
         out: list[Exchange] = []
         if self._open is not None:
             self._close(out)
-        self._req = None
+        self._end_head()
         self.held_bytes = 0
         self.stats.unpaired_requests += sum(len(q) for q in self._queues.values())
         self._queues.clear()
@@ -243,55 +251,141 @@ class Assembler:
         pos = 0
         open_at = -1
         match, rfind, find = _BLOCK.match, buf.rfind, buf.find
-        times, queues, source, time_of = self._times, self._queues, self.source, self._time
-        by_status, urls, url_of = self.by_status, self._url_cache, self._url
+        times, heads, requests = self._times, self._heads, self._requests
+        queues, source, by_status, api_count = self._queues, self.source, self.by_status, self.requests_by_api
         while True:
+            if self._head is not None:
+                pos = self._walk_head(buf, pos)
+                if self._head is not None:
+                    return -1
             if self._open is not None:
                 pos = self._walk_response(buf, pos, out)
                 if self._open is not None:
                     return open_at
                 continue
             i = find(_MARK, pos)
-            stop = size if i < 0 else rfind(b"\n", 0, i) + 1
-            req = self._req
-            if req is not None and pos < stop and (
-                find(b"Headers:", pos, stop) >= 0
-                or find(b"Authorization:", pos, stop) >= 0
-                or (req.url is None and find(b"URL:", pos, stop) >= 0)
-            ):
-                self._scan_request(req, buf, pos, stop)
             if i < 0:
                 return -1
-            m = match(buf, stop)
+            line_start = rfind(b"\n", 0, i) + 1
+            m = match(buf, line_start)
             if m is None:
                 pos = find(b"\n", i) + 1
                 continue  # header-like text inside a payload or body, not a record of its own
             pos = m.end()
-            outgoing, event_b, hint, url, status_b, body = m.groups()
-            stamp = buf[stop : stop + 19]
-            at = self._last_at = times.get(stamp) or time_of(stamp)
-            event = event_b.decode("utf-8")
+            outgoing, rest, url, more, status_b, body = m.groups()
+            stamp = buf[line_start : line_start + 19]
+            at = self._last_at = times.get(stamp) or self._time(stamp)
+            event, hint = heads.get(rest) or self._header_rest(rest)
             if outgoing:
-                req = self._push_request(at, event, hint.decode("utf-8") if hint else "")
-                if url is not None:
-                    self._set_url(req, urls.get(url) or url_of(url))
+                queue = queues.get(event)
+                if queue is None or len(queue) >= MAX_QUEUED_REQUESTS:
+                    queue = self._make_room(event)
+                self.requests += 1
+                if more is not None or pos == size:  # more head lines may follow: read them one by one
+                    self._head = _Pending(at, event, hint)
+                    if url is not None:
+                        self._head.url = self._url(url)
+                    queue.append(self._head)
+                    continue
+                key = (hint, url)
+                api, fields = requests.get(key) or self._request_fields(key)
+                api_count[api] = api_count.get(api, 0) + 1
+                queue.append(Request(at, event, *fields))
                 continue
-            self._req = None
             if status_b is None:
                 self._open = _Open(at, event)
-                open_at = stop
+                open_at = line_start
                 continue
-            key = status_b.decode("ascii")
-            by_status[key] = by_status.get(key, 0) + 1
+            key_s = status_b.decode("ascii")
+            by_status[key_s] = by_status.get(key_s, 0) + 1
             queue = queues.get(event)
             if queue:
-                request: Request | None = _build_request(queue.popleft())
+                request: Request | _Pending | None = queue.popleft()
             else:
                 request = None
                 self.stats.unpaired_responses += 1
             status = int(status_b)
             text = "" if 200 <= status < 300 else body.decode("utf-8")[:MAX_BODY_CHARS]
-            out.append(Exchange(Response(at, event, status, text), request, source))
+            out.append(Exchange(Response(at, event, status, text), request, source))  # type: ignore[arg-type]
+
+    def _header_rest(self, rest: bytes) -> tuple[str, str]:
+        m = _HEADER_REST.fullmatch(rest.decode("utf-8"))
+        assert m is not None  # every group is optional
+        parsed = (m.group(1), (m.group(2) or "").strip().lower())
+        if len(self._heads) >= 256:
+            self._heads.clear()
+        self._heads[rest] = parsed
+        return parsed
+
+    def _request_fields(self, key: tuple[str, bytes | None]) -> tuple[str, _RequestFields]:
+        hint, url = key
+        req = _Pending(_EPOCH, "", hint)
+        if url is not None:
+            req.url = self._url(url)
+        built = _build_request(req)
+        value = (_api_key(req), (built.api, built.path, built.pixel, built.placement, built.token_fp, built.token_kind))
+        # Keyed by the URL as logged (it holds the token): private, a handful of entries, never shown.
+        if len(self._requests) >= 16:
+            self._requests.clear()
+        self._requests[key] = value
+        return value
+
+    def _walk_head(self, buf: bytes, pos: int) -> int:
+        """Read the request head (URL, Method, Headers, Authorization lines) line by line."""
+        req = self._head
+        assert req is not None
+        size = len(buf)
+        while pos < size:
+            eol = buf.find(b"\n", pos)
+            pm = _PREFIX.match(buf, pos)
+            if pm is None:
+                if self._head_text is None:
+                    break  # a continuation line ends the head unless it continues a Headers line
+                self._head_text.append(buf[pos:eol].decode("utf-8"))
+                pos = eol + 1
+                continue
+            self._end_headers_line(req)
+            msg = buf[pm.end() : eol]
+            if msg.startswith(b"URL:"):
+                if req.url is None:
+                    req.url = self._url(msg[5:] if msg[4:5] == b" " else msg[4:])
+            elif msg.startswith(b"Headers:"):
+                self._head_text = [msg[8:].decode("utf-8")]
+            elif msg.startswith(b"Authorization:"):
+                self._header_value(req, msg[14:].decode("utf-8"))
+            elif not msg.startswith(b"Method:"):
+                break
+            pos = eol + 1
+        else:
+            return pos
+        self._end_head()
+        return pos
+
+    def _end_head(self) -> None:
+        req, self._head = self._head, None
+        if req is None:
+            return
+        self._end_headers_line(req)
+        api = _api_key(req)
+        self.requests_by_api[api] = self.requests_by_api.get(api, 0) + 1
+        queue = self._queues.get(req.event)
+        if queue and queue[-1] is req:
+            queue[-1] = _build_request(req)
+
+    def _end_headers_line(self, req: _Pending) -> None:
+        if self._head_text is not None:
+            text, self._head_text = "\n".join(self._head_text), None
+            req.headers_seen = True
+            m = _AUTH_IN_HEADERS.search(text)
+            if m is not None:
+                self._header_value(req, m.group(1))
+
+    def _header_value(self, req: _Pending, value: str) -> None:
+        """An Authorization header value; the first one of a request counts."""
+        req.headers_seen = True
+        if req.auth is None:
+            value = value.strip()
+            req.auth = (None, None) if _masked(normalize(value)) else self._token(value)
 
     def _walk_response(self, buf: bytes, pos: int, out: list[Exchange]) -> int:
         """Read the open response line by line until it completes or the buffer ends."""
@@ -347,38 +441,8 @@ class Assembler:
         body = "" if not o.keep_body or o.body is None else "\n".join(o.body)[:MAX_BODY_CHARS]
         self._emit(o.at, o.event, o.status, body, out)
 
-    def _scan_request(self, req: _Pending, buf: bytes, start: int, stop: int) -> None:
-        """Find the URL and header lines of the request being read within ``buf[start:stop]``."""
-        for marker in (b"URL:", b"Headers:", b"Authorization:"):
-            if marker == b"URL:" and req.url is not None:
-                continue
-            i = buf.find(marker, start, stop)
-            while i >= 0:
-                line_start = buf.rfind(b"\n", 0, i) + 1
-                pm = _PREFIX.match(buf, line_start)
-                if pm is not None and pm.end() == i:
-                    eol = buf.find(b"\n", i)
-                    value = buf[i + len(marker) : eol]
-                    if marker == b"URL:":
-                        self._set_url(req, self._url(value[1:] if value[:1] == b" " else value))
-                        break
-                    self._header_line(req, marker, value.decode("utf-8"))
-                i = buf.find(marker, i + 1, stop)
-
-    def _header_line(self, req: _Pending, marker: bytes, value: str) -> None:
-        req.headers_seen = True
-        if req.auth is not None:
-            return
-        if marker == b"Headers:":
-            m = _AUTH_IN_HEADERS.search(value)
-            if m is None:
-                return
-            value = m.group(1)
-        value = value.strip()
-        req.auth = (None, None) if _masked(normalize(value)) else self._token(value)
-
-    def _push_request(self, at: datetime, event: str, api_hint: str) -> _Pending:
-        req = _Pending(at, event, api_hint)
+    def _make_room(self, event: str) -> deque[Request | _Pending]:
+        """The queue for ``event``, with room for one more request (the oldest unanswered one goes)."""
         queue = self._queues.get(event)
         if queue is None:
             if len(self._queues) >= MAX_EVENT_NAMES:
@@ -388,20 +452,7 @@ class Assembler:
         if len(queue) >= MAX_QUEUED_REQUESTS:
             queue.popleft()
             self.stats.unpaired_requests += 1
-        queue.append(req)
-        self._req = req
-        self.requests += 1
-        api = req.api_hint if req.api_hint in ("v2", "v3") else "unknown"
-        self.requests_by_api[api] = self.requests_by_api.get(api, 0) + 1
-        return req
-
-    def _set_url(self, req: _Pending, fields: _UrlFields) -> None:
-        before = req.api_hint if req.api_hint in ("v2", "v3") else "unknown"
-        req.url = fields
-        after = fields[0].value if fields[0] is not Api.UNKNOWN else before
-        if after != before:
-            self.requests_by_api[before] -= 1
-            self.requests_by_api[after] = self.requests_by_api.get(after, 0) + 1
+        return queue
 
     def _emit(self, at: datetime, event: str, status: int | None, body: str, out: list[Exchange]) -> None:
         queue = self._queues.get(event)
@@ -578,6 +629,12 @@ def _compile_pattern(pattern: str | None) -> re.Pattern[str]:
     if missing:
         raise ConfigError(f"sources: pattern: needs the named groups {', '.join(sorted(missing))}")
     return compiled
+
+
+def _api_key(req: _Pending) -> str:
+    if req.url is not None and req.url[0] is not Api.UNKNOWN:
+        return req.url[0].value
+    return req.api_hint if req.api_hint in ("v2", "v3") else "unknown"
 
 
 def _build_request(req: _Pending) -> Request:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import gzip
 import itertools
 import re
+import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
-from snapwatch.config import Config, SourceConfig
+from snapwatch.config import Config, SourceConfig, TokenConfig
 from snapwatch.errors import SourceError
+from snapwatch.evidence import diagnose_incident, load_context, security_findings
 from snapwatch.linebuf import LineSplitter
 from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
 from snapwatch.pipeline import Batch, SourcePipeline
@@ -169,6 +171,24 @@ def _apply(pipeline: SourcePipeline, batch: Batch, records: dict[str, IncidentRe
 
 def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter) -> None:
     assembler = pipeline.assembler
+    by_token: dict[str, dict[str, object]] = {}
+    for usage in pipeline.history.usages():
+        if usage.token_fp is None:
+            continue
+        entry = by_token.setdefault(usage.token_fp, {
+            "fingerprint": usage.token_fp, "kind": assembler.tokens[usage.token_fp].value
+            if usage.token_fp in assembler.tokens else None,
+            "first_seen": usage.first_seen, "last_seen": usage.last_seen, "accepted": 0, "rejected": 0})
+        entry["first_seen"] = min(entry["first_seen"], usage.first_seen)  # type: ignore[type-var]
+        entry["last_seen"] = max(entry["last_seen"], usage.last_seen)  # type: ignore[type-var]
+        entry["accepted"] = int(entry["accepted"]) + usage.accepted  # type: ignore[call-overload]
+        entry["rejected"] = int(entry["rejected"]) + usage.rejected  # type: ignore[call-overload]
+    for entry in sorted(by_token.values(), key=lambda e: e["first_seen"]):  # type: ignore[arg-type, return-value]
+        entry["first_seen"] = iso(entry["first_seen"])  # type: ignore[arg-type]
+        entry["last_seen"] = iso(entry["last_seen"])  # type: ignore[arg-type]
+        report.tokens.append(entry)
+    if assembler.tokens_in_log:
+        report.security.extend(security_findings(pipeline))
     report.by_status.update(assembler.by_status)
     report.requests_by_api.update(assembler.requests_by_api)
     stats = assembler.stats
@@ -176,3 +196,78 @@ def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSp
         if name != "extra" and name != "lines":
             setattr(report.stats, name, getattr(report.stats, name) + getattr(stats, name))
     report.stats.long_lines += splitter.long_lines
+
+
+def scan_with_diagnosis(paths: Iterable[str | Path], config: Config, token_config: TokenConfig,
+                        environ: Mapping[str, str], *, progress: bool = False) -> ScanReport:
+    """``scan_files`` with each incident diagnosed when it opened, judged at log time (contract)."""
+    ctx = load_context(token_config, environ, check_service=False)
+
+    def diagnoser(pipeline: SourcePipeline, incident: Incident) -> Diagnosis:
+        at = incident.last_at  # token age and expiry are judged at the records' time, not the wall clock
+        return diagnose_incident(pipeline, incident, ctx, at)
+
+    bar = ProgressBar(sum(f.size for f in order_files(paths))) if progress else None
+    try:
+        report = scan_files(paths, config, diagnoser, bar.advance if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    return report
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most once per percent."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total, self.done, self.shown = max(total, 1), 0, -1
+        self.stream = stream or sys.stderr
+        self.enabled = total >= 8 * CHUNK  # small inputs finish before a bar would help
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        percent = min(100, self.done * 100 // self.total)
+        if self.enabled and percent != self.shown:
+            self.shown = percent
+            filled = percent // 4
+            self.stream.write(f"\rscanning [{'#' * filled}{'.' * (25 - filled)}] {percent:3d}%")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.shown >= 0:
+            self.stream.write("\r" + " " * 40 + "\r")
+            self.stream.flush()
+
+
+def render_text(report: ScanReport) -> str:
+    """The human summary: counts, incidents with times, durations and verdicts, tokens, security notes."""
+    data = report.to_json()
+    responses, requests = report.by_status, report.requests_by_api
+    lines = [f"Read {len(report.files)} file(s): {', '.join(report.files)}",
+             f"Responses: {sum(responses.values())} ("
+             + (", ".join(f"{code}: {n}" for code, n in sorted(responses.items())) or "none") + ")",
+             f"Requests: {sum(requests.values())} ("
+             + (", ".join(f"{api}: {n}" for api, n in sorted(requests.items())) or "none") + ")"]
+    lines.append(f"Incidents: {len(report.incidents) or 'none'}")
+    for record in report.incidents:
+        inc = record.incident
+        end = inc.resolved_at
+        span = f"resolved {end.isoformat()} after {end - inc.opened_at}" if end else "still open at the end"
+        statuses = ", ".join(f"{s}×{n}" for s, n in inc.by_status)
+        lines.append(f"  - {inc.rule.value} from {inc.opened_at.isoformat()}, {span}; {inc.responses} failed ({statuses})")
+        if record.diagnosis is not None and record.diagnosis.findings:
+            top = record.diagnosis.findings[0]
+            lines.append(f"    verdict: {top.code.value} ({top.confidence.value} confidence): {top.title}")
+            lines.extend(f"      evidence: {line}" for line in top.evidence[:3])
+            lines.extend(f"      {i}. {step}" for i, step in enumerate(top.remediation, 1))
+            lines.extend(f"    also: {f.code.value}: {f.title}" for f in record.diagnosis.findings[1:4])
+    tokens = data["tokens"]
+    assert isinstance(tokens, list)
+    lines.append(f"Tokens seen in requests: {len(tokens) or 'none'}")
+    lines.extend(f"  - {t['fingerprint']} ({t['kind']}): {t['accepted']} accepted, {t['rejected']} rejected, "
+                 f"{t['first_seen']} … {t['last_seen']}" for t in tokens)
+    lines.extend(f"Security: {f.title}" for f in report.security)
+    skipped = {k: v for k, v in report.stats.to_json().items() if v}
+    if skipped:
+        lines.append("Not taken at face value: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
+    return "\n".join(lines) + "\n"

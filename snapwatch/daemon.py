@@ -1,0 +1,401 @@
+"""The daemon: one asyncio loop that follows, detects, diagnoses and alerts; signals, reload, sd_notify.
+
+This is the shell around the pure pipeline and the only place with global state. Per followed file
+it keeps a SourcePipeline (restored from the state store), and for every chunk the follower hands
+over it commits, in one transaction, the checkpoint with the counters, detector and history that the
+chunk's lines produced. While the record assembler still holds part of a response (its JSON body not
+yet closed) the commit waits, so a crash never counts a response twice nor loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from snapwatch.config import Config, SourceConfig, load_config
+from snapwatch.detect import Detector
+from snapwatch.errors import SnapwatchError
+from snapwatch.evidence import Context, diagnose_incident, load_context
+from snapwatch.follow import Checkpoint, Chunk, Follower, Gap, Notice, Quiet
+from snapwatch.history import History
+from snapwatch.lifecycle import AlertPolicy
+from snapwatch.model import Diagnosis, Incident, Rule, TokenKind, Transition, TransitionKind
+from snapwatch.notify import Notifier, Outbox, targets_from_urls
+from snapwatch.pipeline import Batch, SourcePipeline
+from snapwatch.probe import Prober
+from snapwatch.sdnotify import SystemdNotifier, monotonic_usec
+from snapwatch.state import IncidentRecord, Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+TICK = 1.0  # seconds between timer checks (silence rule, due alerts, retries) when nothing happens
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Owed:
+    """A batch processed but not yet committed (the assembler still holds part of a response)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    last_record_at: datetime | None = None
+
+    def add(self, batch: Batch) -> None:
+        for status, n in batch.by_status.items():
+            self.counts[status] = self.counts.get(status, 0) + n
+        self.requests += batch.requests
+        if batch.last_record_at is not None:
+            self.last_record_at = batch.last_record_at
+
+
+@dataclass(slots=True)
+class _File:
+    """One followed file: its pipeline and what it still owes the store."""
+
+    pipeline: SourcePipeline
+    owed: _Owed = field(default_factory=_Owed)
+    checkpoint: Checkpoint | None = None
+
+
+class _Source:
+    """One configured source: its follower and a pipeline per file it follows."""
+
+    def __init__(self, config: SourceConfig, follower: Follower) -> None:
+        self.config = config
+        self.follower = follower
+        self.files: dict[str, _File] = {}
+        self.task: asyncio.Task[None] | None = None
+
+
+class Daemon:
+    """Runs until stopped. ``run()`` returns the exit code (0 on a clean stop)."""
+
+    def __init__(self, config: Config, config_path: Path | None = None, *, clock: Clock = wall_clock,
+                 environ: Mapping[str, str] | None = None, host: str | None = None,
+                 flush_after: float = 0.5, recheck: float = 5.0) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.clock = clock
+        self.environ = os.environ if environ is None else environ
+        self.host = host or socket.gethostname()
+        self.flush_after, self.recheck = flush_after, recheck
+        self.store = Store.open(config.state_dir)
+        self.sd = SystemdNotifier(self.environ)
+        self.sources: dict[str, _Source] = {}
+        self.events: asyncio.Queue[tuple[_Source, Chunk | Gap | Notice | Quiet]] = asyncio.Queue(maxsize=256)
+        self.stop_requested = asyncio.Event()
+        self.reload_requested = False
+        self.context = Context(config.token)
+        self._apply_alerting(config)
+        self._delivery: asyncio.Task[object] | None = None
+        self._probing: set[asyncio.Task[None]] = set()
+        self._verdicts: dict[str, str] = {}  # incident id → latest verdict, for log lines and the store
+
+    # -- setup and reload -------------------------------------------------------------------------
+
+    def _apply_alerting(self, config: Config) -> None:
+        alerts = config.alerts
+        self.policy = AlertPolicy(self.store.conn, alerts, self.host)
+        self.outbox = Outbox(self.store.conn)
+        self.notifier = Notifier(self.outbox, targets_from_urls(alerts.urls), timeout=alerts.timeout.total_seconds(),
+                                 max_age=alerts.max_age)
+        probe = config.probe
+        self.prober = (Prober(probe.base_url, probe.timeout.total_seconds(), probe.min_interval)
+                       if probe.enabled else None)
+
+    def _add_source(self, config: SourceConfig) -> None:
+        checkpoints = self.store.checkpoints()
+        follower = Follower(config, checkpoints)
+        self.sources[config.path] = _Source(config, follower)
+
+    def _pipeline(self, source: _Source, path: str) -> _File:
+        found = source.files.get(path)
+        if found is None:
+            rules = self.config.rules
+            saved = self.store.detector_snapshot(path) or {}
+            detector = (Detector.restore(rules, path, saved["detector"]) if "detector" in saved
+                        else Detector(rules, path))
+            history = History.restore(saved["history"]) if "history" in saved else History()
+            pipeline = SourcePipeline(source.config, rules, label=path, detector=detector, history=history)
+            found = source.files[path] = _File(pipeline)
+        return found
+
+    def reload(self) -> None:
+        """Load the config again; keep running on the old one when the new one is invalid."""
+        self.sd.reloading(monotonic_usec())
+        try:
+            if self.config_path is None:
+                raise SnapwatchError("no config file to reload (started without -c)")
+            new = load_config(self.config_path, self.environ)
+        except SnapwatchError as exc:
+            reason = str(exc).splitlines()[0]
+            log.error("reload refused, still running on the previous config: %s", reason)
+            self.sd.ready()
+            return
+        old_paths, new_paths = set(self.sources), {s.path for s in new.sources}
+        for path in old_paths - new_paths:
+            source = self.sources.pop(path)
+            if source.task is not None:
+                source.task.cancel()
+            source.follower.close()
+            log.info("stopped following %s", path)
+        if new.rules != self.config.rules:
+            for source in self.sources.values():
+                for path, f in source.files.items():
+                    f.pipeline.detector = Detector.restore(new.rules, path, f.pipeline.detector.snapshot())
+        changed = {s.path for s in new.sources if s.path in self.sources and s.model_dump() !=
+                   self.sources[s.path].config.model_dump()}
+        self.config = new
+        for path in changed:  # the format or zone changed: follow it anew from its checkpoint
+            old = self.sources.pop(path)
+            if old.task is not None:
+                old.task.cancel()
+            old.follower.close()
+        for source_config in new.sources:
+            if source_config.path not in self.sources:
+                self._add_source(source_config)
+                self._start(self.sources[source_config.path])
+                log.info("following %s", source_config.path)
+        self.notifier.close()
+        self._apply_alerting(new)
+        self.context = load_context(new.token, self.environ)
+        log.info("configuration reloaded from %s", self.config_path)
+        self.sd.ready()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum, handler in ((signal.SIGTERM, self.stop_requested.set), (signal.SIGINT, self.stop_requested.set),
+                                (signal.SIGHUP, self._request_reload)):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, handler)
+        self.context = load_context(self.config.token, self.environ)
+        for source_config in self.config.sources:
+            self._add_source(source_config)
+        self._catch_up()
+        self.sd.ready()
+        log.info("following %d source(s); ready", len(self.sources))
+        for source in self.sources.values():
+            self._start(source)
+        watchdog = self.sd.watchdog_interval()
+        next_watchdog = loop.time()
+        try:
+            while not self.stop_requested.is_set():
+                timeout = TICK if watchdog is None else min(TICK, max(0.0, next_watchdog - loop.time()))
+                await self._next_events(timeout)
+                if watchdog is not None and loop.time() >= next_watchdog:
+                    self.sd.watchdog()  # from the loop itself: a hung loop is restarted, not kept alive
+                    next_watchdog = loop.time() + watchdog
+                if self.reload_requested:
+                    self.reload_requested = False
+                    self.reload()
+                self._on_timer()
+        finally:
+            await self._shutdown()
+        return 0
+
+    def _request_reload(self) -> None:
+        self.reload_requested = True  # acted on by the loop within TICK
+
+    def _start(self, source: _Source) -> None:
+        source.task = asyncio.get_running_loop().create_task(self._pump(source))
+
+    async def _pump(self, source: _Source) -> None:
+        try:
+            async for event in source.follower.events(flush_after=self.flush_after, recheck=self.recheck):
+                await self.events.put((source, event))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("following %s failed; retrying", source.config.path)
+            await asyncio.sleep(self.recheck)
+            if self.sources.get(source.config.path) is source:
+                self._start(source)
+
+    def _catch_up(self) -> None:
+        """Read every source's backlog before READY=1, so 'ready' means 'caught up'."""
+        for source in self.sources.values():
+            while True:
+                for event in source.follower.poll():
+                    self._handle(source, event)
+                if not source.follower.behind:
+                    break
+                self.sd.extend_timeout(60)
+
+    async def _next_events(self, timeout: float) -> None:
+        try:
+            source, event = await asyncio.wait_for(self.events.get(), timeout)
+        except TimeoutError:
+            return
+        self._handle(source, event)
+        while not self.events.empty():  # drain what queued meanwhile before the timers run
+            source, event = self.events.get_nowait()
+            self._handle(source, event)
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def _handle(self, source: _Source, event: Chunk | Gap | Notice | Quiet) -> None:
+        if isinstance(event, Chunk):
+            f = self._pipeline(source, event.path)
+            batch = f.pipeline.feed(event.data) if event.data else Batch()
+            self._after_batch(f, batch, event.checkpoint)
+        elif isinstance(event, Quiet):
+            for f in source.files.values():
+                if f.pipeline.assembler.held_bytes:
+                    self._after_batch(f, f.pipeline.flush(), f.checkpoint)
+        elif isinstance(event, Gap):
+            lost = "an unknown number of" if event.lost_bytes is None else str(event.lost_bytes)
+            log.warning("log gap in %s: %s bytes lost before they could be read (%s)", event.path, lost,
+                        event.reason)
+            self.store.commit_batch(None, path=event.path, gaps=[event])
+            self.context = Context(self.context.token_config, self.context.configured, self.context.restart_pending,
+                                   self.context.probe, (*self.context.log_gaps, f"{event.path}: {lost} bytes lost"))
+        else:
+            log.info("%s: %s %s", event.path, event.kind.value, event.detail)
+
+    def _after_batch(self, f: _File, batch: Batch, checkpoint: Checkpoint | None) -> None:
+        now = self.clock()
+        for transition in batch.transitions:
+            self._on_transition(f.pipeline, transition, now)
+        f.owed.add(batch)
+        if checkpoint is not None:
+            f.checkpoint = checkpoint
+        if f.pipeline.assembler.held_bytes:
+            return  # part of a response is still held: commit once it completes (or the quiet flush)
+        owed, f.owed = f.owed, _Owed()
+        pipeline = f.pipeline
+        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
+        self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
+                                requests=owed.requests, last_record_at=owed.last_record_at,
+                                detector_snapshot=snapshot, incident_changes=self._incident_rows(batch))
+
+    def _incident_rows(self, batch: Batch) -> list[IncidentRecord]:
+        latest: dict[str, Incident] = {t.incident.id: t.incident for t in batch.transitions}
+        return [IncidentRecord(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
+                               i.resolved_at, self._verdicts.get(i.id)) for i in latest.values()]
+
+    def _on_transition(self, pipeline: SourcePipeline, t: Transition, now: datetime) -> None:
+        incident = t.incident
+        diagnosis: Diagnosis | None = None
+        if t.kind is TransitionKind.OPENED:
+            diagnosis = diagnose_incident(pipeline, incident, self.context, now)
+            self._verdicts[incident.id] = diagnosis.verdict
+            self._maybe_probe(pipeline, incident)
+        if t.kind is not TransitionKind.UPDATED:
+            verdict = self._verdicts.get(incident.id, "unknown")
+            log.warning("incident %s: %s on %s since %s (%d failed: %s) verdict %s", t.kind.value,
+                        incident.rule.value, incident.source, incident.opened_at.isoformat(), incident.responses,
+                        ", ".join(f"{s}×{n}" for s, n in incident.by_status), verdict)
+        self.policy.on_transition(t, diagnosis, now)
+
+    def _maybe_probe(self, pipeline: SourcePipeline, incident: Incident) -> None:
+        configured = self.context.configured
+        if self.prober is None or incident.rule is not Rule.AUTH_FAILURES or configured is None:
+            return
+        pixel = configured.pixel or (incident.first_failure.request.pixel if incident.first_failure
+                                     and incident.first_failure.request else None)
+        if not pixel:
+            return
+        task = asyncio.get_running_loop().create_task(self._probe(pipeline, incident, pixel))
+        self._probing.add(task)
+        task.add_done_callback(self._probing.discard)
+
+    async def _probe(self, pipeline: SourcePipeline, incident: Incident, pixel: str) -> None:
+        assert self.prober is not None and self.context.configured is not None
+        result = await self.prober.aprobe(self.context.configured.raw.reveal(), pixel, self.clock())
+        if result is None:
+            return
+        log.info("probe: Snap's validate endpoint says %s (%s)", result.outcome.value, result.detail)
+        ctx = self.context
+        self.context = Context(ctx.token_config, ctx.configured, ctx.restart_pending, result, ctx.log_gaps)
+        now = self.clock()
+        current = next((i for i in pipeline.detector.open_incidents() if i.id == incident.id), None)
+        if current is not None:
+            diagnosis = diagnose_incident(pipeline, current, self.context, now)
+            self._verdicts[incident.id] = diagnosis.verdict
+            self.policy.on_diagnosis(incident.id, diagnosis, now)
+
+    # -- timers -----------------------------------------------------------------------------------
+
+    def _on_timer(self) -> None:
+        now = self.clock()
+        for source in self.sources.values():
+            for f in source.files.values():
+                transitions = f.pipeline.tick(now)
+                if transitions:
+                    self._after_batch(f, Batch(transitions=transitions), None)
+        self._hand_out_alerts(now)
+        if self._delivery is None or self._delivery.done():
+            self._delivery = asyncio.get_running_loop().create_task(self.notifier.deliver_due(now))
+        self._report_status()
+
+    def _hand_out_alerts(self, now: datetime) -> None:
+        token_fp, token_kind = self._token_identity()
+        conn = self.store.conn
+        conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
+        try:
+            for alert in self.policy.due(now, token_fp, token_kind):
+                self.notifier.enqueue(alert, now)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _token_identity(self) -> tuple[str | None, TokenKind | None]:
+        configured = self.context.configured
+        if configured is not None:
+            report = configured.report()
+            return report.fingerprint, report.kind
+        return None, None
+
+    def _report_status(self) -> None:
+        files = sum(len(s.files) for s in self.sources.values())
+        incidents = sum(len(f.pipeline.detector.open_incidents()) for s in self.sources.values()
+                        for f in s.files.values())
+        pending = self.outbox.counts().get("pending", 0)
+        self.sd.status(f"following {files} file(s); {incidents} open incident(s); {pending} alert(s) pending")
+
+    async def _shutdown(self) -> None:
+        """Stop reading, keep what was processed (committed per batch), give the outbox one bounded try."""
+        self.sd.stopping()
+        for source in self.sources.values():
+            if source.task is not None:
+                source.task.cancel()
+        await asyncio.gather(*(s.task for s in self.sources.values() if s.task), return_exceptions=True)
+        now = self.clock()
+        self._hand_out_alerts(now)
+        if self._delivery is not None and not self._delivery.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._delivery, 5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.notifier.deliver_due(now), 5.0)
+        for task in self._probing:
+            task.cancel()
+        for source in self.sources.values():
+            source.follower.close()
+        self.notifier.close()
+        self.store.close()
+        self.sd.close()
+        log.info("stopped")
+
+
+def run(config: Config, config_path: Path | None) -> int:
+    """Run the daemon until SIGTERM/SIGINT."""
+    async def main() -> int:
+        return await Daemon(config, config_path).run()
+
+    return asyncio.run(main())
+
