@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect import Detector
@@ -84,13 +85,14 @@ class Daemon:
 
     def __init__(self, config: Config, config_path: Path | None = None, *, clock: Clock = wall_clock,
                  environ: Mapping[str, str] | None = None, host: str | None = None,
-                 flush_after: float = 0.5, recheck: float = 5.0) -> None:
+                 flush_after: float = 0.5, recheck: float = 5.0, console: TextIO | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.clock = clock
         self.environ = os.environ if environ is None else environ
         self.host = host or socket.gethostname()
         self.flush_after, self.recheck = flush_after, recheck
+        self.console = console  # where alerts go when no target is configured (default: stderr)
         self.store = Store.open(config.state_dir)
         self.sd = SystemdNotifier(self.environ)
         self.sources: dict[str, _Source] = {}
@@ -109,7 +111,7 @@ class Daemon:
         alerts = config.alerts
         self.policy = AlertPolicy(self.store.conn, alerts, self.host)
         self.outbox = Outbox(self.store.conn)
-        self.notifier = Notifier(self.outbox, targets_from_urls(alerts.urls), timeout=alerts.timeout.total_seconds(),
+        self.notifier = Notifier(self.outbox, targets_from_urls(alerts.urls, self.console), timeout=alerts.timeout.total_seconds(),
                                  max_age=alerts.max_age)
         probe = config.probe
         self.prober = (Prober(probe.base_url, probe.timeout.total_seconds(), probe.min_interval)

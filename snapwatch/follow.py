@@ -591,7 +591,7 @@ class Follower:
         return path == self.watch_dir() or fnmatch.fnmatchcase(name, pattern + "*")
 
     async def events(self, *, flush_after: float = 0.5, recheck: float = 5.0, debounce_ms: int = 50,
-                     step_ms: int = 5) -> AsyncIterator[Event | Quiet]:
+                     step_ms: int = 20) -> AsyncIterator[Event | Quiet]:
         """Follow forever: poll on every inotify wake-up (and every ``recheck`` seconds regardless).
 
         Yields what ``poll()`` returns, and a ``Quiet`` once ``flush_after`` seconds pass without new

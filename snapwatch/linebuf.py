@@ -38,12 +38,16 @@ class LineSplitter:
             self.discarded_bytes += nl
             self._discarding = False
             data = data[nl + 1 :]
-        buf = self._tail + data if self._tail else data
-        last = buf.rfind(b"\n")
+        last = data.rfind(b"\n")
         if last < 0:
-            complete, tail = b"", buf
+            complete, tail = b"", self._tail + data
         else:
-            complete, tail = buf[: last + 1], buf[last + 1 :]
+            # One copy of the complete part (a memoryview slice avoids a second one).
+            if self._tail:
+                complete = self._tail + memoryview(data)[: last + 1]
+            else:
+                complete = data if last + 1 == len(data) else bytes(memoryview(data)[: last + 1])
+            tail = data[last + 1 :]
         limit = self.max_line_bytes
         if len(complete) > limit + 1:
             complete = self._cut_long_lines(complete)

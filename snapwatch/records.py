@@ -168,9 +168,8 @@ class Assembler:
         self.tokens: dict[str, TokenKind] = {}
         self.tokens_in_log = False
         self.held_bytes = 0
-        self.requests = 0  # requests seen (cumulative)
         self.requests_by_api: dict[str, int] = {}  # api value → requests (cumulative)
-        self.by_status: dict[str, int] = {}  # status digits or "none" → responses (cumulative)
+        self._by_status: dict[bytes, int] = {}  # status digits or b"none" → responses (cumulative)
         self._zone = _zone(config.timezone)
         self._fields = config.fields
         self._pattern: re.Pattern[str] | None = None
@@ -185,6 +184,16 @@ class Assembler:
         self._head: _Pending | None = None  # the request whose head lines are being read
         self._head_text: list[str] | None = None  # a Headers line and its continuation lines
         self._open: _Open | None = None
+
+    @property
+    def requests(self) -> int:
+        """Requests seen so far."""
+        return sum(self.requests_by_api.values()) + (self._head is not None)
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        """Responses seen so far by status (its digits, or "none" when the block had no status)."""
+        return {k.decode("ascii"): n for k, n in self._by_status.items()}
 
     # ---- input -------------------------------------------------------------------------------------
     def feed(self, lines: bytes) -> list[Exchange]:
@@ -252,7 +261,7 @@ class Assembler:
         open_at = -1
         match, rfind, find = _BLOCK.match, buf.rfind, buf.find
         times, heads, requests = self._times, self._heads, self._requests
-        queues, source, by_status, api_count = self._queues, self.source, self.by_status, self.requests_by_api
+        queues, source, by_status, api_count = self._queues, self.source, self._by_status, self.requests_by_api
         while True:
             if self._head is not None:
                 pos = self._walk_head(buf, pos)
@@ -280,7 +289,6 @@ class Assembler:
                 queue = queues.get(event)
                 if queue is None or len(queue) >= MAX_QUEUED_REQUESTS:
                     queue = self._make_room(event)
-                self.requests += 1
                 if more is not None or pos == size:  # more head lines may follow: read them one by one
                     self._head = _Pending(at, event, hint)
                     if url is not None:
@@ -296,11 +304,12 @@ class Assembler:
                 self._open = _Open(at, event)
                 open_at = line_start
                 continue
-            key_s = status_b.decode("ascii")
-            by_status[key_s] = by_status.get(key_s, 0) + 1
+            by_status[status_b] = by_status.get(status_b, 0) + 1
             queue = queues.get(event)
             if queue:
                 request: Request | _Pending | None = queue.popleft()
+                if type(request) is _Pending:  # only while its head is still being read
+                    request = _build_request(request)
             else:
                 request = None
                 self.stats.unpaired_responses += 1
@@ -456,13 +465,16 @@ class Assembler:
 
     def _emit(self, at: datetime, event: str, status: int | None, body: str, out: list[Exchange]) -> None:
         queue = self._queues.get(event)
-        request = _build_request(queue.popleft()) if queue else None
+        request = None
+        if queue:
+            head = queue.popleft()
+            request = _build_request(head) if isinstance(head, _Pending) else head
         if request is None:
             self.stats.unpaired_responses += 1
         if status is None:
             self.stats.responses_without_status += 1
-        key = "none" if status is None else str(status)
-        self.by_status[key] = self.by_status.get(key, 0) + 1
+        key = b"none" if status is None else str(status).encode("ascii")
+        self._by_status[key] = self._by_status.get(key, 0) + 1
         out.append(Exchange(Response(at, event, status, body), request, self.source))
 
     # ---- shared field readers ----------------------------------------------------------------------
@@ -539,10 +551,9 @@ class Assembler:
                 req = _Pending(at, event, "")
                 req.url = fields
                 request = _build_request(req)
-                self.requests += 1
                 self.requests_by_api[fields[0].value] = self.requests_by_api.get(fields[0].value, 0) + 1
-            key = str(status)
-            self.by_status[key] = self.by_status.get(key, 0) + 1
+            key = str(status).encode("ascii")
+            self._by_status[key] = self._by_status.get(key, 0) + 1
             body = "" if 200 <= status < 300 else reason[:MAX_BODY_CHARS]
             out.append(Exchange(Response(at, event, status, body), request, self.source))
 

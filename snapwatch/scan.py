@@ -85,6 +85,22 @@ class IncidentRecord:
 
 
 @dataclass(slots=True)
+class TokenSeen:
+    """One token (by fingerprint) across the requests of a log."""
+
+    fingerprint: str
+    kind: str | None
+    first_seen: datetime
+    last_seen: datetime
+    accepted: int = 0
+    rejected: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {"fingerprint": self.fingerprint, "kind": self.kind, "first_seen": iso(self.first_seen),
+                "last_seen": iso(self.last_seen), "accepted": self.accepted, "rejected": self.rejected}
+
+
+@dataclass(slots=True)
 class ScanReport:
     """Everything ``scan`` found; ``to_json`` is the contract's ``scan --json``."""
 
@@ -92,7 +108,7 @@ class ScanReport:
     by_status: Counter[str] = field(default_factory=Counter)
     requests_by_api: Counter[str] = field(default_factory=Counter)
     incidents: list[IncidentRecord] = field(default_factory=list)
-    tokens: list[dict[str, object]] = field(default_factory=list)
+    tokens: list[dict[str, object]] = field(default_factory=list)  # TokenSeen.to_json() each
     security: list[Finding] = field(default_factory=list)
     stats: ParseStats = field(default_factory=ParseStats)
 
@@ -114,7 +130,8 @@ class ScanReport:
         return {
             "files": self.files,
             "responses": {"total": sum(self.by_status.values()), "by_status": dict(sorted(self.by_status.items()))},
-            "requests": {"total": sum(self.requests_by_api.values()), "by_api": dict(sorted(self.requests_by_api.items()))},
+            "requests": {"total": sum(self.requests_by_api.values()),
+                         "by_api": dict(sorted(self.requests_by_api.items()))},
             "tokens": self.tokens,
             "incidents": incidents,
             "security": [f.to_json() for f in self.security],
@@ -171,29 +188,27 @@ def _apply(pipeline: SourcePipeline, batch: Batch, records: dict[str, IncidentRe
 
 def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter) -> None:
     assembler = pipeline.assembler
-    by_token: dict[str, dict[str, object]] = {}
+    by_token: dict[str, TokenSeen] = {}
     for usage in pipeline.history.usages():
-        if usage.token_fp is None:
+        fp = usage.token_fp
+        if fp is None:
             continue
-        entry = by_token.setdefault(usage.token_fp, {
-            "fingerprint": usage.token_fp, "kind": assembler.tokens[usage.token_fp].value
-            if usage.token_fp in assembler.tokens else None,
-            "first_seen": usage.first_seen, "last_seen": usage.last_seen, "accepted": 0, "rejected": 0})
-        entry["first_seen"] = min(entry["first_seen"], usage.first_seen)  # type: ignore[type-var]
-        entry["last_seen"] = max(entry["last_seen"], usage.last_seen)  # type: ignore[type-var]
-        entry["accepted"] = int(entry["accepted"]) + usage.accepted  # type: ignore[call-overload]
-        entry["rejected"] = int(entry["rejected"]) + usage.rejected  # type: ignore[call-overload]
-    for entry in sorted(by_token.values(), key=lambda e: e["first_seen"]):  # type: ignore[arg-type, return-value]
-        entry["first_seen"] = iso(entry["first_seen"])  # type: ignore[arg-type]
-        entry["last_seen"] = iso(entry["last_seen"])  # type: ignore[arg-type]
-        report.tokens.append(entry)
+        seen = by_token.get(fp)
+        if seen is None:
+            kind = assembler.tokens.get(fp)
+            seen = by_token[fp] = TokenSeen(fp, kind.value if kind else None, usage.first_seen, usage.last_seen)
+        seen.first_seen = min(seen.first_seen, usage.first_seen)
+        seen.last_seen = max(seen.last_seen, usage.last_seen)
+        seen.accepted += usage.accepted
+        seen.rejected += usage.rejected
+    report.tokens.extend(t.to_json() for t in sorted(by_token.values(), key=lambda t: t.first_seen))
     if assembler.tokens_in_log:
         report.security.extend(security_findings(pipeline))
     report.by_status.update(assembler.by_status)
     report.requests_by_api.update(assembler.requests_by_api)
     stats = assembler.stats
     for name in ParseStats.__dataclass_fields__:
-        if name != "extra" and name != "lines":
+        if name not in {"extra", "lines"}:
             setattr(report.stats, name, getattr(report.stats, name) + getattr(stats, name))
     report.stats.long_lines += splitter.long_lines
 
@@ -254,7 +269,8 @@ def render_text(report: ScanReport) -> str:
         end = inc.resolved_at
         span = f"resolved {end.isoformat()} after {end - inc.opened_at}" if end else "still open at the end"
         statuses = ", ".join(f"{s}×{n}" for s, n in inc.by_status)
-        lines.append(f"  - {inc.rule.value} from {inc.opened_at.isoformat()}, {span}; {inc.responses} failed ({statuses})")
+        lines.append(f"  - {inc.rule.value} from {inc.opened_at.isoformat()}, {span}; "
+                     f"{inc.responses} failed ({statuses})")
         if record.diagnosis is not None and record.diagnosis.findings:
             top = record.diagnosis.findings[0]
             lines.append(f"    verdict: {top.code.value} ({top.confidence.value} confidence): {top.title}")

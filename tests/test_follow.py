@@ -439,7 +439,7 @@ def test_inotify_wakes_up_fast_follows_rotation_and_idles_without_cpu(tmp_path: 
         return latencies, idle_cpu, quiet
 
     latencies, idle_cpu, _ = asyncio.run(main())
-    assert len(list(tmp_path.glob("app.log.*"))) >= 3  # it did rotate, several times
+    assert len(list(tmp_path.glob("app.log.*"))) >= 2  # it did rotate, more than once
     p50 = statistics.median(latencies)
     p99 = sorted(latencies)[int(len(latencies) * 0.99) - 1]
     print(f"wake-up latency p50={p50 * 1000:.1f} ms p99={p99 * 1000:.1f} ms; idle CPU {idle_cpu * 1000:.1f} ms/s")

@@ -1,0 +1,293 @@
+"""Alertmanager target: payload shape, re-post schedule, and delivery to real Alertmanagers on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from snapwatch.alertmanager import GROUP_LABELS, AlertmanagerTarget, ResendSchedule, postable, retire
+from snapwatch.errors import NotifyError
+from snapwatch.model import (
+    Alert,
+    AlertKind,
+    Api,
+    Confidence,
+    Diagnosis,
+    Exchange,
+    Finding,
+    FindingCode,
+    Incident,
+    Placement,
+    Request,
+    Response,
+    Rule,
+    Severity,
+    TokenKind,
+)
+from snapwatch.render import Message, render
+from snapwatch.tokens import fingerprint
+from tests.conftest import assert_no_secret, make_canvas_token, need_tool
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+PIXEL = "3f1c2e4a-1111-2222-3333-444455556666"
+TOKEN = make_canvas_token(seed="m")
+FP = fingerprint(TOKEN)
+DIAG = Diagnosis(
+    findings=(
+        Finding(
+            FindingCode.TOKEN_EXPIRED,
+            Severity.CRITICAL,
+            Confidence.HIGH,
+            "The access token was revoked or expired",
+            evidence=(f"every request with token {FP} got 401 since 12:00",),
+            remediation=("Generate a new token in Business Manager", "Restart the backend"),
+        ),
+    )
+)
+
+
+def _message(host: str, kind: AlertKind = AlertKind.OPENED, at: datetime = T0) -> Message:
+    request = Request(T0, "PURCHASE", Api.V3, f"/v3/{PIXEL}/events", PIXEL, Placement.QUERY, FP, TokenKind.CANVAS_S2S)
+    first = Exchange(Response(T0, "PURCHASE", 401, '{"status":"UNAUTHORIZED"}'), request, "backend")
+    resolved = at if kind is AlertKind.RESOLVED else None
+    incident = Incident("inc1", Rule.AUTH_FAILURES, "backend", T0, resolved, 5, (("401", 5),), at, first)
+    alert = Alert(f"{host}-{kind.value}", kind, at, host, incident, DIAG, FP, TokenKind.CANVAS_S2S)
+    return render(alert)
+
+
+# --- pure parts ----------------------------------------------------------------------------------------------
+
+
+def test_postable_carries_group_labels_host_and_annotations() -> None:
+    firing = postable(_message("web-1"), T0, generator_url="http://web-1:9464/metrics")
+    labels = firing["labels"]
+    assert isinstance(labels, dict)
+    assert {k: labels[k] for k in GROUP_LABELS} == {
+        "alertname": "SnapCapiIncident",
+        "rule": "auth-failures",
+        "verdict": "token-expired",
+        "pixel": PIXEL,
+        "token_fingerprint": FP,
+    }
+    assert labels["host"] == "web-1"
+    notes = firing["annotations"]
+    assert isinstance(notes, dict)
+    assert {"summary", "evidence", "remediation"} <= set(notes)
+    assert "endsAt" not in firing and firing["generatorURL"] == "http://web-1:9464/metrics"
+    later = T0 + timedelta(minutes=3)
+    assert postable(_message("web-1", AlertKind.RESOLVED, later), later)["endsAt"] == "2025-03-01T12:03:00.000Z"
+
+
+def test_postable_redacts_a_token_that_slipped_into_a_message() -> None:
+    leaky = replace(
+        _message("web-1"),
+        labels={"alertname": "X", "bad-name": "v", "empty": ""},
+        annotations={"evidence": f"GET /v3/x?access_token={TOKEN}", "summary": f"Bearer {TOKEN}"},
+    )
+    out = postable(leaky, T0)
+    assert out["labels"] == {"alertname": "X", "bad_name": "v"}
+    assert_no_secret(json.dumps(out), TOKEN)
+
+
+def test_resend_schedule_is_due_per_interval_and_never_for_resolved() -> None:
+    schedule = ResendSchedule(timedelta(minutes=1))
+    open_messages = {"a": _message("h"), "b": _message("h"), "c": _message("h", AlertKind.RESOLVED)}
+    last = {"a": T0, "c": T0 - timedelta(hours=1)}
+    assert [i for i, _ in schedule.due(open_messages, last, T0 + timedelta(seconds=30))] == ["b"]
+    assert schedule.next_due(open_messages, last, T0) == T0
+    assert schedule.next_due({"a": open_messages["a"]}, last, T0) == T0 + timedelta(minutes=1)
+    assert [i for i, _ in schedule.due(open_messages, last, T0 + timedelta(minutes=1))] == ["a", "b"]
+    assert schedule.next_due({}, last, T0) is None
+
+
+def test_retire_only_when_labels_change() -> None:
+    old = _message("web-1")
+    assert retire(old, old) is None
+    new = replace(old, labels={**old.labels, "verdict": "token-staging"})
+    retired = retire(old, new)
+    assert retired is not None and retired.kind is AlertKind.RESOLVED and retired.labels == old.labels
+    assert retired.alert_id != old.alert_id
+
+
+def test_bad_urls_are_refused_with_masked_one_line_errors() -> None:
+    with pytest.raises(NotifyError, match="no URL"):
+        AlertmanagerTarget([" "])
+    with pytest.raises(NotifyError) as err:
+        AlertmanagerTarget(["ftp://user:hunter2secret@am:9093"])
+    assert "hunter2secret" not in str(err.value) and "\n" not in str(err.value)
+    a = AlertmanagerTarget(["http://am1:9093", "http://am2:9093/"])
+    b = AlertmanagerTarget(["http://am2:9093", "http://am1:9093"])
+    assert a.key == b.key and a.key != AlertmanagerTarget(["http://am3:9093"]).key
+    assert AlertmanagerTarget(["http://u:pw-secret-123@am:9093/x"]).display == "alertmanager http://…@am:9093/…"
+
+
+# --- real Alertmanagers --------------------------------------------------------------------------------------
+
+CONFIG = """\
+route:
+  receiver: "null"
+  group_by: [alertname, rule, verdict, pixel, token_fingerprint]
+receivers:
+  - name: "null"
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Running:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    # Alertmanager signals readiness only over HTTP, so this polls, briefly and bounded.
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def alertmanagers(tmp_path: Path) -> Iterator[Callable[[str, list[str]], Running]]:
+    binary = need_tool("prometheus-alertmanager")
+    (tmp_path / "am.yml").write_text(CONFIG)
+    started: list[Running] = []
+
+    def start(name: str, cluster: list[str]) -> Running:
+        port = _free_port()
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={tmp_path / 'am.yml'}",
+                    f"--storage.path={tmp_path / name}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    *cluster,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        running = Running(f"http://127.0.0.1:{port}", proc, log)
+        started.append(running)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"alertmanager {name} exited: {log.read_text()[-2000:]}")
+            try:
+                return httpx.get(f"{running.url}/-/ready", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait(ready, f"alertmanager {name} to be ready")
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.stop()
+
+
+def _get(url: str, path: str) -> Any:
+    reply = httpx.get(url + path, timeout=5)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def _active(url: str) -> list[dict[str, Any]]:
+    return [a for a in _get(url, "/api/v2/alerts") if a["status"]["state"] == "active"]
+
+
+def test_two_hosts_make_one_group_and_resolving_ends_the_alert(
+    alertmanagers: Callable[[str, list[str]], Running],
+) -> None:
+    am = alertmanagers("single", ["--cluster.listen-address="])
+    web1, web2 = AlertmanagerTarget([am.url]), AlertmanagerTarget([am.url])  # one per snapwatch instance
+    web1.send(_message("web-1"), timeout=5)
+    web2.send(_message("web-2"), timeout=5)
+
+    alerts = _active(am.url)
+    assert sorted(a["labels"]["host"] for a in alerts) == ["web-1", "web-2"]
+    for alert in alerts:
+        assert {k: alert["labels"][k] for k in GROUP_LABELS} == {
+            "alertname": "SnapCapiIncident",
+            "rule": "auth-failures",
+            "verdict": "token-expired",
+            "pixel": PIXEL,
+            "token_fingerprint": FP,
+        }
+        assert "expired" in alert["annotations"]["summary"]
+        assert FP in alert["annotations"]["evidence"]
+        assert "Business Manager" in alert["annotations"]["remediation"]
+
+    def one_group_with_both() -> bool:
+        groups = _get(am.url, "/api/v2/alerts/groups")
+        hosts = sorted(a["labels"]["host"] for g in groups for a in g["alerts"])
+        return len(groups) == 1 and hosts == ["web-1", "web-2"]
+
+    _wait(one_group_with_both, "both hosts' alerts in one group", timeout=10)
+    group = _get(am.url, "/api/v2/alerts/groups")[0]
+    assert set(group["labels"]) == set(GROUP_LABELS)
+    assert_no_secret(json.dumps(_get(am.url, "/api/v2/alerts")), TOKEN)
+
+    # A re-post of the open alert keeps it one alert; resolving one host ends only that host's alert.
+    web1.send(_message("web-1", AlertKind.REMINDER, T0 + timedelta(minutes=1)), timeout=5)
+    assert len(_active(am.url)) == 2
+    web1.send(_message("web-1", AlertKind.RESOLVED, T0 + timedelta(minutes=2)), timeout=5)
+    assert [a["labels"]["host"] for a in _active(am.url)] == ["web-2"]
+    web2.send(_message("web-2", AlertKind.RESOLVED, T0 + timedelta(minutes=2)), timeout=5)
+    assert _active(am.url) == []
+
+
+def test_cluster_with_a_member_down_still_receives(alertmanagers: Callable[[str, list[str]], Running]) -> None:
+    port_a, port_b = _free_port(), _free_port()
+
+    def cluster(own: int, peer: int) -> list[str]:
+        return [
+            f"--cluster.listen-address=127.0.0.1:{own}",
+            f"--cluster.advertise-address=127.0.0.1:{own}",
+            f"--cluster.peer=127.0.0.1:{peer}",
+        ]
+
+    am_a = alertmanagers("a", cluster(port_a, port_b))
+    am_b = alertmanagers("b", cluster(port_b, port_a))
+    _wait(lambda: len(_get(am_a.url, "/api/v2/status")["cluster"].get("peers") or []) == 2, "the cluster to form")
+
+    am_b.stop()
+    target = AlertmanagerTarget([am_b.url, am_a.url])
+    target.send(_message("web-1"), timeout=5)
+    assert [a["labels"]["host"] for a in _active(am_a.url)] == ["web-1"]
+
+    # With every member down the send fails, naming each URL masked.
+    secret_url = am_b.url.replace("http://", "http://ops:pw-Zq81xv@") + "/prefix-Zq81xv"
+    with pytest.raises(NotifyError) as err:
+        AlertmanagerTarget([secret_url]).send(_message("web-1"), timeout=2)
+    assert "Zq81xv" not in str(err.value) and "127.0.0.1" in str(err.value)
+    assert_no_secret(am_a.log.read_text(), TOKEN)
