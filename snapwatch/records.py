@@ -29,20 +29,15 @@ _P = _PREFIX.pattern
 # when they follow at once, the request's URL line or the response's status line and pretty JSON body
 # (closed by "}" at column 0). Groups: OUT, event, api hint, url, status, body.
 _MARK = b"ING RE"
-# After a request header: its URL and Method lines, then whether more head lines follow (group 4 is
-# b"" then: the line-by-line reader takes over).
-_REQUEST_SRC = (
-    rb"(?:" + _P + rb"URL: ?([^\n]*)\n)?(?:" + _P + rb"Method:[^\n]*\n)?"
-    rb"(?:(?=" + _P + rb"(?:URL|Method|Headers|Authorization):)()|)"
-)
-_RESPONSE_SRC = (
-    rb"(?:" + _P + rb"(?:HTTP )?Status Code:[ \t]*([0-9]+)[ \t]*\n"
-    + _P + rb"Body: (\{\n(?:[ \t][^\n]*\n)*\}[ \t]*)\n)?"
-)
-# Groups: OUT, the rest of the header line, url, more head lines, status, body.
+# The lines after a header are matched against the header's own prefix (group 1): the common block,
+# written by consecutive logging calls within one second, matches in one go; any other shape (a new
+# second, another level, extra head lines) fails here and is read line by line instead.
+# Request: URL, optional Method, then Payload. Response: status, then a pretty JSON body closed by
+# "}" at column 0. Groups: prefix, OUT, the rest of the header line, url, status, body.
 _BLOCK = re.compile(
-    _P + rb"\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ([^\n]*)\n"
-    rb"(?(1)" + _REQUEST_SRC + rb"|" + _RESPONSE_SRC + rb")"
+    rb"(" + _P + rb")\[(?:(OUT)\] OUTGOING REQUEST|IN\] INCOMING RESPONSE) - ([^\n]*)\n"
+    rb"(?(2)(?:\1URL: ?([^\n]*)\n(?:\1Method:[^\n]*\n)?(?=\1Payload:)|)"
+    rb"|(?:\1(?:HTTP )?Status Code:[ \t]*([0-9]+)[ \t]*\n\1Body: (\{\n(?:[ \t][^\n]*\n)*\}[ \t]*)\n)?)"
 )
 # The rest of a header line: the event name runs to " Event", " (" or the end (it may hold spaces).
 _HEADER_REST = re.compile(r"(.*?)(?: Event)?(?: \(([^)]*)\))?[ \t]*")
@@ -281,7 +276,7 @@ class Assembler:
                 pos = find(b"\n", i) + 1
                 continue  # header-like text inside a payload or body, not a record of its own
             pos = m.end()
-            outgoing, rest, url, more, status_b, body = m.groups()
+            _, outgoing, rest, url, status_b, body = m.groups()
             stamp = buf[line_start : line_start + 19]
             at = self._last_at = times.get(stamp) or self._time(stamp)
             event, hint = heads.get(rest) or self._header_rest(rest)
@@ -289,10 +284,8 @@ class Assembler:
                 queue = queues.get(event)
                 if queue is None or len(queue) >= MAX_QUEUED_REQUESTS:
                     queue = self._make_room(event)
-                if more is not None or pos == size:  # more head lines may follow: read them one by one
+                if url is None:  # not the usual head: read it line by line
                     self._head = _Pending(at, event, hint)
-                    if url is not None:
-                        self._head.url = self._url(url)
                     queue.append(self._head)
                     continue
                 key = (hint, url)

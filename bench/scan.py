@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Times the parser against a bare Python line loop over the same generated log, in one process.
+
+    python bench/scan.py [--mb 100] [--rounds 3] [--keep]
+
+(a) ``for line in f: if b"Status Code: 401" in line: n += 1``; (b) LineSplitter + Assembler over
+1 MiB chunks (the scan path); (c) ``snapwatch.cli.main(["scan", "--json", path])`` with stdout
+captured, when the CLI exists. Each is run ``--rounds`` times, interleaved, and the best time counts.
+Prints seconds, the ratio against (a) and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from genlog import write_log  # noqa: E402
+
+from snapwatch.config import SourceConfig  # noqa: E402
+from snapwatch.linebuf import LineSplitter  # noqa: E402
+from snapwatch.records import Assembler  # noqa: E402
+
+CHUNK = 1 << 20
+
+
+def bare_loop(path: str) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if b"Status Code: 401" in line:
+                n += 1
+    return n
+
+
+def parse(path: str) -> int:
+    source = SourceConfig(path=path, timezone="UTC")
+    splitter = LineSplitter(source.max_line_bytes)
+    assembler = Assembler(source, path)
+    failed = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            for exchange in assembler.feed(splitter.push(chunk)):
+                failed += exchange.status == 401
+    for exchange in assembler.feed(splitter.flush()) + assembler.flush():
+        failed += exchange.status == 401
+    return failed
+
+
+def cli_scan(path: str) -> int | None:
+    try:
+        cli = importlib.import_module("snapwatch.cli")
+    except ImportError:
+        return None
+    main = getattr(cli, "main", None)
+    if main is None:
+        return None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["scan", "--json", path])
+    try:
+        report = json.loads(out.getvalue())
+        return int(report["responses"]["by_status"].get("401", 0))
+    except (ValueError, KeyError, TypeError):
+        return -1
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=100.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the generated log and print its path")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="snapwatch-bench-") as tmp:
+        path = str(Path(tmp) / "snap_conversions_api.log")
+        counts = write_log(path, 0, max_bytes=int(args.mb * (1 << 20)), fail_every=7)
+        print(f"log: {counts['bytes'] / (1 << 20):.1f} MiB, {counts['events']} events, {counts['status_401']} 401s")
+        rss_before = peak_rss_mb()
+        runs: dict[str, list[float]] = {"bare": [], "parse": [], "cli": []}
+        results: dict[str, int | None] = {}
+        for _ in range(args.rounds):
+            for name, fn in (("bare", bare_loop), ("parse", parse), ("cli", cli_scan)):
+                start = time.perf_counter()
+                results[name] = fn(path)
+                if results[name] is not None:
+                    runs[name].append(time.perf_counter() - start)
+        base = min(runs["bare"])
+        print(f"(a) bare loop           {base:7.3f} s   401s={results['bare']}")
+        for label, name in (("(b) splitter+assembler", "parse"), ("(c) cli scan --json   ", "cli")):
+            if runs[name]:
+                best = min(runs[name])
+                print(f"{label} {best:7.3f} s   ratio {best / base:5.2f}   401s={results[name]}")
+            else:
+                print(f"{label}   (snapwatch.cli.main not available)")
+        print(f"peak RSS {peak_rss_mb():.0f} MiB (before timing: {rss_before:.0f} MiB)")
+        if args.keep:
+            kept = Path(tempfile.gettempdir()) / "snapwatch-bench.log"
+            Path(path).replace(kept)
+            print(f"log kept at {kept}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
