@@ -276,9 +276,8 @@ class Assembler:
                 pos = find(b"\n", i) + 1
                 continue  # header-like text inside a payload or body, not a record of its own
             pos = m.end()
-            _, outgoing, rest, url, status_b, body = m.groups()
-            stamp = buf[line_start : line_start + 19]
-            at = self._last_at = times.get(stamp) or self._time(stamp)
+            prefix, outgoing, rest, url, status_b, body = m.groups()
+            at = self._last_at = times.get(prefix) or self._time(prefix)
             event, hint = heads.get(rest) or self._header_rest(rest)
             if outgoing:
                 queue = queues.get(event)
@@ -472,7 +471,8 @@ class Assembler:
 
     # ---- shared field readers ----------------------------------------------------------------------
     def _time(self, stamp: bytes) -> datetime:
-        """The time of a record line; a stamp that does not parse counts and reuses the last good one."""
+        """The time of a record line from its prefix (its first 19 bytes are the timestamp); a stamp
+        that does not parse counts and reuses the last good one."""
         at = self._times.get(stamp)
         if at is None:
             at = self._parse_stamp(stamp)

@@ -131,6 +131,17 @@ def test_bad_urls_are_refused_with_masked_one_line_errors() -> None:
     assert AlertmanagerTarget(["http://u:pw-secret-123@am:9093/x"]).display == "alertmanager http://…@am:9093/…"
 
 
+def test_a_member_that_never_answers_times_out_with_a_clear_reason() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(NotifyError, match=r"127\.0\.0\.1:\d+: no answer within 0\.5 s"):
+            AlertmanagerTarget([url]).send(_message("web-1"), timeout=0.5)
+        assert time.monotonic() - started < 3
+
+
 # --- real Alertmanagers --------------------------------------------------------------------------------------
 
 CONFIG = """\
@@ -266,7 +277,9 @@ def test_two_hosts_make_one_group_and_resolving_ends_the_alert(
     assert _active(am.url) == []
 
 
-def test_cluster_with_a_member_down_still_receives(alertmanagers: Callable[[str, list[str]], Running]) -> None:
+def test_cluster_with_a_member_down_still_receives(
+    alertmanagers: Callable[[str, list[str]], Running], caplog: pytest.LogCaptureFixture
+) -> None:
     port_a, port_b = _free_port(), _free_port()
 
     def cluster(own: int, peer: int) -> list[str]:
@@ -284,6 +297,7 @@ def test_cluster_with_a_member_down_still_receives(alertmanagers: Callable[[str,
     target = AlertmanagerTarget([am_b.url, am_a.url])
     target.send(_message("web-1"), timeout=5)
     assert [a["labels"]["host"] for a in _active(am_a.url)] == ["web-1"]
+    assert any(am_b.url in r.getMessage() and "another member took it" in r.getMessage() for r in caplog.records)
 
     # With every member down the send fails, naming each URL masked.
     secret_url = am_b.url.replace("http://", "http://ops:pw-Zq81xv@") + "/prefix-Zq81xv"
@@ -291,3 +305,29 @@ def test_cluster_with_a_member_down_still_receives(alertmanagers: Callable[[str,
         AlertmanagerTarget([secret_url]).send(_message("web-1"), timeout=2)
     assert "Zq81xv" not in str(err.value) and "127.0.0.1" in str(err.value)
     assert_no_secret(am_a.log.read_text(), TOKEN)
+
+
+def _doc_block(first_line: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "fleet.md").read_text()
+    blocks = [b for b in text.split("```yaml\n")[1:] if b.startswith(first_line)]
+    assert len(blocks) == 1, first_line
+    return blocks[0].split("```", 1)[0]
+
+
+def test_documented_alertmanager_config_is_valid(tmp_path: Path) -> None:
+    amtool = need_tool("amtool")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(_doc_block("# alertmanager.yml"))
+    done = subprocess.run([amtool, "check-config", str(path)], check=False, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def test_documented_snapwatch_config_validates() -> None:
+    import yaml
+
+    from snapwatch.config import Config
+
+    config = Config.model_validate(yaml.safe_load(_doc_block("# /etc/snapwatch/config.yaml")))
+    AlertmanagerTarget(config.alerts.alertmanager)
+    assert config.metrics.listen is not None

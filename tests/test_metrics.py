@@ -195,3 +195,22 @@ def test_busy_port_is_a_clear_error_and_close_frees_the_port() -> None:
     server.close()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_every_series_the_fleet_docs_name_exists() -> None:
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "fleet.md").read_text()
+    named = set(re.findall(r"\bsnapwatch_[a-z_]+[a-z]", docs))
+    metrics = Metrics()
+    # Series with labels appear once a child exists; feed one of each.
+    metrics.observe(_exchange(T0, 401, make_canvas_token()))
+    metrics.set_streak("s", "r", 1)
+    metrics.set_open_incidents([("r", "v")])
+    metrics.count_alert("t", "failed")
+    metrics.set_outbox({"t": {"pending": 1}})
+    metrics.set_lag("s", 1)
+    metrics.log_gap("s", 1)
+    exposed = {s.name for family in metrics.registry.collect() for s in family.samples}
+    assert named and named <= exposed, named - exposed
