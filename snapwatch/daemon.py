@@ -293,6 +293,7 @@ class Daemon:
         incident = t.incident
         diagnosis: Diagnosis | None = None
         if t.kind is TransitionKind.OPENED:
+            self._refresh_token()
             diagnosis = diagnose_incident(pipeline, incident, self.context, now)
             self._verdicts[incident.id] = diagnosis.verdict
             self._maybe_probe(pipeline, incident)
@@ -302,6 +303,21 @@ class Daemon:
                         incident.rule.value, incident.source, incident.opened_at.isoformat(), incident.responses,
                         ", ".join(f"{s}×{n}" for s, n in incident.by_status), verdict)
         self.policy.on_transition(t, diagnosis, now)
+
+    def _refresh_token(self) -> None:
+        """Read the configured token again when its file changed: a new .env is itself evidence (drift)."""
+        ctx, cfg = self.context, self.config.token
+        path = cfg.env_file or cfg.file
+        if path is None:
+            return
+        try:
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:
+            mtime = None
+        known = ctx.configured.mtime if ctx.configured is not None else None
+        if mtime != known:
+            fresh = load_context(cfg, self.environ)
+            self.context = Context(cfg, fresh.configured, fresh.restart_pending, ctx.probe, ctx.log_gaps)
 
     def _maybe_probe(self, pipeline: SourcePipeline, incident: Incident) -> None:
         configured = self.context.configured

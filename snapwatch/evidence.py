@@ -61,7 +61,7 @@ def diagnose_incident(pipeline: SourcePipeline, incident: Incident | None, ctx: 
             config=ctx.token_config,
             restart_pending=ctx.restart_pending,
             probe=ctx.probe,
-            tokens_in_log=pipeline.assembler.tokens_in_log,
+            tokens_in_log=False,  # a hygiene note, reported under "security", never an incident's verdict
             log_gaps=ctx.log_gaps,
             invalid_reasons=invalid_reasons(pipeline.invalid_bodies),
             log_paths=(pipeline.label,),
