@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from snapwatch.alertmanager import AlertmanagerTarget
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect import Detector
 from snapwatch.errors import SnapwatchError
@@ -29,11 +30,12 @@ from snapwatch.follow import Checkpoint, Chunk, Follower, Gap, Notice, Quiet
 from snapwatch.history import History
 from snapwatch.lifecycle import AlertPolicy
 from snapwatch.model import Diagnosis, Incident, Rule, TokenKind, Transition, TransitionKind
-from snapwatch.notify import Notifier, Outbox, targets_from_urls
+from snapwatch.notify import Notifier, Outbox, Target, targets_from_urls
 from snapwatch.pipeline import Batch, SourcePipeline
 from snapwatch.probe import Prober
 from snapwatch.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.state import IncidentRecord, Store
+from snapwatch.telemetry import FileView, Reposter, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.reload_requested = False
         self.context = Context(config.token)
+        self.telemetry = Telemetry(config)
         self._apply_alerting(config)
         self._delivery: asyncio.Task[object] | None = None
         self._probing: set[asyncio.Task[None]] = set()
@@ -111,8 +114,15 @@ class Daemon:
         alerts = config.alerts
         self.policy = AlertPolicy(self.store.conn, alerts, self.host)
         self.outbox = Outbox(self.store.conn)
-        self.notifier = Notifier(self.outbox, targets_from_urls(alerts.urls, self.console), timeout=alerts.timeout.total_seconds(),
-                                 max_age=alerts.max_age)
+        # With only Alertmanager configured, the console is not a target: Alertmanager routes the alerts.
+        console_or_urls = alerts.urls or not alerts.alertmanager
+        targets: list[Target] = targets_from_urls(alerts.urls, self.console) if console_or_urls else []
+        self.reposter: Reposter | None = None
+        if alerts.alertmanager:
+            manager = AlertmanagerTarget(alerts.alertmanager)
+            targets.append(manager)
+            self.reposter = Reposter(manager, alerts.timeout.total_seconds())
+        self.notifier = Notifier(self.outbox, targets, timeout=alerts.timeout.total_seconds(), max_age=alerts.max_age)
         probe = config.probe
         self.prober = (Prober(probe.base_url, probe.timeout.total_seconds(), probe.min_interval)
                        if probe.enabled else None)
@@ -263,6 +273,7 @@ class Daemon:
             log.warning("log gap in %s: %s bytes lost before they could be read (%s)", event.path, lost,
                         event.reason)
             self.store.commit_batch(None, path=event.path, gaps=[event])
+            self.telemetry.gap(event)
             self.context = Context(self.context.token_config, self.context.configured, self.context.restart_pending,
                                    self.context.probe, (*self.context.log_gaps, f"{event.path}: {lost} bytes lost"))
         else:
@@ -270,6 +281,7 @@ class Daemon:
 
     def _after_batch(self, f: _File, batch: Batch, checkpoint: Checkpoint | None) -> None:
         now = self.clock()
+        self.telemetry.exchanges(batch.exchanges)
         for transition in batch.transitions:
             self._on_transition(f.pipeline, transition, now)
         f.owed.add(batch)
@@ -358,6 +370,8 @@ class Daemon:
         self._hand_out_alerts(now)
         if self._delivery is None or self._delivery.done():
             self._delivery = asyncio.get_running_loop().create_task(self.notifier.deliver_due(now))
+        if self.reposter is not None:
+            self.reposter.tick(now)
         self._report_status()
 
     def _hand_out_alerts(self, now: datetime) -> None:
@@ -366,7 +380,9 @@ class Daemon:
         conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
         try:
             for alert in self.policy.due(now, token_fp, token_kind):
-                self.notifier.enqueue(alert, now)
+                message = self.notifier.enqueue(alert, now)
+                if self.reposter is not None:
+                    self.reposter.handed_out(alert, message, now)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -380,11 +396,14 @@ class Daemon:
         return None, None
 
     def _report_status(self) -> None:
-        files = sum(len(s.files) for s in self.sources.values())
-        incidents = sum(len(f.pipeline.detector.open_incidents()) for s in self.sources.values()
-                        for f in s.files.values())
+        views = [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(),
+                          f.pipeline.detector.open_incidents())
+                 for s in self.sources.values() for path, f in s.files.items()]
+        incidents = sum(len(v.open_incidents) for v in views)
         pending = self.outbox.counts().get("pending", 0)
-        self.sd.status(f"following {files} file(s); {incidents} open incident(s); {pending} alert(s) pending")
+        self.sd.status(f"following {len(views)} file(s); {incidents} open incident(s); {pending} alert(s) pending")
+        if self.telemetry.metrics is not None:
+            self.telemetry.refresh(views, self._verdicts, self.outbox.target_counts())
 
     async def _shutdown(self) -> None:
         """Stop reading, keep what was processed (committed per batch), give the outbox one bounded try."""
@@ -405,6 +424,7 @@ class Daemon:
         for source in self.sources.values():
             source.follower.close()
         self.notifier.close()
+        self.telemetry.close()
         self.store.close()
         self.sd.close()
         log.info("stopped")

@@ -203,6 +203,14 @@ class Detector:
         """The incidents open now, in the order they opened."""
         return [self._incident(rule, t) for rule, t in self._open.items()]
 
+    def streak_lengths(self) -> dict[Rule, int]:
+        """The current failure run of each streak rule: below its threshold, or counted into its open incident."""
+        lengths = {}
+        for rule in self._streaks:
+            tally = self._open.get(rule) or self._pending.get(rule)
+            lengths[rule] = tally.count if tally is not None else 0
+        return lengths
+
     # -- rules -------------------------------------------------------------------------------
 
     def _streak(self, rule: Rule, at: datetime, ex: Exchange, key: str, out: list[Transition]) -> None:
