@@ -359,7 +359,7 @@ class Assembler:
                     req.url = self._url(msg[5:] if msg[4:5] == b" " else msg[4:])
             elif msg.startswith(b"Headers:"):
                 self._head_text = [msg[8:].decode("utf-8")]
-            elif msg.startswith(b"AuthorizationX:"):
+            elif msg.startswith(b"Authorization:"):
                 self._header_value(req, msg[14:].decode("utf-8"))
             elif not msg.startswith(b"Method:"):
                 break
