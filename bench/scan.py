@@ -25,11 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from genlog import write_log  # noqa: E402
+from genlog import write_log
 
-from snapwatch.config import SourceConfig  # noqa: E402
-from snapwatch.linebuf import LineSplitter  # noqa: E402
-from snapwatch.records import Assembler  # noqa: E402
+from snapwatch.config import SourceConfig
+from snapwatch.linebuf import LineSplitter
+from snapwatch.records import Assembler
 
 CHUNK = 1 << 20
 

@@ -248,7 +248,7 @@ class Assembler:
         return data
 
     # ---- the backend format ------------------------------------------------------------------------
-    def _feed_backend(self, buf: bytes, out: list[Exchange]) -> int:
+    def _feed_backend(self, buf: bytes, out: list[Exchange]) -> int:  # noqa: PLR0915 (one hot loop, inlined on purpose)
         """Parse ``buf``; return where the response still open starts in it (-1: before it)."""
         pos = 0
         if self._head is not None:
@@ -304,16 +304,15 @@ class Assembler:
                 continue
             by_status[status_b] = by_status.get(status_b, 0) + 1
             queue = queues.get(event)
-            request: Request | _Pending | None = None
+            request: Request | None = None
             if queue:
-                request = queue.popleft()
-                if type(request) is _Pending:  # only while its head is still being read
-                    request = _build_request(request)
+                head = queue.popleft()
+                request = _build_request(head) if isinstance(head, _Pending) else head
             else:
                 self.stats.unpaired_responses += 1
             status = int(status_b)
             text = "" if 200 <= status < 300 else body.decode("utf-8")[:MAX_BODY_CHARS]
-            out.append(Exchange(Response(at, event, status, text), request, source))  # type: ignore[arg-type]
+            out.append(Exchange(Response(at, event, status, text), request, source))
 
     def _header_rest(self, rest: bytes) -> tuple[str, str]:
         m = _HEADER_REST.fullmatch(rest.decode("utf-8"))

@@ -7,12 +7,10 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from snapwatch.alertmanager import GROUP_LABELS, AlertmanagerTarget, ResendSchedule, postable, retire
@@ -36,6 +34,11 @@ from snapwatch.model import (
 )
 from snapwatch.render import Message, render
 from snapwatch.tokens import fingerprint
+from tests.alertmanager_peer import Alertmanagers, Running
+from tests.alertmanager_peer import active_alerts as _active
+from tests.alertmanager_peer import free_port as _free_port
+from tests.alertmanager_peer import get_json as _get
+from tests.alertmanager_peer import wait_until as _wait
 from tests.conftest import assert_no_secret, make_canvas_token, need_tool
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -153,87 +156,10 @@ receivers:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Running:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    # Alertmanager signals readiness only over HTTP, so this polls, briefly and bounded.
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def alertmanagers(tmp_path: Path) -> Iterator[Callable[[str, list[str]], Running]]:
-    binary = need_tool("prometheus-alertmanager")
-    (tmp_path / "am.yml").write_text(CONFIG)
-    started: list[Running] = []
-
-    def start(name: str, cluster: list[str]) -> Running:
-        port = _free_port()
-        log = tmp_path / f"{name}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={tmp_path / 'am.yml'}",
-                    f"--storage.path={tmp_path / name}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    *cluster,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        running = Running(f"http://127.0.0.1:{port}", proc, log)
-        started.append(running)
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"alertmanager {name} exited: {log.read_text()[-2000:]}")
-            try:
-                return httpx.get(f"{running.url}/-/ready", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        _wait(ready, f"alertmanager {name} to be ready")
-        return running
-
-    try:
-        yield start
-    finally:
-        for running in started:
-            running.stop()
-
-
-def _get(url: str, path: str) -> Any:
-    reply = httpx.get(url + path, timeout=5)
-    reply.raise_for_status()
-    return reply.json()
-
-
-def _active(url: str) -> list[dict[str, Any]]:
-    return [a for a in _get(url, "/api/v2/alerts") if a["status"]["state"] == "active"]
+    with Alertmanagers(tmp_path, CONFIG) as peers:
+        yield peers.start
 
 
 def test_two_hosts_make_one_group_and_resolving_ends_the_alert(

@@ -72,11 +72,10 @@ class Reference:
         lines = data.split(b"\n")
         if lines[-1] == b"":
             lines.pop()
-        for raw in lines:
-            if b"\0" in raw:
+        for original in lines:
+            if b"\0" in original:
                 self.counts["nul_bytes"] += 1
-                raw = raw.replace(b"\0", b"")
-            raw = raw.removesuffix(b"\r")
+            raw = original.replace(b"\0", b"").removesuffix(b"\r")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:

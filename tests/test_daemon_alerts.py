@@ -1,0 +1,206 @@
+"""Alerts that arrive: the daemon following a real file, delivering to webhook and SMTP peers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import io
+import logging
+import re
+import sqlite3
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import assert_no_secret
+from peers import HOOK_SECRET, SMTP_PASSWORD, Backend, Hook, Mailbox, free_port, smtp_server
+
+from snapwatch import tokens
+from snapwatch.config import AlertsConfig, Config, ErrorRateRule, RulesConfig, SourceConfig, StreakRule, TokenConfig
+from snapwatch.daemon import Daemon
+from snapwatch.synthetic import demo_token
+
+OLD = demo_token(seed="old-live")  # what the backend still sends
+NEW = demo_token(nbf=1764900000, seed="new-live")  # what its .env holds now
+NEW_FP = tokens.fingerprint(NEW)
+HOST = "web-7"
+
+
+class Clock:
+    """The daemon's clock, moved by the test (alert due times and retry backoff run on it)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def make_config(tmp: Path, urls: list[str]) -> Config:
+    env_file = tmp / ".env"
+    env_file.write_text(f"SNAP_ACCESS_TOKEN={NEW}\nSNAP_PIXEL_ID=5bf81ee1-15b1-4dc1-b636-d7dae49b950e\n")
+    return Config(
+        sources=[SourceConfig(path=str(tmp / "capi.log"), start_at="beginning", timezone="UTC")],
+        token=TokenConfig(env_file=env_file, service="shop.service"),
+        rules=RulesConfig(auth_failures=StreakRule(streak=5, recovery=3), error_rate=ErrorRateRule(enabled=False)),
+        alerts=AlertsConfig(urls=urls, group_wait=timedelta(0), repeat_every=timedelta(days=1),
+                            timeout=timedelta(seconds=2)),
+        state_dir=tmp / "state",
+    )
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Wait (on the daemon's own loop) until ``check()`` holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+class Running:
+    """One daemon process's lifetime inside the test's event loop."""
+
+    def __init__(self, config: Config, clock: Clock) -> None:
+        self.daemon = Daemon(config, None, clock=clock, environ={}, host=HOST, flush_after=0.1)
+        self.task = asyncio.get_running_loop().create_task(self.daemon.run())
+
+    def outbox(self, state: str) -> int:
+        return self.daemon.outbox.counts()[state]
+
+    def attempts(self) -> int:
+        return int(self.daemon.store.conn.execute("SELECT COALESCE(SUM(attempts), 0) FROM outbox").fetchone()[0])
+
+    async def stop(self) -> None:
+        self.daemon.stop_requested.set()
+        assert await asyncio.wait_for(self.task, 15) == 0
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def seconds(start: datetime, first: int, n: int) -> list[datetime]:
+    return [start + timedelta(seconds=first + i) for i in range(n)]
+
+
+def test_streak_alerts_webhooks_and_email_then_resolves_without_leaking(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    hook, box = Hook(), Mailbox()
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    with smtp_server(box) as smtp_port:
+        urls = [
+            f"json://127.0.0.1:{hook.port}/hook",
+            f"mmost://127.0.0.1:{hook.port}/{HOOK_SECRET}",
+            f"mailto://ops:{SMTP_PASSWORD}@127.0.0.1:{smtp_port}?to=oncall@example.com&from=snapwatch@example.com",
+        ]
+        config = make_config(tmp_path, urls)
+        backend = Backend(tmp_path / "capi.log")
+
+        async def scenario() -> None:
+            running = Running(config, Clock(t0 + timedelta(seconds=20)))
+            backend.calls(OLD, [200] * 4 + [401] * 6, seconds(t0, 0, 10))
+            await asyncio.to_thread(hook.wait_for, 2)
+            await asyncio.to_thread(box.wait_for, 1)
+            backend.calls(NEW, [200] * 3, seconds(t0, 10, 3))
+            await asyncio.to_thread(hook.wait_for, 4)
+            await asyncio.to_thread(box.wait_for, 2)
+            await running.stop()
+
+        try:
+            run(scenario)
+        finally:
+            backend.close()
+            hook.stop()
+    assert len(hook.received) == 4 and len(box.messages) == 2  # nothing more than owed
+    by_kind: dict[str, list[tuple[str, str, str]]] = {"FIRING": [], "RESOLVED": []}
+    for path, body in hook.received:
+        title, text = (body["title"], body["message"]) if path == "/hook" else (body.get("title", ""), body["text"])
+        by_kind["RESOLVED" if "RESOLVED" in (title + text[:200]) else "FIRING"].append((path, title, text))
+    for raw in box.messages:
+        mail = email.message_from_bytes(raw, policy=policy.default)
+        plain = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        kind = "RESOLVED" if "RESOLVED" in mail["Subject"] else "FIRING"
+        by_kind[kind].append(("mail", mail["Subject"], plain))
+    every_target = sorted(["/hook", f"/hooks/{HOOK_SECRET}", "mail"])  # targets deliver concurrently
+    assert sorted(p for p, _, _ in by_kind["FIRING"]) == every_target
+    assert sorted(p for p, _, _ in by_kind["RESOLVED"]) == every_target
+    for path, title, text in by_kind["FIRING"]:
+        if path != f"/hooks/{HOOK_SECRET}":  # Mattermost puts the title into the text
+            assert title.startswith(f"[snapwatch] FIRING auth-failures on {HOST} (6 failed):"), title
+        assert "token-drift" in text and "The backend still sends an old token" in text
+        assert re.search(r"1\. Restart the backend so it loads the token", text), text
+        assert re.search(r"2\. Then check that requests carry token " + NEW_FP, text), text
+        assert f"fingerprint {NEW_FP} (canvas-s2s)" in text
+    for path, title, text in by_kind["RESOLVED"]:
+        if path != f"/hooks/{HOOK_SECRET}":
+            assert title == f"[snapwatch] RESOLVED auth-failures on {HOST} after 8s (6 failed responses)", title
+        assert "resolved after 8s; 6 responses failed" in text
+    same_id = {re.findall(r"id ([0-9a-f]{32}) \(opened", text)[0] for _, _, text in by_kind["FIRING"]}
+    assert len(same_id) == 1  # one alert, one id, on every target
+    state = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
+    assert NEW_FP.encode() in state  # the store does hold what the alerts said...
+    received = repr([body for _, body in hook.received]) + "".join(m.decode("utf-8", "replace") for m in box.messages)
+    for text in (received, state, caplog.text):  # ...but never a token, the webhook key or the password
+        assert_no_secret(text, OLD, NEW, HOOK_SECRET, SMTP_PASSWORD)
+
+
+def test_outage_with_two_restarts_delivers_every_owed_alert_once_in_order(tmp_path: Path) -> None:
+    """Incident A is reported in full while the webhook is up. The webhook goes down; incident B opens,
+    the daemon is restarted twice while B is open and then resolved, and the webhook comes back on the
+    same port: B's OPENED and RESOLVED alerts arrive, in that order, once each, and nothing about A."""
+    port = free_port()
+    config = make_config(tmp_path, [f"json://127.0.0.1:{port}/hook"])
+    backend = Backend(tmp_path / "capi.log")
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    clock = Clock(t0)
+    hook = Hook(port)
+    before: list[tuple[str, dict[str, Any]]] = []
+
+    async def scenario() -> None:
+        nonlocal hook
+        first = Running(config, clock)
+        backend.calls(OLD, [401] * 5 + [200] * 3, seconds(t0, 0, 8))  # incident A, start to end
+        await asyncio.to_thread(hook.wait_for, 2)
+        before.extend(hook.received)
+        hook.stop()  # the outage begins
+        clock.at = t0 + timedelta(seconds=20)
+        backend.calls(OLD, [401] * 5, seconds(t0, 20, 5))  # incident B opens
+        await until(lambda: first.attempts() >= 1, what="a failed attempt at B's OPENED alert")
+        await first.stop()  # restart 1
+        second = Running(config, clock)
+        clock.at = t0 + timedelta(minutes=5)  # past the first backoff: the daemon tries again, and fails
+        await until(lambda: second.attempts() >= 2, what="a second failed attempt")
+        backend.calls(OLD, [401] * 3, seconds(t0, 300, 3))
+        await second.stop()  # restart 2
+        third = Running(config, clock)
+        backend.calls(NEW, [200] * 3, seconds(t0, 310, 3))  # B resolves: its RESOLVED queues behind OPENED
+        await until(lambda: third.outbox("pending") == 2, what="B's RESOLVED alert queued")
+        assert third.outbox("delivered") == 2 and not hook.received[2:]
+        hook = Hook(port)  # the webhook is back
+        clock.at = t0 + timedelta(hours=1)
+        await asyncio.to_thread(hook.wait_for, 2, 15.0)
+        await until(lambda: third.outbox("delivered") == 4, what="the outbox marked both delivered")
+        await third.stop()
+
+    try:
+        run(scenario)
+    finally:
+        backend.close()
+        hook.stop()
+    kinds = [body["title"].split()[1] for _, body in before]
+    assert kinds == ["FIRING", "RESOLVED"]  # incident A, fully reported before the outage
+    after = [body for _, body in hook.received]
+    assert [b["title"].split()[1] for b in after] == ["FIRING", "RESOLVED"]
+    assert "(5 failed)" in after[0]["title"]  # rendered when it was owed, at the start of the outage
+    assert after[1]["title"].endswith("(8 failed responses)")  # B: 5 + 3 failures across the restarts
+    ids = [re.findall(r"id ([0-9a-f]{32}) \((opened|resolved)", b["message"])[0]
+           for b in [body for _, body in before] + after]
+    assert [k for _, k in ids] == ["opened", "resolved"] * 2
+    assert len({i for i, _ in ids}) == 4  # four alerts, each delivered exactly once
+    assert all(f"Since: {(t0 + timedelta(seconds=20)).isoformat()}" in b["message"] for b in after)

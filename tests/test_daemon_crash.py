@@ -1,0 +1,242 @@
+"""`snapwatch run` as a real process: SIGKILL at random moments while a writer rotates, SIGTERM stops cleanly.
+
+The contract: over any run of the daemon, including restarts, rotations and crashes, each response
+written to a followed file is counted exactly once in the persistent counters of ``status --json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import queue
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from snapwatch.state import Store
+from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
+
+ROOT = Path(__file__).resolve().parent.parent
+STATUSES = (200, 401, 429, 500, 400)
+WEIGHTS = (6, 1, 1, 1, 1)
+EVENTS = ("PAGE_VIEW", "ADD_CART", "PURCHASE")
+READY = "; ready"
+
+
+def write_config(tmp_path: Path, log_path: Path) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "sources:\n"
+        f"  - path: {log_path}\n"
+        "    start_at: beginning\n"
+        "    timezone: UTC\n"
+        "alerts:\n"
+        "  urls: []\n"
+        "  group_wait: 1s\n"
+        f"state_dir: {tmp_path / 'state'}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+class DaemonProcess:
+    """``python -m snapwatch run`` in the repo root; its stderr is drained by a thread, line by line."""
+
+    def __init__(self, config: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "snapwatch", "run", "-c", str(config)], cwd=ROOT,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        """Block until a stderr line contains ``text``; fail on timeout or when the daemon exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"the daemon did not log {text!r} within {timeout}s:\n{self.output()}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                pytest.fail(f"the daemon exited before logging {text!r}:\n{self.output()}")
+            if text in line:
+                return
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._close()
+
+    def terminate(self, timeout: float = 15.0) -> tuple[int, float]:
+        """SIGTERM; returns the exit code and how long the stop took."""
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        elapsed = time.monotonic() - started
+        self._close()
+        return code, elapsed
+
+    def _close(self) -> None:
+        self._reader.join(10)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+    def output(self) -> str:
+        return "".join(self.lines[-40:])
+
+
+def status_json(config: Path) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-m", "snapwatch", "status", "--json", "-c", str(config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    data: dict[str, object] = json.loads(done.stdout)
+    return data
+
+
+def counted(config: Path) -> Counter[str]:
+    """Responses per status code, summed over every file of the source as ``status --json`` shows them."""
+    total: Counter[str] = Counter()
+    sources = status_json(config)["sources"]
+    assert isinstance(sources, list)
+    for source in sources:
+        total.update(source["responses"])
+    return total
+
+
+def settle(config: Path, expected: Counter[str], timeout: float = 30.0) -> Counter[str]:
+    """Poll ``status --json`` until the counters reach ``expected`` and stay put, or stop moving (bounded)."""
+    deadline = time.monotonic() + timeout
+    last, same_since = counted(config), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = counted(config)
+        if now != last:
+            last, same_since = now, time.monotonic()
+        elif time.monotonic() - same_since >= (0.75 if now == expected else 5.0):
+            break
+    return last
+
+
+class Writer(threading.Thread):
+    """The backend: calls with mixed statuses through a real RotatingFileHandler, rotating often."""
+
+    def __init__(self, log_path: Path, seed: int, *, per_second: float, max_bytes: int) -> None:
+        super().__init__(daemon=True)
+        self.handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=max_bytes, backupCount=50,
+                                                            encoding="utf-8")
+        self.logger = backend_logger(self.handler, f"snapwatch.test.backend.{seed}")
+        self.rng = random.Random(seed)
+        self.pause = 1.0 / per_second
+        self.token = demo_token(seed="crash-test")
+        self.written: Counter[str] = Counter()
+        self.stop_requested = threading.Event()
+
+    def write(self, n: int, status: int | None = None) -> None:
+        for _ in range(n):
+            code = status or self.rng.choices(STATUSES, WEIGHTS)[0]
+            burst = 6 if self.rng.random() < 0.02 else 1  # runs that open (and resolve) incidents
+            for _ in range(burst):
+                log_call(self.logger, Call(self.rng.choice(EVENTS), code, self.token), datetime.now(UTC))
+                self.written[str(code)] += 1
+
+    def run(self) -> None:
+        while not self.stop_requested.wait(self.pause):
+            self.write(1)
+
+    def finish(self) -> None:
+        self.stop_requested.set()
+        self.join(10)
+        self.handler.close()
+
+
+def test_sigkill_at_random_moments_never_loses_or_recounts_a_response(tmp_path: Path) -> None:
+    rng = random.Random(20251203)
+    log_path = tmp_path / "logs" / "snap_conversions_api.log"
+    log_path.parent.mkdir()
+    log_path.touch()
+    config = write_config(tmp_path, log_path)
+    first = DaemonProcess(config)
+    first.wait_for(READY, 30)  # the empty file's start position is checkpointed before anything is written
+    writer = Writer(log_path, seed=7, per_second=350, max_bytes=48_000)
+    writer.start()
+    daemon = first
+    kills = 0
+    try:
+        for _ in range(24):
+            time.sleep(rng.uniform(0.05, 1.0))  # a random moment: catching up, reading, committing, idle
+            daemon.kill()
+            kills += 1
+            daemon = DaemonProcess(config)
+        writer.finish()
+        rotated = sorted(p.name for p in log_path.parent.iterdir() if p.name != log_path.name)
+        assert len(rotated) >= 20, f"the writer should rotate often: {rotated}"
+        final = settle(config, writer.written)
+        code, _ = daemon.terminate()
+    finally:
+        writer.finish()
+        if daemon.proc.poll() is None:
+            daemon.kill()
+    assert kills >= 20
+    assert code == 0, daemon.output()
+    assert final == writer.written, f"written {dict(writer.written)}, counted {dict(final)}\n{daemon.output()}"
+    assert counted(config) == writer.written  # the clean stop changed nothing
+    with Store.open(tmp_path / "state") as store:
+        assert store.gaps() == []
+    assert all(writer.written[str(s)] > 0 for s in STATUSES)
+
+
+def test_sigterm_exits_zero_promptly_and_a_restart_does_not_recount(tmp_path: Path) -> None:
+    log_path = tmp_path / "snap_conversions_api.log"
+    log_path.touch()
+    config = write_config(tmp_path, log_path)
+    writer = Writer(log_path, seed=3, per_second=1, max_bytes=8_000)
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_for(READY, 30)
+        writer.write(40)
+        before = settle(config, writer.written)
+        code, took = daemon.terminate()
+        assert code == 0, daemon.output()
+        assert took < 5.0, f"SIGTERM took {took:.1f}s"
+        assert "stopped" in daemon.lines[-1]
+        assert before == writer.written
+        sources = status_json(config)["sources"]
+        assert isinstance(sources, list) and len(sources) == 1
+        st = os.stat(log_path)
+        assert (sources[0]["inode"], sources[0]["offset"]) == (st.st_ino, st.st_size)  # the final checkpoint
+
+        daemon = DaemonProcess(config)
+        daemon.wait_for(READY, 30)  # caught up (from the checkpoint) before it says ready
+        assert counted(config) == writer.written
+        writer.write(12, status=401)
+        after = settle(config, writer.written)
+        code, took = daemon.terminate()
+    finally:
+        writer.handler.close()
+        if daemon.proc.poll() is None:
+            daemon.kill()
+    assert code == 0 and took < 5.0
+    assert after == writer.written
+    assert after["401"] >= 12

@@ -1,0 +1,162 @@
+"""The daemon's /metrics during a live 401 streak: every value checked against what the backend wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from snapwatch import tokens
+from snapwatch.config import AlertsConfig, Config, ErrorRateRule, MetricsConfig, RulesConfig, SourceConfig, StreakRule
+from snapwatch.config import TokenConfig
+from snapwatch.daemon import Daemon
+from snapwatch.synthetic import DEFAULT_PIXEL, Call, backend_logger, demo_token, log_call
+from tests.conftest import assert_no_secret
+
+TOKEN = demo_token(seed="metrics-live")
+FP = tokens.fingerprint(TOKEN)
+HEALTHY_V3, HEALTHY_V2, FAILED = 6, 2, 7
+CONSOLE = "console (stderr)"
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+class StampedLog:
+    """Writes calls as the backend logs them, each stamped with a UTC time the test chooses."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.logger = backend_logger(self.handler, name)
+        assert self.handler.formatter is not None
+        self.handler.formatter.converter = lambda secs: datetime.fromtimestamp(secs or 0, UTC).timetuple()
+        self.at = datetime.now(UTC)
+        self.handler.addFilter(self._stamp)
+
+    def _stamp(self, record: logging.LogRecord) -> bool:
+        record.created, record.msecs = self.at.timestamp(), 0.0
+        return True
+
+    def write(self, calls: list[Call], at: list[datetime]) -> None:
+        for call, when in zip(calls, at, strict=True):
+            self.at = when
+            log_call(self.logger, call, when)
+        self.handler.flush()
+
+    def close(self) -> None:
+        self.handler.close()
+
+
+def scrape(port: int) -> tuple[str, Series]:
+    """The exposition text and its samples keyed by (name, labels)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples: Series = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return text, samples
+
+
+def value(samples: Series, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    # The daemon reports only through /metrics and its outbox; the test polls them, bounded.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await asyncio.to_thread(check):
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def test_metrics_during_a_streak_match_what_was_written(tmp_path: Path) -> None:
+    log_path, env_file = tmp_path / "capi.log", tmp_path / ".env"
+    log_path.touch()
+    env_file.write_text(f"SNAP_ACCESS_TOKEN={TOKEN}\nSNAP_PIXEL_ID={DEFAULT_PIXEL}\n")
+    config = Config(
+        sources=[SourceConfig(path=str(log_path), start_at="beginning", timezone="UTC")],
+        token=TokenConfig(env_file=env_file),
+        rules=RulesConfig(auth_failures=StreakRule(streak=5, recovery=3), error_rate=ErrorRateRule(enabled=False)),
+        alerts=AlertsConfig(group_wait=timedelta(0), repeat_every=timedelta(days=1)),
+        metrics=MetricsConfig(listen="127.0.0.1:0"),
+        state_dir=tmp_path / "state",
+    )
+    source = str(log_path)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    at = [t0 + timedelta(seconds=i) for i in range(HEALTHY_V3 + HEALTHY_V2 + FAILED + 3)]
+    healthy = [Call("PAGE_VIEW", 200, None, api="v2")] * HEALTHY_V2 + [Call("PURCHASE", 200, TOKEN)] * HEALTHY_V3
+    failing = [Call("PURCHASE", 401, TOKEN)] * FAILED
+    console = io.StringIO()
+    backend = StampedLog(log_path, "snapwatch.tests.metrics.backend")
+    texts: list[str] = []
+
+    async def scenario() -> None:
+        daemon = Daemon(config, None, environ={}, host="host-a", flush_after=0.2, console=console)
+        task = asyncio.create_task(daemon.run())
+        try:
+            assert daemon.telemetry.server is not None
+            port = daemon.telemetry.server.port
+            samples: Series = {}
+
+            def seen(check: Callable[[Series], bool]) -> Callable[[], bool]:
+                def probe() -> bool:
+                    nonlocal samples
+                    text, samples = scrape(port)
+                    texts.append(text)
+                    return check(samples)
+
+                return probe
+
+            n = len(healthy) + FAILED
+            backend.write(healthy + failing, at[:n])
+            await until(seen(lambda s: value(s, "snapwatch_streak", source=source, rule="auth-failures") == FAILED
+                             and value(s, "snapwatch_lag_bytes", source=source) == 0), "the streak on /metrics")
+            # During the streak (still open): the log's counts, as written.
+            assert value(samples, "snapwatch_responses_total", source=source, code="200") == HEALTHY_V3 + HEALTHY_V2
+            assert value(samples, "snapwatch_responses_total", source=source, code="401") == FAILED
+            assert value(samples, "snapwatch_requests_total", source=source, api="v3") == HEALTHY_V3 + FAILED
+            assert value(samples, "snapwatch_requests_total", source=source, api="v2") == HEALTHY_V2
+            assert value(samples, "snapwatch_last_record_timestamp_seconds", source=source) == at[n - 1].timestamp()
+            assert value(samples, "snapwatch_token_last_seen_timestamp_seconds",
+                         fingerprint=FP, kind="canvas-s2s") == at[n - 1].timestamp()
+            token_series = [k for k in samples if k[0] == "snapwatch_token_last_seen_timestamp_seconds"]
+            assert len(token_series) == 1  # the v2 calls carry no token in the log
+            assert value(samples, "snapwatch_log_gaps_total", source=source) in (None, 0.0)
+            (verdict,) = daemon._verdicts.values()
+            assert verdict == "token-previously-accepted"  # the same token got 200 before the streak
+            assert value(samples, "snapwatch_incidents_open", rule="auth-failures", verdict=verdict) == 1
+            assert sum(v for (name, _), v in samples.items() if name == "snapwatch_incidents_open") == 1
+
+            # The opened alert reaches the console target, and the outbox metrics say so.
+            await until(seen(lambda s: value(s, "snapwatch_alerts_total", target=CONSOLE, outcome="delivered") == 1),
+                        "the opened alert delivered")
+            assert value(samples, "snapwatch_outbox_pending", target=CONSOLE) == 0
+            assert value(samples, "snapwatch_alerts_total", target=CONSOLE, outcome="expired") in (None, 0.0)
+            assert "FIRING auth-failures on host-a" in console.getvalue()
+
+            # Recovery: three 2xx end the streak and the incident; the resolved alert is delivered too.
+            backend.write([Call("PURCHASE", 200, TOKEN)] * 3, at[n:])
+            await until(seen(lambda s: value(s, "snapwatch_alerts_total", target=CONSOLE, outcome="delivered") == 2
+                             and value(s, "snapwatch_incidents_open", rule="auth-failures", verdict=verdict) == 0),
+                        "the resolved alert delivered")
+            assert value(samples, "snapwatch_streak", source=source, rule="auth-failures") == 0
+            assert value(samples, "snapwatch_responses_total", source=source, code="200") == HEALTHY_V3 + HEALTHY_V2 + 3
+            assert value(samples, "snapwatch_outbox_pending", target=CONSOLE) == 0
+            assert value(samples, "snapwatch_lag_bytes", source=source) == 0
+            assert "RESOLVED auth-failures on host-a" in console.getvalue()
+        finally:
+            daemon.stop_requested.set()
+            assert await asyncio.wait_for(task, 15) == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        backend.close()
+    assert texts and FP in texts[-1]
+    for text in (*texts, console.getvalue()):
+        assert_no_secret(text, TOKEN)
