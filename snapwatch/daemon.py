@@ -140,7 +140,8 @@ class Daemon:
             detector = (Detector.restore(rules, path, saved["detector"]) if "detector" in saved
                         else Detector(rules, path))
             history = History.restore(saved["history"]) if "history" in saved else History()
-            pipeline = SourcePipeline(source.config, rules, label=path, detector=detector, history=history)
+            pipeline = SourcePipeline(source.config, rules, label=path, detector=detector, history=history,
+                                      diagnoser=self._diagnose_opened)
             found = source.files[path] = _File(pipeline)
         return found
 
@@ -267,7 +268,7 @@ class Daemon:
         elif isinstance(event, Quiet):
             for f in source.files.values():
                 if f.pipeline.assembler.held_bytes:
-                    self._after_batch(f, f.pipeline.flush(), f.checkpoint)
+                    self._after_batch(f, f.pipeline.flush(end_of_input=False), f.checkpoint)
         elif isinstance(event, Gap):
             lost = "an unknown number of" if event.lost_bytes is None else str(event.lost_bytes)
             log.warning("log gap in %s: %s bytes lost before they could be read (%s)", event.path, lost,
@@ -283,7 +284,7 @@ class Daemon:
         now = self.clock()
         self.telemetry.exchanges(batch.exchanges)
         for transition in batch.transitions:
-            self._on_transition(f.pipeline, transition, now)
+            self._on_transition(f.pipeline, transition, batch.diagnoses.get(transition.incident.id), now)
         f.owed.add(batch)
         if checkpoint is not None:
             f.checkpoint = checkpoint
@@ -301,12 +302,17 @@ class Daemon:
         return [IncidentRecord(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
                                i.resolved_at, self._verdicts.get(i.id)) for i in latest.values()]
 
-    def _on_transition(self, pipeline: SourcePipeline, t: Transition, now: datetime) -> None:
+    def _diagnose_opened(self, pipeline: SourcePipeline, incident: Incident) -> Diagnosis:
+        """Diagnose an incident as it opens (the pipeline calls this before later records arrive)."""
+        self._refresh_token()
+        return diagnose_incident(pipeline, incident, self.context, self.clock())
+
+    def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnosis: Diagnosis | None,
+                       now: datetime) -> None:
         incident = t.incident
-        diagnosis: Diagnosis | None = None
         if t.kind is TransitionKind.OPENED:
-            self._refresh_token()
-            diagnosis = diagnose_incident(pipeline, incident, self.context, now)
+            if diagnosis is None:  # opened by the clock (silence), not by a record
+                diagnosis = self._diagnose_opened(pipeline, incident)
             self._verdicts[incident.id] = diagnosis.verdict
             self._maybe_probe(pipeline, incident)
         if t.kind is not TransitionKind.UPDATED:

@@ -57,7 +57,7 @@ def diagnose_incident(pipeline: SourcePipeline, incident: Incident | None, ctx: 
             configured=configured.report() if configured is not None else None,
             configured_source=configured.source if configured is not None else None,
             configured_pixel=configured.pixel if configured is not None else None,
-            seen={},
+            seen=dict(pipeline.assembler.token_reports),
             config=ctx.token_config,
             restart_pending=ctx.restart_pending,
             probe=ctx.probe,

@@ -6,14 +6,17 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from snapwatch.config import RulesConfig, SourceConfig
 from snapwatch.detect import Detector, status_key
 from snapwatch.history import History
-from snapwatch.model import Exchange, Transition
+from snapwatch.model import Diagnosis, Exchange, Incident, Transition, TransitionKind
 from snapwatch.records import Assembler
+
+Diagnoser = Callable[["SourcePipeline", Incident], Diagnosis]
 
 
 @dataclass(slots=True)
@@ -25,14 +28,19 @@ class Batch:
     by_status: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     last_record_at: datetime | None = None
+    diagnoses: dict[str, Diagnosis] = field(default_factory=dict)  # incident id → diagnosis made as it opened
 
 
 class SourcePipeline:
     """Assembler, detector and history of one source; every exchange is seen by each, in log order."""
 
-    def __init__(self, source: SourceConfig, rules: RulesConfig, label: str | None = None,
-                 detector: Detector | None = None, history: History | None = None) -> None:
+    def __init__(self, source: SourceConfig, rules: RulesConfig, label: str | None = None, *,
+                 detector: Detector | None = None, history: History | None = None,
+                 diagnoser: Diagnoser | None = None) -> None:
         self.label = label or source.path
+        # Called the moment an incident opens, before later records reach the history: the evidence is
+        # what was known at the start of the streak, not at the end of the chunk that held it.
+        self.diagnoser = diagnoser
         self.assembler = Assembler(source, self.label)
         self.detector = detector or Detector(rules, self.label)
         self.history = history or History()
@@ -46,10 +54,10 @@ class SourcePipeline:
         batch.requests = self.assembler.requests - requests_before
         return batch
 
-    def flush(self) -> Batch:
+    def flush(self, *, end_of_input: bool = True) -> Batch:
         """Emit records held for completion (end of input, or the follower's quiet timeout)."""
         requests_before = self.assembler.requests
-        batch = self._consume(self.assembler.flush())
+        batch = self._consume(self.assembler.flush(end_of_input=end_of_input))
         batch.requests = self.assembler.requests - requests_before
         return batch
 
@@ -70,6 +78,10 @@ class SourcePipeline:
             found = observe(ex)
             if found:
                 transitions.extend(found)
+                if self.diagnoser is not None:
+                    for t in found:
+                        if t.kind is TransitionKind.OPENED:
+                            batch.diagnoses[t.incident.id] = self.diagnoser(self, t.incident)
         if exchanges:
             batch.last_record_at = exchanges[-1].at
         return batch

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from snapwatch.config import SourceConfig
 from snapwatch.errors import ConfigError
 from snapwatch.model import Api, Exchange, ParseStats, Placement, Request, Response, TokenKind
-from snapwatch.tokens import fingerprint, kind_of, normalize
+from snapwatch.tokens import TokenReport, fingerprint, inspect, normalize
 
 MAX_BODY_CHARS = 65536  # the raw body kept for diagnosis is cut here
 MAX_QUEUED_REQUESTS = 1024  # unanswered requests kept per event name
@@ -162,6 +162,7 @@ class Assembler:
         self.format = config.format
         self.stats = ParseStats()
         self.tokens: dict[str, TokenKind] = {}
+        self.token_reports: dict[str, TokenReport] = {}  # fingerprint → what the token is (no token inside)
         self.tokens_in_log = False
         self.held_bytes = 0
         self.requests_by_api: dict[str, int] = {}  # api value → requests (cumulative)
@@ -211,15 +212,17 @@ class Assembler:
             self.held_bytes = len(lines) - (start if buf is lines else _original_offset(lines, buf, start))
         return out
 
-    def flush(self) -> list[Exchange]:
-        """End of input: emit the response still open; requests never answered are counted."""
+    def flush(self, *, end_of_input: bool = True) -> list[Exchange]:
+        """Emit the response still open. At the end of input, requests never answered are counted too;
+        a follower's quiet flush (``end_of_input=False``) keeps them waiting for their responses."""
         out: list[Exchange] = []
         if self._open is not None:
             self._close(out)
         self._end_head()
         self.held_bytes = 0
-        self.stats.unpaired_requests += sum(len(q) for q in self._queues.values())
-        self._queues.clear()
+        if end_of_input:
+            self.stats.unpaired_requests += sum(len(q) for q in self._queues.values())
+            self._queues.clear()
         return out
 
     def _clean(self, data: bytes) -> bytes:
@@ -503,8 +506,9 @@ class Assembler:
             return None, None
         fp = fingerprint(raw)
         kind = self.tokens.get(fp)
-        if kind is None:
-            kind = self.tokens[fp] = kind_of(raw)
+        if kind is None:  # first sight of this token: inspect it once (claims, defects; never the token)
+            report = self.token_reports[fp] = inspect(raw)
+            kind = self.tokens[fp] = report.kind
         self.tokens_in_log = True
         return fp, kind
 

@@ -18,7 +18,7 @@ from snapwatch.errors import SourceError
 from snapwatch.evidence import diagnose_incident, load_context, security_findings
 from snapwatch.linebuf import LineSplitter
 from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
-from snapwatch.pipeline import Batch, SourcePipeline
+from snapwatch.pipeline import Batch, Diagnoser, SourcePipeline
 
 CHUNK = 1 << 20
 _ROTATED = re.compile(r"^(?P<base>.+?)(?:[.-](?P<n>\d{1,8}))?(?P<gz>\.gz)?$")
@@ -61,8 +61,9 @@ def _open(path: Path) -> BinaryIO:
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if raw.read(2) == b"\x1f\x8b":  # gzip magic: logrotate's compress, whatever the name says
-        raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        # GzipFile does not close a file object it was given: let it open (and so close) its own.
+        raw.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     raw.seek(0)
     return raw
 
@@ -144,7 +145,6 @@ def iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
-Diagnoser = Callable[[SourcePipeline, Incident], Diagnosis | None]
 
 
 def scan_files(
@@ -160,30 +160,26 @@ def scan_files(
     records: dict[str, IncidentRecord] = {}
     for base, group in itertools.groupby(files, key=lambda f: f.base):
         source = template.model_copy(update={"path": base})
-        pipeline = SourcePipeline(source, config.rules, label=base)
+        pipeline = SourcePipeline(source, config.rules, label=base, diagnoser=diagnoser)
         splitter = LineSplitter(source.max_line_bytes)
         for log_file in group:
             for block in read_chunks(log_file.path, progress):
-                _apply(pipeline, pipeline.feed(splitter.push(block)), records, diagnoser)
+                _apply(pipeline.feed(splitter.push(block)), records)
             # A rotated file ends where the next begins: a line cut by rotation is finished here.
-            _apply(pipeline, pipeline.feed(splitter.flush()), records, diagnoser)
-        _apply(pipeline, pipeline.flush(), records, diagnoser)
+            _apply(pipeline.feed(splitter.flush()), records)
+        _apply(pipeline.flush(), records)
         _merge_source(report, pipeline, splitter)
     report.incidents = sorted(records.values(), key=lambda r: r.incident.opened_at)
     return report
 
 
-def _apply(pipeline: SourcePipeline, batch: Batch, records: dict[str, IncidentRecord],
-           diagnoser: Diagnoser | None) -> None:
+def _apply(batch: Batch, records: dict[str, IncidentRecord]) -> None:
     for transition in batch.transitions:
         incident = transition.incident
         record = records.get(incident.id)
         if record is None:
-            record = records[incident.id] = IncidentRecord(incident)
-            if diagnoser is not None:
-                record.diagnosis = diagnoser(pipeline, incident)
+            record = records[incident.id] = IncidentRecord(incident, batch.diagnoses.get(incident.id))
         record.incident = incident
-    # by_status is folded in by the caller through the assembler's own totals
 
 
 def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter) -> None:

@@ -202,6 +202,9 @@ def test_sigkill_at_random_moments_never_loses_or_recounts_a_response(tmp_path: 
     assert code == 0, daemon.output()
     assert final == writer.written, f"written {dict(writer.written)}, counted {dict(final)}\n{daemon.output()}"
     assert counted(config) == writer.written  # the clean stop changed nothing
+    sources = status_json(config)["sources"]
+    assert isinstance(sources, list)
+    assert sum(s["requests"] for s in sources) == sum(writer.written.values())  # each call logs one request
     with Store.open(tmp_path / "state") as store:
         assert store.gaps() == []
     assert all(writer.written[str(s)] > 0 for s in STATUSES)

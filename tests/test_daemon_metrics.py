@@ -13,8 +13,16 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from snapwatch import tokens
-from snapwatch.config import AlertsConfig, Config, ErrorRateRule, MetricsConfig, RulesConfig, SourceConfig, StreakRule
-from snapwatch.config import TokenConfig
+from snapwatch.config import (
+    AlertsConfig,
+    Config,
+    ErrorRateRule,
+    MetricsConfig,
+    RulesConfig,
+    SourceConfig,
+    StreakRule,
+    TokenConfig,
+)
 from snapwatch.daemon import Daemon
 from snapwatch.synthetic import DEFAULT_PIXEL, Call, backend_logger, demo_token, log_call
 from tests.conftest import assert_no_secret
@@ -95,6 +103,8 @@ def test_metrics_during_a_streak_match_what_was_written(tmp_path: Path) -> None:
     backend = StampedLog(log_path, "snapwatch.tests.metrics.backend")
     texts: list[str] = []
 
+    backend.write(healthy, at[: len(healthy)])  # a backlog the daemon reads before it is ready
+
     async def scenario() -> None:
         daemon = Daemon(config, None, environ={}, host="host-a", flush_after=0.2, console=console)
         task = asyncio.create_task(daemon.run())
@@ -112,18 +122,31 @@ def test_metrics_during_a_streak_match_what_was_written(tmp_path: Path) -> None:
 
                 return probe
 
+            await until(seen(lambda s: value(s, "snapwatch_lag_bytes", source=source) == 0), "the catch-up")
+            assert value(samples, "snapwatch_responses_total", source=source, code="200") == HEALTHY_V3 + HEALTHY_V2
+            assert value(samples, "snapwatch_incidents_open", rule="auth-failures", verdict="unknown") is None
+
             n = len(healthy) + FAILED
-            backend.write(healthy + failing, at[:n])
-            await until(seen(lambda s: value(s, "snapwatch_streak", source=source, rule="auth-failures") == FAILED
-                             and value(s, "snapwatch_lag_bytes", source=source) == 0), "the streak on /metrics")
+            backend.write(failing, at[len(healthy) : n])
+            await until(
+                seen(
+                    lambda s: (
+                        value(s, "snapwatch_streak", source=source, rule="auth-failures") == FAILED
+                        and value(s, "snapwatch_lag_bytes", source=source) == 0
+                    )
+                ),
+                "the streak on /metrics",
+            )
             # During the streak (still open): the log's counts, as written.
             assert value(samples, "snapwatch_responses_total", source=source, code="200") == HEALTHY_V3 + HEALTHY_V2
             assert value(samples, "snapwatch_responses_total", source=source, code="401") == FAILED
             assert value(samples, "snapwatch_requests_total", source=source, api="v3") == HEALTHY_V3 + FAILED
             assert value(samples, "snapwatch_requests_total", source=source, api="v2") == HEALTHY_V2
             assert value(samples, "snapwatch_last_record_timestamp_seconds", source=source) == at[n - 1].timestamp()
-            assert value(samples, "snapwatch_token_last_seen_timestamp_seconds",
-                         fingerprint=FP, kind="canvas-s2s") == at[n - 1].timestamp()
+            assert (
+                value(samples, "snapwatch_token_last_seen_timestamp_seconds", fingerprint=FP, kind="canvas-s2s")
+                == at[n - 1].timestamp()
+            )
             token_series = [k for k in samples if k[0] == "snapwatch_token_last_seen_timestamp_seconds"]
             assert len(token_series) == 1  # the v2 calls carry no token in the log
             assert value(samples, "snapwatch_log_gaps_total", source=source) in (None, 0.0)
@@ -133,17 +156,25 @@ def test_metrics_during_a_streak_match_what_was_written(tmp_path: Path) -> None:
             assert sum(v for (name, _), v in samples.items() if name == "snapwatch_incidents_open") == 1
 
             # The opened alert reaches the console target, and the outbox metrics say so.
-            await until(seen(lambda s: value(s, "snapwatch_alerts_total", target=CONSOLE, outcome="delivered") == 1),
-                        "the opened alert delivered")
+            await until(
+                seen(lambda s: value(s, "snapwatch_alerts_total", target=CONSOLE, outcome="delivered") == 1),
+                "the opened alert delivered",
+            )
             assert value(samples, "snapwatch_outbox_pending", target=CONSOLE) == 0
             assert value(samples, "snapwatch_alerts_total", target=CONSOLE, outcome="expired") in (None, 0.0)
             assert "FIRING auth-failures on host-a" in console.getvalue()
 
             # Recovery: three 2xx end the streak and the incident; the resolved alert is delivered too.
             backend.write([Call("PURCHASE", 200, TOKEN)] * 3, at[n:])
-            await until(seen(lambda s: value(s, "snapwatch_alerts_total", target=CONSOLE, outcome="delivered") == 2
-                             and value(s, "snapwatch_incidents_open", rule="auth-failures", verdict=verdict) == 0),
-                        "the resolved alert delivered")
+            await until(
+                seen(
+                    lambda s: (
+                        value(s, "snapwatch_alerts_total", target=CONSOLE, outcome="delivered") == 2
+                        and value(s, "snapwatch_incidents_open", rule="auth-failures", verdict=verdict) == 0
+                    )
+                ),
+                "the resolved alert delivered",
+            )
             assert value(samples, "snapwatch_streak", source=source, rule="auth-failures") == 0
             assert value(samples, "snapwatch_responses_total", source=source, code="200") == HEALTHY_V3 + HEALTHY_V2 + 3
             assert value(samples, "snapwatch_outbox_pending", target=CONSOLE) == 0

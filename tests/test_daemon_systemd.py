@@ -9,6 +9,7 @@ The harness here is shared with test_daemon_reload.py.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -211,7 +212,7 @@ def status_json(state_dir: Path, tmp_path: Path) -> dict[str, Any]:
 
 
 def source_status(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    found = [s for s in data["sources"] if s["path"] == str(path)]
+    found: list[dict[str, Any]] = [s for s in data["sources"] if s["path"] == str(path)]
     assert found, f"{path} not in status: {data['sources']}"
     return found[0]
 
@@ -279,7 +280,7 @@ def test_notify_sequence_reload_and_stop(journal_run: tuple[Daemon, BackendLog, 
     while len(pings) < 6:
         pings.append(daemon.wait_for("WATCHDOG=1", pings[-1] + 1, timeout=3))
     times = [daemon.notify.messages[i][0] for i in pings]
-    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
     half = WATCHDOG_USEC / 2e6
     assert gaps[0] > 0.6 * half, f"pings too close together: {gaps}"
     assert 0.7 * half < gaps[len(gaps) // 2] < 1.5 * half, f"median ping interval off: {gaps}"
