@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -25,7 +25,7 @@ from snapwatch.alertmanager import AlertmanagerTarget
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect import Detector
 from snapwatch.errors import SnapwatchError
-from snapwatch.evidence import Context, diagnose_incident, load_context
+from snapwatch.evidence import Context, diagnose_incident, gap_text, load_context
 from snapwatch.follow import Checkpoint, Chunk, Follower, Gap, Notice, Quiet
 from snapwatch.history import History
 from snapwatch.lifecycle import AlertPolicy
@@ -275,8 +275,7 @@ class Daemon:
                         event.reason)
             self.store.commit_batch(None, path=event.path, gaps=[event])
             self.telemetry.gap(event)
-            self.context = Context(self.context.token_config, self.context.configured, self.context.restart_pending,
-                                   self.context.probe, (*self.context.log_gaps, f"{event.path}: {lost} bytes lost"))
+            self.context = replace(self.context, log_gaps=(*self.context.log_gaps, gap_text(event)))
         else:
             log.info("%s: %s %s", event.path, event.kind.value, event.detail)
 
@@ -377,6 +376,8 @@ class Daemon:
         if self._delivery is None or self._delivery.done():
             self._delivery = asyncio.get_running_loop().create_task(self.notifier.deliver_due(now))
         if self.reposter is not None:
+            self.reposter.keep_only({i.id for s in self.sources.values() for f in s.files.values()
+                                     for i in f.pipeline.detector.open_incidents()})
             self.reposter.tick(now)
         self._report_status()
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from snapwatch.config import TokenConfig
 from snapwatch.diagnose import Evidence, diagnose, invalid_reasons
 from snapwatch.errors import SourceError
+from snapwatch.follow import Gap
 from snapwatch.model import Diagnosis, Finding, FindingCode, Incident
 from snapwatch.pipeline import SourcePipeline
 from snapwatch.probe import ProbeResult
@@ -61,7 +62,8 @@ def diagnose_incident(pipeline: SourcePipeline, incident: Incident | None, ctx: 
             config=ctx.token_config,
             restart_pending=ctx.restart_pending,
             probe=ctx.probe,
-            tokens_in_log=False,  # a hygiene note, reported under "security", never an incident's verdict
+            # A hygiene note: under "security" for an incident, but a finding of the present (diagnose).
+            tokens_in_log=incident is None and pipeline.assembler.tokens_in_log,
             log_gaps=ctx.log_gaps,
             invalid_reasons=invalid_reasons(pipeline.invalid_bodies),
             log_paths=(pipeline.label,),
@@ -76,3 +78,14 @@ def security_findings(pipeline: SourcePipeline) -> list[Finding]:
     found = diagnose(Evidence(now=now, history=pipeline.history, tokens_in_log=pipeline.assembler.tokens_in_log,
                               log_paths=(pipeline.label,)))
     return [f for f in found.findings if f.code is FindingCode.TOKEN_IN_LOG]
+
+
+def gap_text(gap: Gap) -> str:
+    """One line describing a log gap, for the evidence of the ``log-gap`` finding."""
+    lost = "an unknown number of bytes" if gap.lost_bytes is None else f"{gap.lost_bytes} bytes"
+    span = ""
+    if gap.since is not None or gap.until is not None:
+        since = gap.since.isoformat() if gap.since else "?"
+        until = gap.until.isoformat() if gap.until else "?"
+        span = f" written between {since} and {until}"
+    return f"{gap.path}: {lost}{span} lost before they could be read ({gap.reason})"

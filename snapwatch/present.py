@@ -11,7 +11,7 @@ from pathlib import Path
 
 from snapwatch.config import Config, SourceConfig
 from snapwatch.detect import Detector
-from snapwatch.evidence import diagnose_incident, load_context
+from snapwatch.evidence import diagnose_incident, gap_text, load_context
 from snapwatch.history import History
 from snapwatch.linebuf import LineSplitter
 from snapwatch.model import Diagnosis, Incident, Rule
@@ -61,6 +61,14 @@ def _pipelines(config: Config) -> list[SourcePipeline]:
     return found
 
 
+def _recorded_gaps(state_dir: Path) -> tuple[str, ...]:
+    """The log gaps the daemon recorded, described for the diagnosis."""
+    if not (state_dir / "state.db").exists():
+        return ()
+    with Store.open(state_dir) as store:
+        return tuple(gap_text(g) for g in store.gaps())
+
+
 def _worst_incident(pipelines: list[SourcePipeline]) -> tuple[SourcePipeline | None, Incident | None]:
     order = list(Rule)
     best: tuple[int, SourcePipeline, Incident] | None = None
@@ -76,8 +84,10 @@ def _worst_incident(pipelines: list[SourcePipeline]) -> tuple[SourcePipeline | N
 
 def diagnose_now(config: Config, environ: Mapping[str, str], now: datetime, *, probe: bool) -> Diagnosis:
     """Rank the causes of the worst open incident, or of the present state when none is open."""
-    ctx = load_context(config.token, environ)
+    ctx = replace(load_context(config.token, environ), log_gaps=_recorded_gaps(config.state_dir))
     pipelines = _pipelines(config)
+    for each in pipelines:
+        each.tick(now)  # time has passed since the last record: the silence rule may apply now
     pipeline, incident = _worst_incident(pipelines)
     if pipeline is None:
         pipeline = SourcePipeline(SourceConfig(path="(no log)"), config.rules)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,6 +91,7 @@ class Reposter:
         self.schedule = ResendSchedule()
         self.open_messages: dict[str, Message] = {}
         self.last_posted: dict[str, datetime] = {}
+        self.ended: dict[str, Message] = {}  # resolutions handed out while a re-post may be in flight
         self._task: asyncio.Task[None] | None = None
 
     def handed_out(self, alert: Alert, message: Message, now: datetime) -> None:
@@ -101,24 +102,37 @@ class Reposter:
         if alert.kind is AlertKind.RESOLVED:
             self.open_messages.pop(incident_id, None)  # from now on only the resolve may reach Alertmanager
             self.last_posted.pop(incident_id, None)
+            self.ended[incident_id] = message
         elif alert.kind in (AlertKind.OPENED, AlertKind.UPDATE, AlertKind.REMINDER):
             self.open_messages[incident_id] = message
             self.last_posted[incident_id] = now
+
+    def keep_only(self, open_ids: Collection[str]) -> None:
+        """Forget incidents no longer open that ended without a RESOLVED alert (``send_resolved: false``)."""
+        for incident_id in set(self.open_messages).difference(open_ids):
+            del self.open_messages[incident_id]
+            self.last_posted.pop(incident_id, None)
 
     def tick(self, now: datetime) -> None:
         """Re-post what is due, in a worker thread; a lost re-post is replaced by the next one."""
         if self._task is not None and not self._task.done():
             return
+        self.ended.clear()  # no re-post in flight: nothing left to end again
         due = self.schedule.due(self.open_messages, self.last_posted, now)
         if not due:
             return
         for incident_id, _ in due:
             self.last_posted[incident_id] = now  # whether or not it lands: a failing cluster waits an interval
-        self._task = asyncio.get_running_loop().create_task(self._post([message for _, message in due]))
+        self._task = asyncio.get_running_loop().create_task(self._post(due))
 
-    async def _post(self, messages: list[Message]) -> None:
-        for message in messages:
+    async def _post(self, due: list[tuple[str, Message]]) -> None:
+        # Alertmanager keeps the latest post: a re-post landing after the resolution would revive the alert.
+        for incident_id, message in due:
+            if incident_id not in self.open_messages:
+                continue  # resolved since it was due
             try:
                 await asyncio.to_thread(self.target.send, message, self.timeout)
+                if incident_id in self.ended:  # resolved while this re-post was in flight: end it again
+                    await asyncio.to_thread(self.target.send, self.ended[incident_id], self.timeout)
             except Exception as exc:  # a failed re-post is retried at the next interval
                 log.warning("alertmanager re-post failed: %s", exc)

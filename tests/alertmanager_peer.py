@@ -1,12 +1,16 @@
-"""Real Alertmanagers on loopback for tests: start them with a given config, poll their API, stop them."""
+"""Peers for the daemon's fleet tests: real Alertmanagers on loopback, and a backend log with chosen times."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from snapwatch.synthetic import Call, backend_logger, log_call
 from tests.conftest import need_tool
 
 
@@ -116,3 +121,70 @@ class Alertmanagers:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop_all()
+
+
+class StampedLog:
+    """Writes calls as the backend logs them, each stamped with a UTC time the test chooses."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.logger = backend_logger(self.handler, name)
+        assert self.handler.formatter is not None
+        self.handler.formatter.converter = lambda secs: datetime.fromtimestamp(secs or 0, UTC).timetuple()
+        self.at = datetime.now(UTC)
+        self.handler.addFilter(self._stamp)
+
+    def _stamp(self, record: logging.LogRecord) -> bool:
+        record.created, record.msecs = self.at.timestamp(), 0.0
+        return True
+
+    def write(self, calls: list[Call], at: list[datetime]) -> None:
+        for call, when in zip(calls, at, strict=True):
+            self.at = when
+            log_call(self.logger, call, when)
+        self.handler.flush()
+
+    def close(self) -> None:
+        self.handler.close()
+
+
+class HeldProxy:
+    """An HTTP front for one Alertmanager that holds each POST until ``release`` is set, then forwards it.
+
+    It makes "a post still in flight while something else happens" happen on demand. ``arrived`` is set
+    when a post arrives; ``forwarded`` lists the bodies passed on, in order.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.arrived, self.release = threading.Event(), threading.Event()
+        self.forwarded: list[bytes] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                proxy.arrived.set()
+                proxy.release.wait(timeout=15)
+                reply = httpx.post(
+                    proxy.upstream + self.path, content=body, headers={"Content-Type": "application/json"}, timeout=5
+                )
+                proxy.forwarded.append(body)
+                self.send_response(reply.status_code)
+                self.send_header("Content-Length", str(len(reply.content)))
+                self.end_headers()
+                self.wfile.write(reply.content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

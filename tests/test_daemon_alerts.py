@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import email
-import io
 import logging
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -21,6 +21,11 @@ from peers import HOOK_SECRET, SMTP_PASSWORD, Backend, Hook, Mailbox, free_port,
 from snapwatch import tokens
 from snapwatch.config import AlertsConfig, Config, ErrorRateRule, RulesConfig, SourceConfig, StreakRule, TokenConfig
 from snapwatch.daemon import Daemon
+from snapwatch.evidence import diagnose_incident, load_context
+from snapwatch.lifecycle import AlertPolicy
+from snapwatch.model import TransitionKind
+from snapwatch.notify import AppriseTarget, Notifier, Outbox
+from snapwatch.pipeline import SourcePipeline
 from snapwatch.synthetic import demo_token
 
 OLD = demo_token(seed="old-live")  # what the backend still sends
@@ -204,3 +209,73 @@ def test_outage_with_two_restarts_delivers_every_owed_alert_once_in_order(tmp_pa
     assert [k for _, k in ids] == ["opened", "resolved"] * 2
     assert len({i for i, _ in ids}) == 4  # four alerts, each delivered exactly once
     assert all(f"Since: {(t0 + timedelta(seconds=20)).isoformat()}" in b["message"] for b in after)
+
+
+def test_an_hour_of_flapping_yields_a_bounded_readable_set_of_messages(tmp_path: Path) -> None:
+    """An hour of log in which Snap answers 401 for 15 s, then 200 for 5 s, over and over (180 flaps).
+
+    The default config (group_wait 10 s, max_per_hour 20, send_resolved) gives exactly 21 messages:
+    the first 8 auth-failures incidents are announced (each OPENED carries the error-rate incident that
+    opened beside it as a related incident) and all 12 of their resolutions (8 auth-failures, 4
+    error-rate) are sent; that fills the hourly cap, which keeps a slot for every owed RESOLVED. The 172
+    alerts owed to the later flaps are held back, and once the first hand-outs leave the sliding hour
+    ONE message says "172 alert(s) held back". Each flap lasts longer than group_wait, so none is
+    swallowed: this is the worst case for the cap (shorter flaps would be absorbed by group_wait).
+
+    Driven at the pipeline level, with the daemon's own glue (SourcePipeline → AlertPolicy → Outbox →
+    Notifier → a real webhook), so that every step runs at the log time of its record: the daemon reads
+    its clock per event batch, and replaying an hour of log through it in real time is not practical.
+    """
+    hook = Hook()
+    t0 = datetime(2025, 12, 3, 9, 0, tzinfo=UTC)
+    log_path = tmp_path / "capi.log"
+    backend = Backend(log_path)
+    offsets, times = [0], []
+    for i in range(3600):
+        at = t0 + timedelta(seconds=i)
+        backend.calls(OLD, [401 if i % 20 < 15 else 200], [at])
+        offsets.append(log_path.stat().st_size)
+        times.append(at)
+    backend.close()
+    data = log_path.read_bytes()
+    config = Config(sources=[SourceConfig(path=str(log_path), timezone="UTC")],
+                    alerts=AlertsConfig(urls=[f"json://127.0.0.1:{hook.port}/hook"]))
+    pipeline = SourcePipeline(config.sources[0], config.rules)
+    conn = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    policy = AlertPolicy(conn, config.alerts, HOST)
+    notifier = Notifier(Outbox(conn), [AppriseTarget(config.alerts.urls[0])], timeout=5)
+    context = load_context(config.token, {})
+    transitions: Counter[tuple[str, str]] = Counter()
+
+    def step(now: datetime) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        alerts = policy.due(now)
+        for alert in alerts:
+            notifier.enqueue(alert, now)
+        conn.execute("COMMIT")
+        if alerts:
+            assert notifier.deliver_due_sync(now).delivered == len(alerts)
+
+    try:
+        for k, now in enumerate(times):
+            for t in pipeline.feed(data[offsets[k]:offsets[k + 1]]).transitions:
+                transitions[(t.incident.rule.value, t.kind.value)] += 1
+                opened = t.kind is TransitionKind.OPENED
+                diagnosis = diagnose_incident(pipeline, t.incident, context, now) if opened else None
+                policy.on_transition(t, diagnosis, now)
+            step(now)
+        for minute in range(1, 61):  # the log has ended; the daemon's timers keep running for another hour
+            step(times[-1] + timedelta(minutes=minute))
+        received = hook.wait_for(21)
+    finally:
+        notifier.close()
+        conn.close()
+        hook.stop()
+    assert transitions[("auth-failures", "opened")] == 180 and transitions[("auth-failures", "resolved")] == 180
+    titles = [body["title"] for _, body in received]
+    words = Counter(title.split()[1] for title in titles)
+    assert len(titles) == 21 and words == {"FIRING": 8, "RESOLVED": 12, "HELD": 1}, titles
+    assert titles[-1] == f"[snapwatch] HELD BACK 172 alert(s) held back on {HOST} (max_per_hour reached)"
+    assert all(len(title) <= 250 for title in titles)
+    ids = [re.findall(r"id ([0-9a-f]{32}) ", body["message"])[0] for _, body in received]
+    assert len(set(ids)) == 21

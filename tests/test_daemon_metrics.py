@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,8 @@ from snapwatch.config import (
     TokenConfig,
 )
 from snapwatch.daemon import Daemon
-from snapwatch.synthetic import DEFAULT_PIXEL, Call, backend_logger, demo_token, log_call
+from snapwatch.synthetic import DEFAULT_PIXEL, Call, demo_token
+from tests.alertmanager_peer import StampedLog
 from tests.conftest import assert_no_secret
 
 TOKEN = demo_token(seed="metrics-live")
@@ -32,31 +32,6 @@ FP = tokens.fingerprint(TOKEN)
 HEALTHY_V3, HEALTHY_V2, FAILED = 6, 2, 7
 CONSOLE = "console (stderr)"
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-class StampedLog:
-    """Writes calls as the backend logs them, each stamped with a UTC time the test chooses."""
-
-    def __init__(self, path: Path, name: str) -> None:
-        self.handler = logging.FileHandler(path, encoding="utf-8")
-        self.logger = backend_logger(self.handler, name)
-        assert self.handler.formatter is not None
-        self.handler.formatter.converter = lambda secs: datetime.fromtimestamp(secs or 0, UTC).timetuple()
-        self.at = datetime.now(UTC)
-        self.handler.addFilter(self._stamp)
-
-    def _stamp(self, record: logging.LogRecord) -> bool:
-        record.created, record.msecs = self.at.timestamp(), 0.0
-        return True
-
-    def write(self, calls: list[Call], at: list[datetime]) -> None:
-        for call, when in zip(calls, at, strict=True):
-            self.at = when
-            log_call(self.logger, call, when)
-        self.handler.flush()
-
-    def close(self) -> None:
-        self.handler.close()
 
 
 def scrape(port: int) -> tuple[str, Series]:

@@ -247,11 +247,13 @@ def journal_run(tmp_path: Path) -> Iterator[tuple[Daemon, BackendLog, Path, str]
     # multi-line text is not log output and is not what this test checks.
     config = write_config(tmp_path / "config.yaml", [log.path], state,
                           f"token:\n  env_file: {json.dumps(str(env_file))}\nalerts:\n  group_wait: 1h\n")
-    daemon = Daemon(tmp_path, config, watchdog_usec=WATCHDOG_USEC, journal=True)
     try:
-        yield daemon, log, state, token
+        daemon = Daemon(tmp_path, config, watchdog_usec=WATCHDOG_USEC, journal=True)
+        try:
+            yield daemon, log, state, token
+        finally:
+            daemon.close()
     finally:
-        daemon.close()
         log.close()
 
 
@@ -299,7 +301,7 @@ def test_notify_sequence_reload_and_stop(journal_run: tuple[Daemon, BackendLog, 
     assert all(m == "WATCHDOG=1" or m.startswith("STATUS=") for m in between), between
     assert daemon.alive()
 
-    # SIGTERM: STOPPING=1, exit 0 well inside a stop timeout; nothing but STOPPING=1 after it asks for time.
+    # SIGTERM: STOPPING=1 (once) and exit 0, well inside the unit's stop timeout.
     mark = len(daemon.notify.texts())
     stop_sent = time.monotonic()
     daemon.signal(signal.SIGTERM)
@@ -311,7 +313,6 @@ def test_notify_sequence_reload_and_stop(journal_run: tuple[Daemon, BackendLog, 
     # Journal output: one priority prefix per line, no timestamps (journald adds its own), never the token.
     err = daemon.stderr()
     lines = err.splitlines()
-    assert any("incident opened" in line for line in lines), err
     assert any(line.startswith("<4>") and "incident opened" in line for line in lines), err
     assert any(line.startswith("<6>") and "reloaded" in line for line in lines), err
     bad = [line for line in lines if not JOURNAL_LINE.match(line) or TIMESTAMP.match(line[3:])]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import email
 import io
-import json
 import logging
 import random
 import socket
@@ -15,14 +14,12 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email import policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import assert_no_secret
+from peers import HOOK_SECRET, SMTP_PASSWORD, Hook, Mailbox, free_port
 from test_render import FP, T0, TOKEN, make_alert
 
 from snapwatch.errors import NotifyError
@@ -39,54 +36,6 @@ from snapwatch.notify import (
     url_secrets,
 )
 from snapwatch.render import Message, render
-
-HOOK_SECRET = "k3x9wq7m2z8v5t4r1p6n0b3c5d"  # a Mattermost-style webhook key: must never be shown
-SMTP_PASSWORD = "S3cret-Smtp-Pa55"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Hook:
-    """A webhook receiver on loopback; records (path, JSON body) and lets tests await arrivals."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.arrived_at: list[float] = []  # time.monotonic() of each arrival
-        self.cond = threading.Condition()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                with hook.cond:
-                    hook.received.append((self.path, body))
-                    hook.arrived_at.append(time.monotonic())
-                    hook.cond.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[tuple[str, dict[str, Any]]]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.received) >= n, timeout)
-            return list(self.received)
 
 
 @pytest.fixture
@@ -231,23 +180,6 @@ def test_json_and_mattermost_webhooks_receive_the_alert(tmp_path: Path, hook: Ho
         assert FP in body and "a1b2c3d4e5f6" in body
         assert_no_secret(body, TOKEN, HOOK_SECRET)
     assert all(t.display.endswith("/…") and HOOK_SECRET not in t.display for t in targets)
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-        self.logins: list[tuple[bytes, bytes]] = []
-        self.arrived = threading.Event()
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        self.messages.append(envelope.content)
-        self.arrived.set()
-        return "250 OK"
-
-    def authenticate(self, server: object, session: object, envelope: object, mechanism: str, data: Any) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        return AuthResult(success=data.password == SMTP_PASSWORD.encode())
 
 
 def test_smtp_server_receives_the_email_alert(tmp_path: Path) -> None:
