@@ -374,19 +374,26 @@ class FileTracker:
 
     def _rotated(self, out: list[Event]) -> None:
         """A new file is at the path: queue the backups newer than ours, then the new file."""
-        newer = [c for c in self._scan() if (c.dev, c.ino) not in self._known_old and not c.gz]
+        # Open the new file before listing the backups: a rotation in between then shows the file just
+        # opened among the backups (it is queued last anyway) instead of hiding the one that was live.
+        live = self._open(self.path, False, None)
+        if live is not None and (live.dev, live.ino) in {(f.dev, f.ino) for f in self._chain}:
+            live.close()
+            live = None
+        backups = rotated_backups(self.path)
+        skip = {(f.dev, f.ino) for f in self._chain} | self._known_old
+        if live is not None:
+            skip.add((live.dev, live.ino))
+        newer = [c for c in backups if (c.dev, c.ino) not in skip and not c.gz]
         out.append(Notice(self.source, self.path, NoticeKind.ROTATED,
                           f"finishing the old file, then {len(newer)} rotated file(s) and the new one"))
         for c in reversed(newer):
             f = self._open(c.name, False, (c.dev, c.ino))
             if f is not None:
                 self._chain.append(f)
-        live = self._open(self.path, False, None)
-        if live is not None and (live.dev, live.ino) not in {(f.dev, f.ino) for f in self._chain}:
+        if live is not None:
             self._chain.append(live)
-        elif live is not None:
-            live.close()
-        self._known_old = {(c.dev, c.ino) for c in rotated_backups(self.path)}
+        self._known_old = {(c.dev, c.ino) for c in backups}
 
     def _check_truncated(self, out: list[Event]) -> None:
         """copytruncate and friends: the live file is shorter, or regrew with other bytes."""

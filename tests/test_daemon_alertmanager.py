@@ -129,9 +129,7 @@ def test_two_hosts_one_group_reposted_while_open_ended_on_recovery(tmp_path: Pat
                     return len(found) == 1 and sorted(a["labels"]["host"] for a in found[0]["alerts"]) == list(HOSTS)
 
                 await until(one_group, "one alert group across both hosts")
-                assert {k: v for k, v in groups()[0]["labels"].items()} == {
-                    k: firing["host-a"]["labels"][k] for k in GROUP_LABELS
-                }
+                assert groups()[0]["labels"] == {k: firing["host-a"]["labels"][k] for k in GROUP_LABELS}
 
                 # While open, each daemon re-posts its alert (Reposter), not through the outbox.
                 first = {h: stamp(firing[h], "updatedAt") for h in HOSTS}
