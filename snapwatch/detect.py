@@ -26,9 +26,14 @@ from snapwatch.model import (
 SNAPSHOT_VERSION = 1
 
 
-def incident_id(rule: Rule, source: str, opened_at: datetime) -> str:
-    """The stable id of an incident: first 16 hex of SHA-256 over ``rule|source|opened_at iso``."""
-    return hashlib.sha256(f"{rule.value}|{source}|{opened_at.isoformat()}".encode()).hexdigest()[:16]
+def incident_id(rule: Rule, source: str, opened_at: datetime, serial: int) -> str:
+    """The stable id of an incident: first 16 hex of SHA-256 over ``rule|source|opened_at iso|serial``.
+
+    ``serial`` counts the incidents this source's detector has opened: logs stamp whole seconds, so two
+    incidents of one rule may open in the same second, and each must keep an id of its own. The serial
+    is part of the snapshot, so a detector restored after a crash gives a replayed incident the same id.
+    """
+    return hashlib.sha256(f"{rule.value}|{source}|{opened_at.isoformat()}|{serial}".encode()).hexdigest()[:16]
 
 
 def status_key(status: int | None) -> str:
@@ -126,6 +131,7 @@ class Detector:
         self._er_threshold = rules.error_rate.threshold
 
         self._last_at = since
+        self._serial = 0  # incidents opened so far (part of each incident's id)
         self._ok_run = 0  # consecutive 2xx since the last non-2xx; only kept while an incident is open
         self._pending: dict[Rule, _Tally] = {}  # streaks in progress, below their threshold
         self._open: dict[Rule, _Tally] = {}  # in the order they opened
@@ -295,7 +301,8 @@ class Detector:
     # -- transitions -------------------------------------------------------------------------
 
     def _open_incident(self, rule: Rule, tally: _Tally, out: list[Transition]) -> None:
-        tally.id = incident_id(rule, self.source, tally.opened_at)
+        self._serial += 1
+        tally.id = incident_id(rule, self.source, tally.opened_at, self._serial)
         self._open[rule] = tally
         out.append(Transition(TransitionKind.OPENED, self._incident(rule, tally)))
 
@@ -336,6 +343,8 @@ class Detector:
             "source": self.source,
             "last_at": _iso(self._last_at),
             "ok_run": self._ok_run,
+            "serial": self._serial,
+            "open_ids": {r.value: t.id for r, t in self._open.items()},
             "pending": {r.value: _tally_json(t) for r, t in self._pending.items()},
             "open": {r.value: _tally_json(t) for r, t in self._open.items()},
             "invalid": [_exchange_json(e) for e in self._invalid],
@@ -367,8 +376,9 @@ class Detector:
             # a streak of a rule disabled since the snapshot is dropped; open incidents all stay
             det._pending = {Rule(r): _tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))}
             det._open = {Rule(r): _tally_from(t) for r, t in data["open"].items()}
+            det._serial = int(data["serial"])
             for rule, tally in det._open.items():
-                tally.id = incident_id(rule, source, tally.opened_at)
+                tally.id = str(data["open_ids"][rule.value])
             if det._inv_on:
                 det._invalid = deque(_exchange_from(e) for e in data["invalid"])
             window = data["error_window"]

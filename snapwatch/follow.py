@@ -309,38 +309,65 @@ class FileTracker:
                     self._chain = [live]
                     return
                 live.close()
-        # The checkpointed file is no longer (intact) at the path: find it among the backups.
+        # The checkpointed file is no longer (intact) at the path: find it among the backups. The live
+        # file is opened before the backups are listed, and the listing is taken again when a backup
+        # was renamed before it could be opened: a rotation meanwhile must not hide a file.
+        for _attempt in range(5):
+            chain = self._catch_up_chain(out, cp, st)
+            if chain is not None:
+                break
+        else:
+            chain = []
+            out.append(Notice(self.source, self.path, NoticeKind.ERROR, "the backups kept moving; looking again"))
+        self._chain = chain
+        if chain:
+            out.append(self._chunk(chain[0], b"", chain[0].cp_at))
+
+    def _catch_up_chain(self, out: list[Event], cp: Checkpoint, st: os.stat_result) -> list[_Open] | None:
+        """The files to read after downtime, oldest first; None when a rotation moved one meanwhile."""
+        live = self._open(self.path, False, None)
+        cands = rotated_backups(self.path)
+        self._known_old = {(c.dev, c.ino) for c in cands}
+        if live is not None:
+            cands = [c for c in cands if (c.dev, c.ino) != (live.dev, live.ino)]
         found = next((i for i, c in enumerate(cands) if (c.dev, c.ino) == (cp.dev, cp.inode)
                       and _matches(c, cp.offset, cp.fingerprint)), None)
         if found is None and cp.offset > 0:
             found = next((i for i, c in enumerate(cands) if _matches(c, cp.offset, cp.fingerprint)), None)
         chain: list[_Open] = []
+        said: list[Event] = []
         if found is not None:
             c = cands[found]
             f = self._open(c.name, c.gz, (c.dev, c.ino))
-            if f is not None:
-                f.seek(cp.offset)
-                chain.append(f)
-                out.append(Notice(self.source, self.path, NoticeKind.CATCH_UP,
-                                  f"resuming in {c.name} at byte {cp.offset}"))
+            if f is None:
+                self._abandon(chain, live)
+                return None
+            f.seek(cp.offset)
+            chain.append(f)
+            said.append(Notice(self.source, self.path, NoticeKind.CATCH_UP,
+                               f"resuming in {c.name} at byte {cp.offset}"))
             newer = cands[:found]
         else:
             newer = [c for c in cands if c.mtime_ns > cp.mtime_ns]
             until = min((c.mtime_ns for c in newer), default=st.st_mtime_ns)
-            out.append(Gap(self.source, self.path, cp.dev, cp.inode, None, _mtime(cp.mtime_ns), _mtime(until),
-                           "the checkpointed file is gone (rotated away or deleted while stopped)"))
+            said.append(Gap(self.source, self.path, cp.dev, cp.inode, None, _mtime(cp.mtime_ns), _mtime(until),
+                            "the checkpointed file is gone (rotated away or deleted while stopped)"))
         for c in reversed(newer):
             f = self._open(c.name, c.gz, (c.dev, c.ino))
-            if f is not None:
-                chain.append(f)
-        live = self._open(self.path, False, None)
-        if live is not None and (live.dev, live.ino) not in {(g.dev, g.ino) for g in chain}:
+            if f is None:
+                self._abandon(chain, live)
+                return None
+            chain.append(f)
+        if live is not None:
             chain.append(live)
-        elif live is not None:
-            live.close()
-        self._chain = chain
-        if chain:
-            out.append(self._chunk(chain[0], b"", chain[0].cp_at))
+        out.extend(said)
+        return chain
+
+    @staticmethod
+    def _abandon(chain: list[_Open], live: _Open | None) -> None:
+        for f in [*chain, live]:
+            if f is not None:
+                f.close()
 
     # -- polling -------------------------------------------------------------------------------
 
@@ -380,17 +407,19 @@ class FileTracker:
         if live is not None and (live.dev, live.ino) in {(f.dev, f.ino) for f in self._chain}:
             live.close()
             live = None
-        backups = rotated_backups(self.path)
         skip = {(f.dev, f.ino) for f in self._chain} | self._known_old
         if live is not None:
             skip.add((live.dev, live.ino))
-        newer = [c for c in backups if (c.dev, c.ino) not in skip and not c.gz]
+        for _attempt in range(5):  # a backup renamed before it was opened: list them again
+            backups = rotated_backups(self.path)
+            newer = [c for c in backups if (c.dev, c.ino) not in skip and not c.gz]
+            opened = [self._open(c.name, False, (c.dev, c.ino)) for c in reversed(newer)]
+            if all(f is not None for f in opened) or _attempt == 4:
+                break
+            self._abandon([f for f in opened if f is not None], None)
         out.append(Notice(self.source, self.path, NoticeKind.ROTATED,
                           f"finishing the old file, then {len(newer)} rotated file(s) and the new one"))
-        for c in reversed(newer):
-            f = self._open(c.name, False, (c.dev, c.ino))
-            if f is not None:
-                self._chain.append(f)
+        self._chain.extend(f for f in opened if f is not None)
         if live is not None:
             self._chain.append(live)
         self._known_old = {(c.dev, c.ino) for c in backups}

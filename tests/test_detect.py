@@ -12,7 +12,7 @@ from conftest import assert_no_secret, make_canvas_token
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from snapwatch.config import RulesConfig
+from snapwatch.config import RulesConfig, StreakRule
 from snapwatch.detect import Detector, incident_id
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import (
@@ -81,8 +81,8 @@ def test_auth_failures_open_at_the_fifth_and_resolve_at_the_third_success() -> N
     assert opened.opened_at == at(0)  # the first failure of the streak, not the fifth
     assert opened.first_failure == ex(401, 0)
     assert (opened.responses, opened.by_status) == (5, (("401", 4), ("403", 1)))
-    expected_id = hashlib.sha256(f"auth-failures|app.log|{at(0).isoformat()}".encode()).hexdigest()[:16]
-    assert opened.id == expected_id == incident_id(Rule.AUTH_FAILURES, "app.log", at(0))
+    expected_id = hashlib.sha256(f"auth-failures|app.log|{at(0).isoformat()}|1".encode()).hexdigest()[:16]
+    assert opened.id == expected_id == incident_id(Rule.AUTH_FAILURES, "app.log", at(0), 1)
     resolved = steps[9][0].incident
     assert resolved.id == opened.id
     assert (resolved.resolved_at, resolved.last_at, resolved.responses) == (at(9), at(9), 6)
@@ -352,3 +352,12 @@ def test_snapshot_restore_anywhere_changes_nothing(
         assert resumed.open_incidents() == plain.open_incidents()
     assert resumed.snapshot() == plain.snapshot()
     event(f"transitions: {min(len(seen), 9)}")
+
+
+def test_two_incidents_opening_in_the_same_second_get_different_ids() -> None:
+    """Logs stamp whole seconds: a second streak in the same second is a new incident, not a replay."""
+    det = Detector(RulesConfig(auth_failures=StreakRule(streak=2, recovery=1)), "app.log")
+    opened = []
+    for status in (401, 401, 200, 401, 401):
+        opened += [t.incident.id for t in det.observe(ex(status, 0)) if t.kind is OPENED]
+    assert len(opened) == 2 and opened[0] != opened[1]

@@ -47,7 +47,7 @@ def incident(rule: Rule, source: str, opened: datetime, responses: int = 5, reso
     req = Request(opened, "PURCHASE", Api.V3, "/v3/pixel-1/events", "pixel-1", Placement.QUERY, FP,
                   TokenKind.CANVAS_S2S)
     first = Exchange(Response(opened, "PURCHASE", 401, '{"status": "UNAUTHORIZED"}'), req, source)
-    return Incident(id=incident_id(rule, source, opened), rule=rule, source=source, opened_at=opened,
+    return Incident(id=incident_id(rule, source, opened, 1), rule=rule, source=source, opened_at=opened,
                     resolved_at=resolved, responses=responses, by_status=(("401", responses),),
                     last_at=last or resolved or opened, first_failure=first)
 
