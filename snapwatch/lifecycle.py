@@ -68,6 +68,10 @@ _KEEP_CLOSED = 7 * 24 * _HOUR  # finished incidents are remembered this long, so
 _RANK = {rule: i for i, rule in enumerate(Rule)}  # "most important rule" leads a group: the contract's order
 _PROBES = {FindingCode.PROBE_ACCEPTED.value, FindingCode.PROBE_REJECTED.value, FindingCode.PROBE_FAILED.value}
 _BODY_MAX = 2000
+# A blip (an incident over before its OPENED alert was due) is swallowed, unless it is this many within an
+# hour for one rule and source: a backend flapping faster than group_wait is a fault, not noise, and must
+# not go unreported. From then on its blips are announced, bounded by max_per_hour like everything else.
+FLAP_BLIPS = 3
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS alert_state (incident_id TEXT PRIMARY KEY, rule TEXT NOT NULL,"
@@ -169,7 +173,9 @@ class AlertPolicy:
         An incident that resolves before its OPENED alert was due is swallowed: nothing is sent at all.
         ``group_wait`` exists to absorb exactly such blips (a few failures, then recovery); announcing
         one would cost two messages about something that needs no action and was over before anyone
-        could look, and under flapping it would be the flood. Real outages outlast ``group_wait``.
+        could look. But the FLAP_BLIPS-th blip of one rule and source within an hour is announced (its
+        OPENED, then its RESOLVED): flapping faster than ``group_wait`` is a fault, and the hourly cap
+        keeps it from becoming the flood.
         """
         inc = t.incident
         n = _micros_at(now)
@@ -227,8 +233,15 @@ class AlertPolicy:
             "UPDATE alert_state SET diagnosis = ?, update_owed = update_owed OR ? WHERE incident_id = ?",
             (json.dumps(diagnosis.to_json()), owed, row["incident_id"]))
 
+    def _flapping(self, row: sqlite3.Row, n: int) -> bool:
+        """This rule on this source already had FLAP_BLIPS - 1 swallowed blips within the last hour."""
+        found = self._conn.execute(
+            "SELECT count(*) FROM alert_state WHERE opened = 'swallowed' AND source = ? AND rule = ?"
+            " AND closed_us >= ?", (row["source"], row["rule"], n - _HOUR)).fetchone()
+        return int(found[0]) >= FLAP_BLIPS - 1
+
     def _resolve(self, row: sqlite3.Row, n: int) -> None:
-        if row["opened"] == "pending" and n < row["due_us"]:
+        if row["opened"] == "pending" and n < row["due_us"] and not self._flapping(row, n):
             opened, resolved = "swallowed", "skipped"
         elif row["opened"] == "pending":
             # due but not yet handed out: the OPENED alert still goes, then (if announced) the RESOLVED one

@@ -356,11 +356,15 @@ def test_an_hour_of_flapping_makes_21_alerts(tmp_path: Path) -> None:
     """Flapping for an hour of log time gives exactly 21 messages, with the default alert settings.
 
     Every minute brings two auth-failure incidents (streak 5, recovery 3). The blip opens at :04 and
-    resolves at :07, before its OPENED alert is due at :14 (group_wait 10s): 60 blips, 0 messages.
-    The streak opens at :28 and resolves at :46, so its OPENED (due :38) and RESOLVED go out: 2 per
-    minute. With max_per_hour 20, minutes 0-9 fit (20 messages); from minute 10 on there is no room,
-    so 50 OPENED alerts are held back (and their incidents get no RESOLVED either). At 1:00:38 the
-    first message leaves the sliding hour and ONE HELD_BACK alert says 50. 20 + 1 = 21.
+    resolves at :07, before its OPENED alert is due at :14 (group_wait 10s): the first two blips are
+    swallowed, and from the third on (FLAP_BLIPS within an hour) each blip is announced too, so
+    flapping faster than group_wait is not silent. The streak opens at :28 and resolves at :46, so its
+    OPENED (due :38) and RESOLVED go out. With max_per_hour 20 and one slot kept free for the RESOLVED
+    of each announced incident, the first ten announced incidents fill the hour (10 OPENED, 10
+    RESOLVED); every later OPENED is held back, blips and streaks alike: 108 (their incidents get no
+    RESOLVED either). At 1:00:38 the first message leaves the sliding hour and ONE HELD_BACK alert
+    says 108.
+    20 + 1 = 21.
     """
     p = policy(tmp_path / "s.db")  # group_wait 10s, repeat_every 1h, max_per_hour 20, send_resolved
     detector = Detector(RulesConfig(), "app.log")
@@ -377,8 +381,26 @@ def test_an_hour_of_flapping_makes_21_alerts(tmp_path: Path) -> None:
         out += p.due(when)
     assert transitions == 240  # 120 incidents opened and resolved
     assert kinds(out).count(AlertKind.OPENED) == 10 and kinds(out).count(AlertKind.RESOLVED) == 10
-    assert out[-1].kind is AlertKind.HELD_BACK and out[-1].held_back == 50
+    assert out[-1].kind is AlertKind.HELD_BACK and out[-1].held_back == 108
     assert out[-1].created_at == T0 + 38 * S + H
     assert len(out) == 21
     per_hour = [x for x in out if x.created_at < T0 + H]
     assert len(per_hour) == 20
+
+
+def test_flapping_faster_than_group_wait_is_announced(tmp_path: Path) -> None:
+    """Blips are swallowed, but the third of one rule and source within an hour is announced."""
+    p = policy(tmp_path / "s.db")  # group_wait 10s
+    detector = Detector(RulesConfig(), "app.log")
+    out: list[Alert] = []
+    start = T0
+    for cycle in range(4):  # 6 s of 401, then 4 s of 200: every incident is over before group_wait
+        for i in range(10):
+            at = start + (cycle * 10 + i) * S
+            status = 401 if i < 6 else 200
+            for t in detector.observe(Exchange(Response(at, "PURCHASE", status), None, "app.log")):
+                p.on_transition(t, None, at)
+            out += p.due(at)
+    out += p.due(start + 60 * S)
+    assert [a.kind for a in out][:2] == [AlertKind.OPENED, AlertKind.RESOLVED]
+    assert out[0].incident is not None and out[0].incident.opened_at == start + 20 * S  # the third blip
