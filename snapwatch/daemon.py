@@ -33,6 +33,7 @@ from snapwatch.model import Diagnosis, Incident, Rule, TokenKind, Transition, Tr
 from snapwatch.notify import Notifier, Outbox, Target, targets_from_urls
 from snapwatch.pipeline import Batch, SourcePipeline
 from snapwatch.probe import Prober
+from snapwatch.render import render
 from snapwatch.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.state import IncidentRecord, Store
 from snapwatch.telemetry import FileView, Reposter, Telemetry
@@ -196,6 +197,8 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, handler)
         self.context = load_context(self.config.token, self.environ)
+        self._verdicts.update({i.id: i.verdict for i in self.store.incidents(open_only=True) if i.verdict})
+        self._seed_reposter()
         for source_config in self.config.sources:
             self._add_source(source_config)
         self._catch_up()
@@ -394,6 +397,15 @@ class Daemon:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _seed_reposter(self) -> None:
+        """After a restart, Alertmanager still needs the open incidents repeated: start from what was said."""
+        if self.reposter is None:
+            return
+        now = self.clock()
+        token_fp, token_kind = self._token_identity()
+        for alert in self.policy.announced_open(now, token_fp, token_kind):
+            self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
 
     def _token_identity(self) -> tuple[str | None, TokenKind | None]:
         configured = self.context.configured

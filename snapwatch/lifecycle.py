@@ -354,6 +354,19 @@ class AlertPolicy:
                 " update_owed = CASE WHEN ? THEN 0 ELSE update_owed END WHERE incident_id = ?",
                 (b.n + self._repeat, admitted, admitted, _key_of(row), admitted, row["incident_id"]))
 
+    def announced_open(self, now: datetime, token_fp: str | None = None,
+                       token_kind: TokenKind | None = None) -> list[Alert]:
+        """The open incidents something was said about, as they stand (kind REMINDER; nothing recorded).
+
+        For a restarted daemon's Alertmanager re-posts: Alertmanager forgets alerts not repeated.
+        """
+        alerts = []
+        for row in self._rows("state = 'open' AND announced = 1 ORDER BY opened_us, incident_id"):
+            alerts.append(Alert(id=alert_id(self._host, row["incident_id"], AlertKind.REMINDER, -1),
+                                kind=AlertKind.REMINDER, created_at=now, host=self._host, incident=_incident(row),
+                                diagnosis=_diagnosis(row["diagnosis"]), token_fp=token_fp, token_kind=token_kind))
+        return alerts
+
     def next_due(self, now: datetime) -> datetime | None:
         """When ``due`` should next be called; None when nothing is owed.
 

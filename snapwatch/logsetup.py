@@ -138,4 +138,6 @@ def setup_logging(
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level)
+    # watchfiles logs every change it sees at INFO: on a busy log that would flood the journal.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     return handler

@@ -9,7 +9,6 @@ import logging
 import random
 import re
 import sqlite3
-import sys
 import threading
 import warnings
 from collections.abc import Collection, Iterator, Sequence
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from apprise.plugins.base import NotifyBase
 
 log = logging.getLogger(__name__)
+_alert_log = logging.getLogger("snapwatch.alert")
 
 MASK = "…"
 STATES = ("pending", "delivered", "failed")
@@ -377,19 +377,26 @@ class AppriseTarget:
 
 
 class ConsoleTarget:
-    """Writes the plain-text message to a stream (stderr by default): the target when no URL is configured."""
+    """The target when no URL is configured: the plain-text message, to a stream or to the log.
+
+    Without a stream the message is one WARNING record of the ``snapwatch.alert`` logger, so under
+    systemd it is one journal entry with a priority (not thirty lines without one) and passes the
+    log's redaction filter like every other line.
+    """
 
     key = "console"
-    display = "console (stderr)"
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
+        self.display = "console (stderr)" if stream is None else "console"
 
     def send(self, message: Message, timeout: float) -> None:
-        stream = self._stream or sys.stderr
+        if self._stream is None:
+            _alert_log.warning("%s", message.text)
+            return
         try:
-            stream.write(f"\n{message.text}\n")
-            stream.flush()
+            self._stream.write(f"\n{message.text}\n")
+            self._stream.flush()
         except (OSError, ValueError) as exc:
             raise NotifyError(f"{self.display}: {exc}") from exc
 
