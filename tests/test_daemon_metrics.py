@@ -30,7 +30,7 @@ from tests.conftest import assert_no_secret
 TOKEN = demo_token(seed="metrics-live")
 FP = tokens.fingerprint(TOKEN)
 HEALTHY_V3, HEALTHY_V2, FAILED = 6, 2, 7
-CONSOLE = "console (stderr)"
+CONSOLE = "console"
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
