@@ -4,7 +4,7 @@
     python bench/scan.py [--mb 100] [--rounds 3] [--keep]
 
 (a) ``for line in f: if b"Status Code: 401" in line: n += 1``; (b) LineSplitter + Assembler over
-1 MiB chunks (the scan path); (c) ``snapwatch.cli.main(["scan", "--json", path])`` with stdout
+blocks of ``snapwatch.scan.READ_BLOCK`` bytes (the scan path's reads); (c) ``snapwatch.cli.main(["scan", "--json", path])`` with stdout
 captured, when the CLI exists. Each is run ``--rounds`` times, interleaved, and the best time counts.
 Prints seconds, the ratio against (a) and the peak RSS.
 """
@@ -30,8 +30,7 @@ from genlog import write_log
 from snapwatch.config import SourceConfig
 from snapwatch.linebuf import LineSplitter
 from snapwatch.records import Assembler
-
-CHUNK = 1 << 20
+from snapwatch.scan import READ_BLOCK as CHUNK
 
 
 def bare_loop(path: str) -> int:

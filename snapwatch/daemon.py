@@ -337,7 +337,11 @@ class Daemon:
         known = ctx.configured.mtime if ctx.configured is not None else None
         if mtime != known:
             fresh = load_context(cfg, self.environ)
-            self.context = Context(cfg, fresh.configured, fresh.restart_pending, ctx.probe, ctx.log_gaps)
+            # Snap's answer about the previous token says nothing about a new one.
+            same = (fresh.configured is not None and ctx.configured is not None
+                    and fresh.configured.fingerprint == ctx.configured.fingerprint)
+            self.context = Context(cfg, fresh.configured, fresh.restart_pending, ctx.probe if same else None,
+                                   ctx.log_gaps)
 
     def _maybe_probe(self, pipeline: SourcePipeline, incident: Incident) -> None:
         configured = self.context.configured

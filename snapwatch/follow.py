@@ -141,8 +141,14 @@ class _Cand:
     size: int
     mtime_ns: int
     gz: bool
+    head: bytes = b""  # the first bytes: an inode number freed by a deleted backup may name a new file
+
+    @property
+    def ident(self) -> tuple[int, int, bytes]:
+        return (self.dev, self.ino, self.head)
 
 
+_HEAD_BYTES = 64
 _NUMBERED = r"\.(\d+)(\.gz)?$"
 _DATED = r"-(\d{8}(?:\d{2})?(?:-\d+)?)(\.gz)?$"
 
@@ -152,7 +158,7 @@ def rotated_backups(path: str) -> list[_Cand]:
     directory, base = os.path.split(path)
     numbered = re.compile(re.escape(base) + _NUMBERED)
     dated = re.compile(re.escape(base) + _DATED)
-    for _attempt in range(3):
+    for _attempt in range(10):
         try:
             names = os.listdir(directory or ".")
         except OSError:
@@ -170,10 +176,16 @@ def rotated_backups(path: str) -> list[_Cand]:
         try:
             for name, gz in ordered:
                 full = os.path.join(directory, name)
-                st = os.stat(full)
-                out.append(_Cand(full, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, gz))
+                fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    st, head = os.fstat(fd), os.pread(fd, _HEAD_BYTES, 0)
+                finally:
+                    os.close(fd)
+                out.append(_Cand(full, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, gz, head))
         except FileNotFoundError:
             continue  # a rotation renamed files while we looked: look again
+        if len({(c.dev, c.ino) for c in out}) < len(out):
+            continue  # one file under two names: it moved up while we looked; look again
         return out
     return []
 
@@ -261,7 +273,9 @@ class FileTracker:
         self._new = splitter_factory
         self._block = block_size
         self._chain: list[_Open] = []
-        self._known_old: set[tuple[int, int]] = set()  # backups that predate the live file
+        # Backups that predate the live file, by (dev, inode, first bytes): a backup deleted by the
+        # rotation frees its inode for a new file, which must not be taken for the old one.
+        self._known_old: set[tuple[int, int, bytes]] = set()
         self._said_absent = False
         self._started = False
         self.behind = False  # the last poll stopped at its byte budget: poll again soon
@@ -291,7 +305,7 @@ class FileTracker:
         """First look at the path: position from the checkpoint, or from ``start_at``."""
         cp = self._cp
         cands = rotated_backups(self.path)
-        self._known_old = {(c.dev, c.ino) for c in cands}
+        self._known_old = {c.ident for c in cands}
         if cp is None or cp.inode == 0:
             live = self._open(self.path, False, None)
             if live is None:
@@ -327,7 +341,7 @@ class FileTracker:
         """The files to read after downtime, oldest first; None when a rotation moved one meanwhile."""
         live = self._open(self.path, False, None)
         cands = rotated_backups(self.path)
-        self._known_old = {(c.dev, c.ino) for c in cands}
+        self._known_old = {c.ident for c in cands}
         if live is not None:
             cands = [c for c in cands if (c.dev, c.ino) != (live.dev, live.ino)]
         found = next((i for i, c in enumerate(cands) if (c.dev, c.ino) == (cp.dev, cp.inode)
@@ -407,12 +421,13 @@ class FileTracker:
         if live is not None and (live.dev, live.ino) in {(f.dev, f.ino) for f in self._chain}:
             live.close()
             live = None
-        skip = {(f.dev, f.ino) for f in self._chain} | self._known_old
+        skip = {(f.dev, f.ino) for f in self._chain}
         if live is not None:
             skip.add((live.dev, live.ino))
         for _attempt in range(5):  # a backup renamed before it was opened: list them again
             backups = rotated_backups(self.path)
-            newer = [c for c in backups if (c.dev, c.ino) not in skip and not c.gz]
+            newer = [c for c in backups if (c.dev, c.ino) not in skip and c.ident not in self._known_old
+                     and not c.gz]
             opened = [self._open(c.name, False, (c.dev, c.ino)) for c in reversed(newer)]
             if all(f is not None for f in opened) or _attempt == 4:
                 break
@@ -422,7 +437,7 @@ class FileTracker:
         self._chain.extend(f for f in opened if f is not None)
         if live is not None:
             self._chain.append(live)
-        self._known_old = {(c.dev, c.ino) for c in backups}
+        self._known_old = {c.ident for c in backups}
 
     def _check_truncated(self, out: list[Event]) -> None:
         """copytruncate and friends: the live file is shorter, or regrew with other bytes."""
@@ -459,7 +474,7 @@ class FileTracker:
                                _mtime(f.mtime_ns), _mtime(st.st_mtime_ns), "truncated before it was read"))
         f.splitter, f.read_at, f.cp_at, f.recent, f.last_size = self._new(), 0, 0, b"", 0
         self._chain[-1:-1] = insert
-        self._known_old = {(c.dev, c.ino) for c in rotated_backups(self.path)}
+        self._known_old = {c.ident for c in rotated_backups(self.path)}
         first = insert[0] if insert else f
         out.append(self._chunk(first, b"", first.cp_at))  # the position moved back: say so at once
 

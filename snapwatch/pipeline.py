@@ -49,16 +49,22 @@ class SourcePipeline:
 
     def feed(self, lines: bytes) -> Batch:
         """Feed complete lines; returns what they completed."""
-        requests_before = self.assembler.requests
-        batch = self._consume(self.assembler.feed(lines))
-        batch.requests = self.assembler.requests - requests_before
+        assembler = self.assembler
+        requests_before, counts_before = assembler.requests, assembler.by_status
+        batch = self._consume(assembler.feed(lines))
+        batch.requests = assembler.requests - requests_before
+        if batch.exchanges:
+            batch.by_status = _status_delta(counts_before, assembler.by_status)
         return batch
 
     def flush(self, *, end_of_input: bool = True) -> Batch:
         """Emit records held for completion (end of input, or the follower's quiet timeout)."""
-        requests_before = self.assembler.requests
-        batch = self._consume(self.assembler.flush(end_of_input=end_of_input))
-        batch.requests = self.assembler.requests - requests_before
+        assembler = self.assembler
+        requests_before, counts_before = assembler.requests, assembler.by_status
+        batch = self._consume(assembler.flush(end_of_input=end_of_input))
+        batch.requests = assembler.requests - requests_before
+        if batch.exchanges:
+            batch.by_status = _status_delta(counts_before, assembler.by_status)
         return batch
 
     def tick(self, now: datetime) -> list[Transition]:
@@ -68,11 +74,11 @@ class SourcePipeline:
     def _consume(self, exchanges: list[Exchange]) -> Batch:
         batch = Batch(exchanges=exchanges)
         observe, remember = self.detector.observe, self.history.observe
-        transitions, counts = batch.transitions, batch.by_status
+        transitions = batch.transitions
+        # batch.by_status is not counted here: the assembler already counts every exchange it emits,
+        # and feed/flush take the difference of its totals (one dict per batch, not one per exchange).
         for ex in exchanges:
-            status = ex.response.status
-            counts[status_key(status)] += 1
-            if status == 400:
+            if ex.response.status == 400:
                 self.invalid_bodies.append(ex.response.body)
             remember(ex)
             found = observe(ex)
@@ -85,3 +91,14 @@ class SourcePipeline:
         if exchanges:
             batch.last_record_at = exchanges[-1].at
         return batch
+
+
+def _status_delta(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
+    """How much the assembler's cumulative counts by status grew, keyed like ``detect.status_key``
+    (the assembler keeps a status as logged: ``0200`` counts as ``200`` here)."""
+    delta: Counter[str] = Counter()
+    for key, n in after.items():
+        grown = n - before.get(key, 0)
+        if grown:
+            delta[key if key == "none" else status_key(int(key))] += grown
+    return delta

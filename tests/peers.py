@@ -1,4 +1,4 @@
-"""Real peers on loopback for delivery tests: a webhook receiver, an SMTP mailbox, and a timed backend writer."""
+"""Real peers on loopback: a webhook receiver, an SMTP mailbox, a stand-in for Snap, a timed backend writer."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -143,3 +145,71 @@ class Backend:
 
     def close(self) -> None:
         self.handler.close()
+
+
+@dataclass
+class Seen:
+    """One request the stand-in for Snap received."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    content_type: str
+    body: dict[str, object]
+
+
+@dataclass
+class FakeSnap:
+    """What the stand-in answers, and what it saw. ``hold`` makes it wait (until ``release``) before answering."""
+
+    status: int = 200
+    body: str = '{"status": "VALID", "reason": "Events have been processed successfully."}'
+    hold: float = 0.0
+    received: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    seen: list[Seen] = field(default_factory=list)
+    base_url: str = ""
+
+
+@contextmanager
+def snap_server() -> Iterator[FakeSnap]:
+    """Run a stand-in for Snap's validate endpoint on loopback; yields what it answers and saw."""
+    fake = FakeSnap()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length", "0"))
+            payload = json.loads(self.rfile.read(length) or b"{}")
+            fake.seen.append(Seen("POST", url.path, parse_qs(url.query), self.headers.get("Content-Type", ""), payload))
+            fake.received.set()
+            if fake.hold:
+                # Stands in for a slow Snap; the test releases it early once it has its answer.
+                fake.release.wait(fake.hold)
+            data = fake.body.encode()
+            self.send_response(fake.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a client that timed out and hung up is expected here
+
+    server = Server(("127.0.0.1", 0), Handler)
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from snapwatch import follow
+from snapwatch.config import SourceConfig
 from snapwatch.state import Store
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
 
@@ -243,3 +245,42 @@ def test_sigterm_exits_zero_promptly_and_a_restart_does_not_recount(tmp_path: Pa
     assert code == 0 and took < 5.0
     assert after == writer.written
     assert after["401"] >= 12
+
+
+def test_a_rotation_while_the_follower_lists_the_backups_hides_no_file(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the crash test at ~20 rotations/s: a file that turns into ``.1`` between two looks must be read."""
+    path = tmp_path / "app.log"
+
+    def rotate(first_line: bytes) -> None:
+        for i in sorted((int(p.suffix[1:]) for p in tmp_path.glob("app.log.*")), reverse=True):
+            (tmp_path / f"app.log.{i}").rename(tmp_path / f"app.log.{i + 1}")
+        path.rename(tmp_path / "app.log.1")
+        path.write_bytes(first_line)
+
+    def lines(events: list[follow.Event]) -> bytes:
+        return b"".join(e.data for e in events if isinstance(e, follow.Chunk))
+
+    path.write_bytes(b"a1\n")
+    follower = follow.Follower(SourceConfig(path=str(path), start_at="beginning", timezone="UTC"))
+    got = lines(follower.poll())
+    with path.open("ab") as f:
+        f.write(b"a2\n")
+    rotate(b"b1\n")
+    listing = follow.rotated_backups
+    rotated: list[bool] = []
+
+    def rotate_while_listing(p: str) -> list[follow._Cand]:
+        found = listing(p)
+        if not rotated:
+            rotated.append(True)
+            rotate(b"c1\n")  # the file just taken for the live one becomes .1 before it is opened
+        return found
+
+    monkeypatch.setattr(follow, "rotated_backups", rotate_while_listing)
+    got += lines(follower.poll())
+    monkeypatch.setattr(follow, "rotated_backups", listing)
+    for _ in range(3):
+        got += lines(follower.poll())
+    follower.close()
+    assert got == b"a1\na2\nb1\nc1\n"

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import secrets
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
+from peers import FakeSnap, snap_server
 
 from snapwatch.probe import ProbeOutcome, Prober, ProbeResult, redact
 
@@ -41,69 +38,10 @@ def assert_clean(text: str, token: str) -> None:
         assert token[i : i + 11] not in text, f"characters {i}..{i + 11} of the token leaked"
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    content_type: str
-    body: dict[str, object]
-
-
-@dataclass
-class FakeSnap:
-    """What the stand-in answers, and what it saw. ``hold`` makes it wait before answering."""
-
-    status: int = 200
-    body: str = '{"status": "VALID", "reason": "Events have been processed successfully."}'
-    hold: float = 0.0
-    received: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-    seen: list[Seen] = field(default_factory=list)
-    base_url: str = ""
-
-
 @pytest.fixture
 def snap() -> Iterator[FakeSnap]:
-    fake = FakeSnap()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length", "0"))
-            payload = json.loads(self.rfile.read(length) or b"{}")
-            fake.seen.append(Seen("POST", url.path, parse_qs(url.query), self.headers.get("Content-Type", ""), payload))
-            fake.received.set()
-            if fake.hold:
-                # Stands in for a slow Snap; the test releases it early once it has its answer.
-                fake.release.wait(fake.hold)
-            data = fake.body.encode()
-            self.send_response(fake.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def handle_error(self, request: object, client_address: object) -> None:
-            pass  # a client that timed out and hung up is expected here
-
-    server = Server(("127.0.0.1", 0), Handler)
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with snap_server() as fake:
         yield fake
-    finally:
-        fake.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def check_clean(result: ProbeResult | None, token: str, caplog: pytest.LogCaptureFixture) -> None:
