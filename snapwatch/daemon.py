@@ -30,7 +30,8 @@ from snapwatch.follow import Checkpoint, Chunk, Follower, Gap, Notice, Quiet
 from snapwatch.history import History
 from snapwatch.lifecycle import AlertPolicy
 from snapwatch.model import Diagnosis, Incident, Rule, TokenKind, Transition, TransitionKind
-from snapwatch.notify import Notifier, Outbox, Target, targets_from_urls
+from snapwatch.notify import Notifier, Target, targets_from_urls
+from snapwatch.outbox import Outbox
 from snapwatch.pipeline import Batch, SourcePipeline
 from snapwatch.probe import Prober
 from snapwatch.render import render
@@ -389,6 +390,9 @@ class Daemon:
         self._report_status()
 
     def _hand_out_alerts(self, now: datetime) -> None:
+        due_at = self.policy.next_due(now)
+        if due_at is None or due_at > now:
+            return  # nothing owed yet: no write transaction on an idle tick
         token_fp, token_kind = self._token_identity()
         conn = self.store.conn
         conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)

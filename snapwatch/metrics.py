@@ -179,7 +179,7 @@ class Metrics:
         self._alerts.labels(_label(target), outcome).inc(n)
 
     def set_outbox(self, target_counts: Mapping[str, Mapping[str, int]]) -> None:
-        """Pending rows per target, from ``notify.Outbox.target_counts()`` (keyed by masked display form)."""
+        """Pending rows per target, from ``outbox.Outbox.target_counts()`` (keyed by masked display form)."""
         pending = {_label(t): counts.get("pending", 0) for t, counts in target_counts.items()}
         with self._lock:
             for target in self._pending_keys | set(pending):

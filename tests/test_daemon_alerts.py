@@ -24,7 +24,8 @@ from snapwatch.daemon import Daemon
 from snapwatch.evidence import diagnose_incident, load_context
 from snapwatch.lifecycle import AlertPolicy
 from snapwatch.model import TransitionKind
-from snapwatch.notify import AppriseTarget, Notifier, Outbox
+from snapwatch.notify import AppriseTarget, Notifier
+from snapwatch.outbox import Outbox
 from snapwatch.pipeline import SourcePipeline
 from snapwatch.synthetic import demo_token
 

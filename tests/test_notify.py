@@ -28,13 +28,13 @@ from snapwatch.notify import (
     AppriseTarget,
     ConsoleTarget,
     Notifier,
-    Outbox,
     mask_url,
     scrub,
     send_test,
     targets_from_urls,
     url_secrets,
 )
+from snapwatch.outbox import Outbox
 from snapwatch.render import Message, render
 
 
@@ -129,7 +129,7 @@ def test_expiry_marks_old_rows_failed_and_logs_them(tmp_path: Path, caplog: pyte
     _, box = open_outbox(tmp_path / "s.db")
     box.enqueue(msg("old"), [("a", "A")], T0)
     box.enqueue(msg("new"), [("a", "A")], T0 + timedelta(hours=2))
-    with caplog.at_level(logging.ERROR, logger="snapwatch.notify"):
+    with caplog.at_level(logging.ERROR, logger="snapwatch.outbox"):
         assert box.expire(T0 + timedelta(hours=24, seconds=1), timedelta(hours=24)) == 1
     assert "alert old to A given up after 0 attempt(s)" in caplog.text
     assert box.counts() == {"pending": 1, "delivered": 0, "failed": 1}
