@@ -308,7 +308,11 @@ class Daemon:
     def _diagnose_opened(self, pipeline: SourcePipeline, incident: Incident) -> Diagnosis:
         """Diagnose an incident as it opens (the pipeline calls this before later records arrive)."""
         self._refresh_token()
-        return diagnose_incident(pipeline, incident, self.context, self.clock())
+        now = self.clock()
+        probe = self.context.probe
+        if probe is not None and now - probe.at > self.config.probe.min_interval:
+            self.context = replace(self.context, probe=None)  # an old answer is not evidence about now
+        return diagnose_incident(pipeline, incident, self.context, now)
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnosis: Diagnosis | None,
                        now: datetime) -> None:
