@@ -4,8 +4,9 @@
     python bench/scan.py [--mb 100] [--rounds 3] [--keep]
 
 (a) ``for line in f: if b"Status Code: 401" in line: n += 1``; (b) LineSplitter + Assembler over
-blocks of ``snapwatch.scan.READ_BLOCK`` bytes (the scan path's reads); (c) ``snapwatch.cli.main(["scan", "--json", path])`` with stdout
-captured, when the CLI exists. Each is run ``--rounds`` times, interleaved, and the best time counts.
+blocks of ``snapwatch.scan.READ_BLOCK`` bytes (the scan path's reads); (c)
+``snapwatch.cli.main(["scan", "--json", path])`` with stdout captured, when the CLI exists. Each is
+run ``--rounds`` times, interleaved, and the best time counts.
 Prints seconds, the ratio against (a) and the peak RSS.
 """
 
