@@ -26,7 +26,7 @@ from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect import Detector
 from snapwatch.errors import SnapwatchError
 from snapwatch.evidence import Context, diagnose_incident, gap_text, load_context
-from snapwatch.follow import Checkpoint, Chunk, Follower, Gap, Notice, Quiet
+from snapwatch.follow import Checkpoint, Chunk, Gap, Notice
 from snapwatch.history import History
 from snapwatch.lifecycle import AlertPolicy
 from snapwatch.model import Diagnosis, Incident, Rule, TokenKind, Transition, TransitionKind
@@ -38,6 +38,7 @@ from snapwatch.render import render
 from snapwatch.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.state import IncidentRecord, Store
 from snapwatch.telemetry import FileView, Reposter, Telemetry
+from snapwatch.watch import Follower, Quiet
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,11 @@ class Daemon:
                 log.info("following %s", source_config.path)
         self.notifier.close()
         self._apply_alerting(new)
-        self.context = load_context(new.token, self.environ)
+        fresh, before = load_context(new.token, self.environ), self.context
+        same_token = (fresh.configured is not None and before.configured is not None
+                      and fresh.configured.fingerprint == before.configured.fingerprint)
+        # Recorded gaps stay evidence; a probe answer only while it is about the same token.
+        self.context = replace(fresh, probe=before.probe if same_token else None, log_gaps=before.log_gaps)
         log.info("configuration reloaded from %s", self.config_path)
         self.sd.ready()
 

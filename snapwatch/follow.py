@@ -1,39 +1,29 @@
-"""Following log files exactly once: rotation, truncation, catch-up after downtime, checkpoints."""
+"""Following one log file exactly once: rotation, truncation, catch-up after downtime, checkpoints."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fnmatch
-import glob
-import gzip
-import hashlib
-import logging
 import os
-import re
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import BinaryIO, Protocol
 
-from watchfiles import awatch
+from snapwatch.rotation import (
+    BLOCK,
+    FP_BYTES,
+    Backup,
+    OpenFile,
+    Splitter,
+    fingerprint,
+    last_line_end,
+    locate,
+    open_file,
+    rotated_backups,
+)
 
-from snapwatch.config import SourceConfig
-from snapwatch.linebuf import LineSplitter
-
-log = logging.getLogger(__name__)
-
-BLOCK = 1 << 20  # reads are this big: per-block work only, never per line
-FP_BYTES = 64  # how many bytes before a checkpoint name the file's content
 _CHECK_BYTES = 128  # bytes compared on every poll to notice a truncated-and-regrown file
 _MAX_POLL_BYTES = 16 * BLOCK  # one poll returns at most about this much, so memory stays flat
-
-
-def fingerprint(data: bytes) -> str:
-    """Hex SHA-256 of the (up to ``FP_BYTES``) bytes just before a checkpoint offset."""
-    return hashlib.sha256(data[-FP_BYTES:]).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +31,7 @@ class Checkpoint:
     """Where reading of ``path`` resumes: just after the last complete line handed out.
 
     ``(dev, inode)`` names the file holding that position: the file at ``path``, or a rotated backup
-    while it is read. ``fingerprint`` (see ``fingerprint()``) tells that file from a truncated,
+    while it is read. ``fingerprint`` (see ``rotation.fingerprint()``) tells that file from a truncated,
     regrown or replaced one with the same inode, and finds it among compressed backups.
     ``mtime_ns`` is the file's modification time when it was read. ``inode == 0`` means "the file
     was read completely and is gone: read whatever appears at ``path`` from its beginning".
@@ -112,149 +102,11 @@ class Notice:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class Quiet:
-    """No new bytes for ``flush_after`` since the last data: a held record may be flushed now."""
-
-    source: str
-
-
 Event = Chunk | Gap | Notice
-
-
-class Splitter(Protocol):
-    @property
-    def pending(self) -> int: ...
-    def push(self, data: bytes) -> bytes: ...
-    def flush(self) -> bytes: ...
 
 
 def _mtime(ns: int | None) -> datetime | None:
     return datetime.fromtimestamp(ns / 1e9, UTC) if ns else None
-
-
-@dataclass(frozen=True, slots=True)
-class _Cand:
-    name: str
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    gz: bool
-    head: bytes = b""  # the first bytes: an inode number freed by a deleted backup may name a new file
-
-    @property
-    def ident(self) -> tuple[int, int, bytes]:
-        return (self.dev, self.ino, self.head)
-
-
-_HEAD_BYTES = 64
-_NUMBERED = r"\.(\d+)(\.gz)?$"
-_DATED = r"-(\d{8}(?:\d{2})?(?:-\d+)?)(\.gz)?$"
-
-
-def rotated_backups(path: str) -> list[_Cand]:
-    """Rotated backups of ``path``, newest first: ``.1``, ``.1.gz``, ``.2`` … then ``-YYYYMMDD[.gz]``."""
-    directory, base = os.path.split(path)
-    numbered = re.compile(re.escape(base) + _NUMBERED)
-    dated = re.compile(re.escape(base) + _DATED)
-    for _attempt in range(10):
-        try:
-            names = os.listdir(directory or ".")
-        except OSError:
-            return []
-        by_index: list[tuple[int, str, bool]] = []
-        by_date: list[tuple[str, str, bool]] = []
-        for name in names:
-            if m := numbered.match(name):
-                by_index.append((int(m.group(1)), name, bool(m.group(2))))
-            elif m := dated.match(name):
-                by_date.append((m.group(1), name, bool(m.group(2))))
-        ordered = [(n, gz) for _, n, gz in sorted(by_index)]
-        ordered += [(n, gz) for _, n, gz in sorted(by_date, reverse=True)]
-        out: list[_Cand] = []
-        try:
-            for name, gz in ordered:
-                full = os.path.join(directory, name)
-                fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    st, head = os.fstat(fd), os.pread(fd, _HEAD_BYTES, 0)
-                finally:
-                    os.close(fd)
-                out.append(_Cand(full, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, gz, head))
-        except FileNotFoundError:
-            continue  # a rotation renamed files while we looked: look again
-        if len({(c.dev, c.ino) for c in out}) < len(out):
-            continue  # one file under two names: it moved up while we looked; look again
-        return out
-    return []
-
-
-class _Open:
-    """One file of the read chain, open by descriptor (or a gzip stream), with its split state."""
-
-    __slots__ = ("cp_at", "dev", "fd", "gz", "ino", "last_size", "mtime_ns", "name", "raw", "read_at",
-                 "recent", "splitter")
-
-    def __init__(self, name: str, *, fd: int | None, raw: BinaryIO | None, dev: int, ino: int,
-                 splitter: Splitter) -> None:
-        self.name, self.fd, self.raw, self.dev, self.ino = name, fd, raw, dev, ino
-        self.gz = gzip.GzipFile(fileobj=raw, mode="rb") if raw is not None else None
-        self.splitter = splitter
-        self.read_at = 0  # next raw byte to read
-        self.cp_at = 0  # just after the last complete line handed out
-        self.recent = b""  # raw bytes [max(cp_at - FP_BYTES, 0), read_at)
-        self.last_size = 0
-        self.mtime_ns = 0
-
-    def seek(self, offset: int) -> None:
-        """Position at ``offset`` (a line boundary), loading the fingerprint bytes before it."""
-        start = max(offset - FP_BYTES, 0)
-        if self.fd is not None:
-            self.recent = os.pread(self.fd, offset - start, start)
-        else:
-            assert self.gz is not None
-            self.gz.seek(start)
-            self.recent = self.gz.read(offset - start)
-        self.read_at = self.cp_at = start + len(self.recent)
-
-    def read(self, n: int) -> bytes:
-        if self.fd is not None:
-            return os.pread(self.fd, n, self.read_at)
-        assert self.gz is not None
-        return self.gz.read(n)
-
-    def has_data(self) -> bool:
-        if self.fd is None:
-            return True
-        return os.fstat(self.fd).st_size > 0
-
-    def close(self) -> None:
-        if self.gz is not None:
-            self.gz.close()
-        if self.raw is not None:
-            self.raw.close()  # GzipFile leaves the file object it was given open
-        if self.fd is not None:
-            os.close(self.fd)
-        self.fd = self.gz = self.raw = None
-
-
-def _matches(c: _Cand, offset: int, fp: str) -> bool:
-    """Whether the candidate holds ``fp`` before ``offset`` (it is, or copies, the checkpointed file)."""
-    start = max(offset - FP_BYTES, 0)
-    try:
-        if not c.gz:
-            if c.size < offset:
-                return False
-            with open(c.name, "rb") as f:
-                f.seek(start)
-                return fingerprint(f.read(offset - start)) == fp
-        with gzip.open(c.name, "rb") as g:
-            g.seek(start)
-            data = g.read(offset - start)
-            return len(data) == offset - start and fingerprint(data) == fp
-    except (OSError, EOFError, zlib.error):
-        return False
 
 
 class FileTracker:
@@ -272,7 +124,7 @@ class FileTracker:
         self._start_at = start_at  # "end" | "beginning": only while there is no checkpoint
         self._new = splitter_factory
         self._block = block_size
-        self._chain: list[_Open] = []
+        self._chain: list[OpenFile] = []
         # Backups that predate the live file, by (dev, inode, first bytes): a backup deleted by the
         # rotation frees its inode for a new file, which must not be taken for the old one.
         self._known_old: set[tuple[int, int, bytes]] = set()
@@ -282,21 +134,10 @@ class FileTracker:
 
     # -- opening -------------------------------------------------------------------------------
 
-    def _open(self, name: str, gz: bool, expect: tuple[int, int] | None) -> _Open | None:
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        st = os.fstat(fd)
-        if expect is not None and (st.st_dev, st.st_ino) != expect:
-            os.close(fd)  # renamed under us; the next poll looks again
-            return None
-        raw = os.fdopen(fd, "rb") if gz else None
-        f = _Open(name, fd=None if gz else fd, raw=raw, dev=st.st_dev, ino=st.st_ino, splitter=self._new())
-        f.mtime_ns = st.st_mtime_ns
-        return f
+    def _open(self, name: str, gz: bool, expect: tuple[int, int] | None) -> OpenFile | None:
+        return open_file(name, gz, expect, self._new)
 
-    def _scan(self) -> list[_Cand]:
+    def _scan(self) -> list[Backup]:
         """Rotated backups not already in the chain, newest first."""
         chain_ids = {(f.dev, f.ino) for f in self._chain}
         return [c for c in rotated_backups(self.path) if (c.dev, c.ino) not in chain_ids]
@@ -311,7 +152,7 @@ class FileTracker:
             if live is None:
                 return
             if cp is None and self._start_at == "end" and not self._started:
-                live.seek(_last_line_end(live))
+                live.seek(last_line_end(live))
             self._chain = [live]
             out.append(self._chunk(live, b"", live.cp_at))
             return
@@ -337,18 +178,15 @@ class FileTracker:
         if chain:
             out.append(self._chunk(chain[0], b"", chain[0].cp_at))
 
-    def _catch_up_chain(self, out: list[Event], cp: Checkpoint, st: os.stat_result) -> list[_Open] | None:
+    def _catch_up_chain(self, out: list[Event], cp: Checkpoint, st: os.stat_result) -> list[OpenFile] | None:
         """The files to read after downtime, oldest first; None when a rotation moved one meanwhile."""
         live = self._open(self.path, False, None)
         cands = rotated_backups(self.path)
         self._known_old = {c.ident for c in cands}
         if live is not None:
             cands = [c for c in cands if (c.dev, c.ino) != (live.dev, live.ino)]
-        found = next((i for i, c in enumerate(cands) if (c.dev, c.ino) == (cp.dev, cp.inode)
-                      and _matches(c, cp.offset, cp.fingerprint)), None)
-        if found is None and cp.offset > 0:
-            found = next((i for i, c in enumerate(cands) if _matches(c, cp.offset, cp.fingerprint)), None)
-        chain: list[_Open] = []
+        found = locate(cands, cp.offset, cp.fingerprint, (cp.dev, cp.inode))
+        chain: list[OpenFile] = []
         said: list[Event] = []
         if found is not None:
             c = cands[found]
@@ -378,7 +216,7 @@ class FileTracker:
         return chain
 
     @staticmethod
-    def _abandon(chain: list[_Open], live: _Open | None) -> None:
+    def _abandon(chain: list[OpenFile], live: OpenFile | None) -> None:
         for f in [*chain, live]:
             if f is not None:
                 f.close()
@@ -452,10 +290,8 @@ class FileTracker:
         out.append(Notice(self.source, self.path, NoticeKind.TRUNCATED, "reading it again from the start"))
         fp = fingerprint(f.recent[: f.cp_at - base])
         cands = self._scan()
-        found = None
-        if f.cp_at > 0:
-            found = next((i for i, c in enumerate(cands) if _matches(c, f.cp_at, fp)), None)
-        insert: list[_Open] = []
+        found = locate(cands, f.cp_at, fp)
+        insert: list[OpenFile] = []
         if found is not None:
             for i in range(found, -1, -1):
                 c = cands[i]
@@ -499,7 +335,7 @@ class FileTracker:
                 return
             self._finish(f, out, later[0])
 
-    def _finish(self, f: _Open, out: list[Event], nxt: _Open | None) -> None:
+    def _finish(self, f: OpenFile, out: list[Event], nxt: OpenFile | None) -> None:
         tail = f.splitter.flush()  # a last line without its newline will never be completed now
         if tail:
             out.append(self._chunk(f, tail, f.read_at))
@@ -511,7 +347,7 @@ class FileTracker:
             cp = self._cp = Checkpoint(self.path, 0, 0, 0, fingerprint(b""), f.mtime_ns)
             out.append(Chunk(self.source, self.path, f.name, 0, 0, b"", 0, 0, cp))
 
-    def _read(self, f: _Open, out: list[Event], budget: int) -> int:
+    def _read(self, f: OpenFile, out: list[Event], budget: int) -> int:
         """Read ``f`` to its end (or the budget); emit one chunk per block that completes lines."""
         total = 0
         try:
@@ -540,7 +376,7 @@ class FileTracker:
                 f.close()
         return total
 
-    def _chunk(self, f: _Open, data: bytes, cp_at: int) -> Chunk:
+    def _chunk(self, f: OpenFile, data: bytes, cp_at: int) -> Chunk:
         start = f.cp_at
         f.cp_at = cp_at
         # ``recent`` ends at ``read_at`` and starts at least FP_BYTES before ``cp_at`` (or at 0).
@@ -553,143 +389,3 @@ class FileTracker:
         for f in self._chain:
             f.close()
         self._chain = []
-
-
-def _last_line_end(f: _Open) -> int:
-    """Offset just after the last newline of ``f`` (0 when it has none): where ``start_at: end`` begins."""
-    assert f.fd is not None
-    end = os.fstat(f.fd).st_size
-    while end > 0:
-        start = max(end - BLOCK, 0)
-        nl = os.pread(f.fd, end - start, start).rfind(b"\n")
-        if nl >= 0:
-            return start + nl + 1
-        end = start
-    return 0
-
-
-_MAGIC = re.compile(r"[*?\[]")
-
-
-class Follower:
-    """All files of one source: its path, or each file its glob matches (files may appear later).
-
-    ``checkpoints`` maps a file's path to where it was left. ``start_at`` (``end``: only lines
-    written from now on) applies to files present at the first poll that have no checkpoint; a file
-    that appears later is read from its beginning. Call ``poll()`` after a change, or iterate
-    ``events()`` to be woken by inotify.
-    """
-
-    def __init__(self, source: SourceConfig, checkpoints: Mapping[str, Checkpoint] | None = None, *,
-                 splitter_factory: Callable[[], Splitter] | None = None, block_size: int = BLOCK) -> None:
-        self.source = source
-        self._checkpoints = dict(checkpoints or {})
-        self._new: Callable[[], Splitter] = splitter_factory or (
-            lambda: LineSplitter(source.max_line_bytes))
-        self._block = block_size
-        self._is_glob = bool(_MAGIC.search(source.path))
-        self._trackers: dict[str, FileTracker] = {}
-        self._polled = False
-        self._said_none = False
-        if not self._is_glob:
-            self._add(source.path)
-
-    @property
-    def behind(self) -> bool:
-        """The last poll stopped at its byte budget; poll again without waiting for an event."""
-        return any(t.behind for t in self._trackers.values())
-
-    def _add(self, path: str) -> None:
-        start_at = self.source.start_at if not self._polled else "beginning"
-        self._trackers[path] = FileTracker(self.source.path, path, self._checkpoints.get(path),
-                                           start_at=start_at, splitter_factory=self._new,
-                                           block_size=self._block)
-
-    def poll(self) -> list[Event]:
-        """Read what is new in every file of the source; never blocks, never waits."""
-        out: list[Event] = []
-        if self._is_glob:
-            matches = sorted(p for p in glob.glob(self.source.path) if os.path.isfile(p))
-            for path in matches:
-                if path not in self._trackers:
-                    self._add(path)
-            if not matches and not self._trackers and not self._said_none:
-                out.append(Notice(self.source.path, self.source.path, NoticeKind.ABSENT,
-                                  "no file matches yet; waiting"))
-                self._said_none = True
-        for tracker in list(self._trackers.values()):
-            out.extend(tracker.poll())
-        self._polled = True
-        return out
-
-    def close(self) -> None:
-        for tracker in self._trackers.values():
-            tracker.close()
-
-    def watch_dir(self) -> str:
-        """The directory to watch: the source's parent (the part of a glob before its first pattern)."""
-        parts = self.source.path.split(os.sep)
-        fixed = [p for p in parts[:-1]]
-        for i, part in enumerate(parts[:-1]):
-            if _MAGIC.search(part):
-                fixed = parts[:i]
-                break
-        return os.sep.join(fixed) or os.sep
-
-    def _wanted(self, _change: object, path: str) -> bool:
-        name = os.path.basename(path)
-        pattern = os.path.basename(self.source.path)
-        return path == self.watch_dir() or fnmatch.fnmatchcase(name, pattern + "*")
-
-    async def events(self, *, flush_after: float = 0.5, recheck: float = 5.0, debounce_ms: int = 50,
-                     step_ms: int = 20) -> AsyncIterator[Event | Quiet]:
-        """Follow forever: poll on every inotify wake-up (and every ``recheck`` seconds regardless).
-
-        Yields what ``poll()`` returns, and a ``Quiet`` once ``flush_after`` seconds pass without new
-        bytes after some arrived. Watches the parent directory, so rename rotation never deafens it;
-        when that directory is removed and recreated the watch starts again. Stop by leaving the loop.
-        """
-        wake = asyncio.Event()
-        stop = asyncio.Event()
-
-        async def watch() -> None:
-            while not stop.is_set():
-                directory = self.watch_dir()
-                try:
-                    ident = os.stat(directory)
-                    async for _ in awatch(directory, watch_filter=self._wanted, debounce=debounce_ms,
-                                          step=step_ms, stop_event=stop, rust_timeout=int(recheck * 1000),
-                                          yield_on_timeout=True, recursive=self._is_glob):
-                        wake.set()
-                        now = os.stat(directory)
-                        if (now.st_dev, now.st_ino) != (ident.st_dev, ident.st_ino):
-                            break  # the directory was replaced: watch the new one
-                except OSError as exc:
-                    log.debug("cannot watch %s yet: %s", directory, exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), recheck)
-                wake.set()
-
-        task = asyncio.create_task(watch())
-        try:
-            owed = False
-            while True:
-                wake.clear()
-                events = self.poll()
-                for event in events:
-                    yield event
-                if any(isinstance(e, Chunk) and e.data for e in events):
-                    owed = True
-                if self.behind:
-                    await asyncio.sleep(0)
-                    continue
-                try:
-                    await asyncio.wait_for(wake.wait(), flush_after if owed else None)
-                except TimeoutError:
-                    owed = False
-                    yield Quiet(self.source.path)
-        finally:
-            stop.set()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            self.close()

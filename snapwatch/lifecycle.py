@@ -37,22 +37,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from snapwatch.codec import diagnosis_from, incident_from, incident_json
 from snapwatch.config import AlertsConfig
 from snapwatch.model import (
     Alert,
     AlertKind,
-    Api,
-    Confidence,
     Diagnosis,
-    Exchange,
-    Finding,
     FindingCode,
     Incident,
-    Placement,
-    Request,
-    Response,
     Rule,
-    Severity,
     TokenKind,
     Transition,
     TransitionKind,
@@ -67,7 +60,6 @@ _HOUR = 3_600_000_000  # microseconds
 _KEEP_CLOSED = 7 * 24 * _HOUR  # finished incidents are remembered this long, so a replayed transition is a no-op
 _RANK = {rule: i for i, rule in enumerate(Rule)}  # "most important rule" leads a group: the contract's order
 _PROBES = {FindingCode.PROBE_ACCEPTED.value, FindingCode.PROBE_REJECTED.value, FindingCode.PROBE_FAILED.value}
-_BODY_MAX = 2000
 # A blip (an incident over before its OPENED alert was due) is swallowed, unless it is this many within an
 # hour for one rule and source: a backend flapping faster than group_wait is a fault, not noise, and must
 # not go unreported. From then on its blips are announced, bounded by max_per_hour like everything else.
@@ -186,7 +178,7 @@ class AlertPolicy:
                 return
             if row["state"] == "open" or t.kind is TransitionKind.RESOLVED:  # a replayed open keeps the end
                 self._conn.execute("UPDATE alert_state SET incident = ? WHERE incident_id = ?",
-                                   (json.dumps(_incident_json(inc)), inc.id))
+                                   (json.dumps(incident_json(inc)), inc.id))
             if diagnosis is not None:
                 self._store_diagnosis(row, diagnosis)
             if t.kind is TransitionKind.RESOLVED and row["state"] == "open":
@@ -223,7 +215,7 @@ class AlertPolicy:
             " resolved, closed_us, incident, diagnosis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (inc.id, inc.rule.value, inc.source, _micros_at(inc.opened_at), "resolved" if done else "open",
              grp, due, "swallowed" if done else "pending", "skipped" if done else "no", n if done else None,
-             json.dumps(_incident_json(inc)),
+             json.dumps(incident_json(inc)),
              None if diagnosis is None else json.dumps(diagnosis.to_json())))
 
     def _store_diagnosis(self, row: sqlite3.Row, diagnosis: Diagnosis) -> None:
@@ -435,7 +427,7 @@ class AlertPolicy:
         return self._meta("held")
 
 
-# -- time, keys and (de)serialisation ------------------------------------------------------------------
+# -- time, keys and stored rows -----------------------------------------------------------------------
 
 
 def _micros(delta: timedelta) -> int:
@@ -471,51 +463,9 @@ def _material(d: Diagnosis, sent_key: str | None) -> bool:
     return bool(new_verdict != verdict or set(new_probes) - set(probes))
 
 
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _incident_json(inc: Incident) -> dict[str, Any]:
-    """The incident as stored: fingerprints only (a request's path carries no query, so no token)."""
-    ex = inc.first_failure
-    first: dict[str, Any] | None = None
-    if ex is not None:
-        resp, req = ex.response, ex.request
-        first = {"source": ex.source, "at": _iso(resp.at), "event": resp.event, "status": resp.status,
-                 "body": resp.body[:_BODY_MAX], "request": None if req is None else [
-                     _iso(req.at), req.event, req.api.value, req.path, req.pixel, req.placement.value,
-                     req.token_fp, None if req.token_kind is None else req.token_kind.value]}
-    return {"id": inc.id, "rule": inc.rule.value, "source": inc.source, "opened_at": _iso(inc.opened_at),
-            "resolved_at": _iso(inc.resolved_at), "responses": inc.responses,
-            "by_status": [list(p) for p in inc.by_status], "last_at": _iso(inc.last_at), "first": first}
-
-
 def _incident(row: sqlite3.Row) -> Incident:
-    d = json.loads(row["incident"])
-    first: Exchange | None = None
-    if (f := d["first"]) is not None:
-        req: Request | None = None
-        if (r := f["request"]) is not None:
-            req = Request(datetime.fromisoformat(r[0]), r[1], Api(r[2]), r[3], r[4], Placement(r[5]), r[6],
-                          None if r[7] is None else TokenKind(r[7]))
-        first = Exchange(Response(datetime.fromisoformat(f["at"]), f["event"], f["status"], f["body"]), req,
-                         f["source"])
-    return Incident(id=d["id"], rule=Rule(d["rule"]), source=d["source"],
-                    opened_at=datetime.fromisoformat(d["opened_at"]), resolved_at=_dt(d["resolved_at"]),
-                    responses=d["responses"], by_status=tuple((s, c) for s, c in d["by_status"]),
-                    last_at=datetime.fromisoformat(d["last_at"]), first_failure=first)
+    return incident_from(json.loads(row["incident"]))
 
 
 def _diagnosis(text: str | None) -> Diagnosis | None:
-    if text is None:
-        return None
-    d = json.loads(text)
-    findings = tuple(
-        Finding(code=FindingCode(f["code"]), severity=Severity(f["severity"]), confidence=Confidence(f["confidence"]),
-                title=f["title"], evidence=tuple(f["evidence"]), remediation=tuple(f["remediation"]))
-        for f in d["findings"])
-    return Diagnosis(findings=findings, ruled_out=tuple(d["ruled_out"]))
+    return None if text is None else diagnosis_from(json.loads(text))

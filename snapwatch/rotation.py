@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -166,7 +167,8 @@ class OpenFile:
         self.fd = self.gz = self.raw = None
 
 
-def open_file(name: str, gz: bool, expect: tuple[int, int] | None, splitter: Splitter) -> OpenFile | None:
+def open_file(name: str, gz: bool, expect: tuple[int, int] | None,
+              splitter_factory: Callable[[], Splitter]) -> OpenFile | None:
     """``name`` opened for reading from its start; None when it is gone or is no longer ``expect`` (dev, inode)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
@@ -177,7 +179,7 @@ def open_file(name: str, gz: bool, expect: tuple[int, int] | None, splitter: Spl
         os.close(fd)  # renamed under us; the next poll looks again
         return None
     raw = os.fdopen(fd, "rb") if gz else None
-    f = OpenFile(name, fd=None if gz else fd, raw=raw, dev=st.st_dev, ino=st.st_ino, splitter=splitter)
+    f = OpenFile(name, fd=None if gz else fd, raw=raw, dev=st.st_dev, ino=st.st_ino, splitter=splitter_factory())
     f.mtime_ns = st.st_mtime_ns
     return f
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch import follow
+from snapwatch import follow, rotation, watch
 from snapwatch.config import SourceConfig
 from snapwatch.state import Store
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
@@ -262,7 +262,7 @@ def test_a_rotation_while_the_follower_lists_the_backups_hides_no_file(tmp_path:
         return b"".join(e.data for e in events if isinstance(e, follow.Chunk))
 
     path.write_bytes(b"a1\n")
-    follower = follow.Follower(SourceConfig(path=str(path), start_at="beginning", timezone="UTC"))
+    follower = watch.Follower(SourceConfig(path=str(path), start_at="beginning", timezone="UTC"))
     got = lines(follower.poll())
     with path.open("ab") as f:
         f.write(b"a2\n")
@@ -270,7 +270,7 @@ def test_a_rotation_while_the_follower_lists_the_backups_hides_no_file(tmp_path:
     listing = follow.rotated_backups
     rotated: list[bool] = []
 
-    def rotate_while_listing(p: str) -> list[follow._Cand]:
+    def rotate_while_listing(p: str) -> list[rotation.Backup]:
         found = listing(p)
         if not rotated:
             rotated.append(True)

@@ -1,0 +1,100 @@
+"""JSON forms of model objects for the state store: requests, exchanges, incidents, diagnoses; fingerprints only.
+
+A request's path carries no query string and its token is kept as a fingerprint, so none of these
+forms can hold a token. Every ``*_from`` reads back what its ``*_json`` wrote and raises KeyError,
+TypeError or ValueError on anything else (callers turn that into a one-line answer).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from snapwatch.model import (
+    Api,
+    Confidence,
+    Diagnosis,
+    Exchange,
+    Finding,
+    FindingCode,
+    Incident,
+    Placement,
+    Request,
+    Response,
+    Rule,
+    Severity,
+    TokenKind,
+)
+
+BODY_MAX = 2000  # characters of a response body kept with a stored incident
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def request_json(req: Request) -> list[Any]:
+    """``[at, event, api, path, pixel, placement, token_fp, token_kind]``."""
+    kind = None if req.token_kind is None else req.token_kind.value
+    return [req.at.isoformat(), req.event, req.api.value, req.path, req.pixel, req.placement.value, req.token_fp,
+            kind]
+
+
+def request_from(value: list[Any]) -> Request:
+    at, event, api, path, pixel, placement, fp, kind = value
+    return Request(datetime.fromisoformat(at), event, Api(api), path, pixel, Placement(placement), fp,
+                   None if kind is None else TokenKind(kind))
+
+
+def exchange_json(ex: Exchange) -> list[Any]:
+    """``[at, event, status, body, source, request]``, the request as ``request_json`` or null."""
+    resp, req = ex.response, ex.request
+    return [resp.at.isoformat(), resp.event, resp.status, resp.body, ex.source,
+            None if req is None else request_json(req)]
+
+
+def exchange_from(value: list[Any]) -> Exchange:
+    at, event, status, body, source, req = value
+    response = Response(datetime.fromisoformat(at), str(event), None if status is None else int(status), str(body))
+    return Exchange(response, None if req is None else request_from(req), str(source))
+
+
+def incident_json(inc: Incident) -> dict[str, Any]:
+    """The incident with its first failure as a keyed object, the body cut at ``BODY_MAX`` characters.
+
+    (The alert lifecycle's stored form since its schema 1; detector snapshots use ``exchange_json``.)
+    """
+    ex = inc.first_failure
+    first: dict[str, Any] | None = None
+    if ex is not None:
+        resp, req = ex.response, ex.request
+        first = {"source": ex.source, "at": _iso(resp.at), "event": resp.event, "status": resp.status,
+                 "body": resp.body[:BODY_MAX], "request": None if req is None else request_json(req)}
+    return {"id": inc.id, "rule": inc.rule.value, "source": inc.source, "opened_at": _iso(inc.opened_at),
+            "resolved_at": _iso(inc.resolved_at), "responses": inc.responses,
+            "by_status": [list(p) for p in inc.by_status], "last_at": _iso(inc.last_at), "first": first}
+
+
+def incident_from(d: dict[str, Any]) -> Incident:
+    first: Exchange | None = None
+    if (f := d["first"]) is not None:
+        req = None if f["request"] is None else request_from(f["request"])
+        first = Exchange(Response(datetime.fromisoformat(f["at"]), f["event"], f["status"], f["body"]), req,
+                         f["source"])
+    return Incident(id=d["id"], rule=Rule(d["rule"]), source=d["source"],
+                    opened_at=datetime.fromisoformat(d["opened_at"]), resolved_at=_dt(d["resolved_at"]),
+                    responses=d["responses"], by_status=tuple((s, c) for s, c in d["by_status"]),
+                    last_at=datetime.fromisoformat(d["last_at"]), first_failure=first)
+
+
+def diagnosis_from(d: dict[str, Any]) -> Diagnosis:
+    """Reads ``Diagnosis.to_json()`` back (its ``verdict`` is derived, so it is not read)."""
+    findings = tuple(
+        Finding(code=FindingCode(f["code"]), severity=Severity(f["severity"]), confidence=Confidence(f["confidence"]),
+                title=f["title"], evidence=tuple(f["evidence"]), remediation=tuple(f["remediation"]))
+        for f in d["findings"])
+    return Diagnosis(findings=findings, ruled_out=tuple(d["ruled_out"]))
