@@ -7,14 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from snapwatch.case import Evidence
 from snapwatch.config import TokenConfig
-from snapwatch.diagnose import Evidence, diagnose, invalid_reasons
+from snapwatch.diagnose import diagnose
 from snapwatch.errors import SourceError
 from snapwatch.follow import Gap
 from snapwatch.model import Diagnosis, Finding, FindingCode, Incident
 from snapwatch.pipeline import SourcePipeline
 from snapwatch.probe import ProbeResult
 from snapwatch.tokens import ConfiguredToken, load_configured, service_restart_pending
+from snapwatch.traffic import invalid_reasons
 
 log = logging.getLogger(__name__)
 

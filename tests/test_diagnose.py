@@ -13,8 +13,9 @@ import pytest
 from dotenv import dotenv_values
 
 from snapwatch import knowledge
+from snapwatch.case import Evidence
 from snapwatch.config import TokenConfig
-from snapwatch.diagnose import Evidence, diagnose, invalid_reasons
+from snapwatch.diagnose import diagnose
 from snapwatch.history import History
 from snapwatch.model import (
     Api,
@@ -29,6 +30,7 @@ from snapwatch.model import (
 )
 from snapwatch.probe import ProbeOutcome, ProbeResult
 from snapwatch.tokens import TokenReport, fingerprint, inspect, kind_of
+from snapwatch.traffic import invalid_reasons
 
 SCENARIOS = Path(__file__).parent / "data" / "scenarios"
 NAMES = sorted(p.name for p in SCENARIOS.iterdir() if (p / "scenario.json").is_file())

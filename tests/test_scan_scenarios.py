@@ -6,9 +6,9 @@ scan judges each incident at log time, from the files alone. What it cannot see 
   a probe scenario must diagnose exactly like the same log without a probe (``never-accepted``);
 - ``token-in-log`` is reported under ``security``, never as an incident's finding (contract);
 - scenarios without an incident diagnose the present: scan must report no incident for them, and
-  ``snapwatch diagnose`` over the same log and .env must reach the expected verdict, except where the
-  evidence lives only in the daemon's state (``log-gap``: lost lines are found by its checkpoints) or
-  past the end of the log (``silence``: the scenario's "now" is 75 minutes after the last record).
+  ``snapwatch diagnose`` over the same log and .env must reach the expected verdict (``silence``: at
+  the scenario's "now", 75 minutes after the last record), except where the evidence lives only in the
+  daemon's state (``log-gap``: lost lines are found by its checkpoints).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ PROBE_CODES = {"probe-accepted", "probe-rejected", "probe-failed"}
 SECURITY_CODES = {"token-in-log"}
 PRESENT_NOT_SEEN = {
     "log-gap": "a log gap is found by the daemon's checkpoints (state), not in the log itself",
-    "silence": "the scenario's now is past the end of the log; the present is judged by diagnose, which "
-               "does not yet tick the silence rule up to --now",
 }
 
 
