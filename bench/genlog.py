@@ -12,35 +12,16 @@ with a 401 (``--fail-every``), or failures come in runs of L at the start of eve
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import random
 import sys
 import time
 
-SEPARATOR = "=" * 100
+from snapwatch.synthetic import OK_BODY, SEPARATOR, UNAUTHORIZED_BODY, demo_token
+
 EVENT_NAMES = ("PAGE_VIEW", "VIEW_CONTENT", "ADD_CART", "START_CHECKOUT", "PURCHASE", "SIGN_UP")
-ACCEPTED = {"status": "VALID", "reason": "Events have been processed successfully."}
-REJECTED = {"status": "UNKNOWN", "text": "Invalid access token"}
-
-
-def _segment(obj: dict[str, object]) -> str:
-    raw = json.dumps(obj, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def fake_canvas_token(rnd: random.Random, nbf: int = 1764800000) -> str:
-    """A JWT shaped like a Business Manager CAPI token, with a random (meaningless) signature."""
-    header = {"alg": "HS256", "kid": "CanvasS2SHMACProd", "typ": "JWT"}
-    claims = {
-        "aud": "canvas-canvasapi",
-        "iss": "canvas-s2stoken",
-        "nbf": nbf,
-        "sub": f"{rnd.getrandbits(128):032x}~PRODUCTION~{rnd.getrandbits(128):032x}",
-    }
-    signature = base64.urlsafe_b64encode(rnd.randbytes(32)).rstrip(b"=").decode()
-    return f"{_segment(header)}.{_segment(claims)}.{signature}"
+ACCEPTED, REJECTED = OK_BODY, UNAUTHORIZED_BODY
 
 
 def _failing(i: int, fail_every: int, streaks: int, streak_len: int) -> bool:
@@ -64,7 +45,8 @@ def write_log(
 ) -> dict[str, int]:
     """Write the log; stop after ``events`` events or once ``max_bytes`` (when > 0) are written."""
     rnd = random.Random(seed)
-    url = f"https://tr.snapchat.com/v3/{pixel}/events?access_token={fake_canvas_token(rnd)}"
+    token = demo_token(seed=f"{rnd.getrandbits(64):016x}")
+    url = f"https://tr.snapchat.com/v3/{pixel}/events?access_token={token}"
     counts = {"events": 0, "status_401": 0, "status_200": 0, "bytes": 0}
     clock = start
     with open(path, "w", encoding="utf-8") as out:

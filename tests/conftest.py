@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+from snapwatch.synthetic import demo_token
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -30,22 +30,9 @@ def need_tool(name: str) -> str:
     return path
 
 
-def _b64(obj: object) -> str:
-    raw = json.dumps(obj, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def make_canvas_token(nbf: int = 1764800000, env: str = "PRODUCTION", seed: str = "a") -> str:
-    """A fake long-lived Canvas S2S JWT shaped like a real CAPI token (its signature is random)."""
-    header = {"alg": "HS256", "kid": "CanvasS2SHMACProd", "typ": "JWT"}
-    claims = {
-        "aud": "canvas-canvasapi",
-        "iss": "canvas-s2stoken",
-        "nbf": nbf,
-        "sub": f"0c7b1f6e-3a4e-4b9c-9d1e-5a6b7c8d9e0f~{env}~b1c2d3e4-aaaa-bbbb-cccc-0123456789ab",
-    }
-    sig = base64.urlsafe_b64encode((seed * 43)[:43].encode() * 1).rstrip(b"=").decode()
-    return f"{_b64(header)}.{_b64(claims)}.{sig}"
+    """A fake long-lived Canvas S2S JWT shaped like a real CAPI token (its signature is made up)."""
+    return demo_token(nbf, env, seed)
 
 
 def assert_no_secret(text: str | bytes, *secrets: str) -> None:
