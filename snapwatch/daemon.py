@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +73,7 @@ class _File:
     pipeline: SourcePipeline
     owed: _Owed = field(default_factory=_Owed)
     checkpoint: Checkpoint | None = None
+    tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
 
 
 class _Source:
@@ -293,6 +294,9 @@ class Daemon:
         self.telemetry.exchanges(batch.exchanges)
         for transition in batch.transitions:
             self._on_transition(f.pipeline, transition, batch.diagnoses.get(transition.incident.id), now)
+        if len(f.pipeline.assembler.tokens) > f.tokens_known:  # the backend sends a token not seen before
+            f.tokens_known = len(f.pipeline.assembler.tokens)
+            self._rediagnose(f.pipeline, exclude=batch.diagnoses.keys())  # those were just diagnosed
         f.owed.add(batch)
         if checkpoint is not None:
             f.checkpoint = checkpoint
@@ -334,12 +338,15 @@ class Daemon:
                         ", ".join(f"{s}×{n}" for s, n in incident.by_status), verdict)
         self.policy.on_transition(t, diagnosis, now)
 
-    def _refresh_token(self) -> None:
-        """Read the configured token again when its file changed: a new .env is itself evidence (drift)."""
+    def _refresh_token(self) -> bool:
+        """Read the configured token again when its file changed: a new .env is itself evidence (drift).
+
+        Returns whether the configured token itself changed (by fingerprint).
+        """
         ctx, cfg = self.context, self.config.token
         path = cfg.env_file or cfg.file
         if path is None:
-            return
+            return False
         try:
             mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         except OSError:
@@ -352,6 +359,21 @@ class Daemon:
                     and fresh.configured.fingerprint == ctx.configured.fingerprint)
             self.context = Context(cfg, fresh.configured, fresh.restart_pending, ctx.probe if same else None,
                                    ctx.log_gaps)
+            return not same and (fresh.configured is not None or ctx.configured is not None)
+        return False
+
+    def _rediagnose(self, pipeline: SourcePipeline, incident_id: str | None = None,
+                    exclude: Collection[str] = ()) -> None:
+        """New evidence (a token change, a probe answer): diagnose the open auth incidents again.
+
+        The alert policy decides whether the new diagnosis differs enough to owe an update.
+        """
+        now = self.clock()
+        for current in pipeline.detector.open_incidents():
+            if current.rule is Rule.AUTH_FAILURES and incident_id in (None, current.id) and current.id not in exclude:
+                diagnosis = diagnose_incident(pipeline, current, self.context, now)
+                self._verdicts[current.id] = diagnosis.verdict
+                self.policy.on_diagnosis(current.id, diagnosis, now)
 
     def _maybe_probe(self, pipeline: SourcePipeline, incident: Incident) -> None:
         configured = self.context.configured
@@ -371,19 +393,17 @@ class Daemon:
         if result is None:
             return
         log.info("probe: Snap's validate endpoint says %s (%s)", result.outcome.value, result.detail)
-        ctx = self.context
-        self.context = Context(ctx.token_config, ctx.configured, ctx.restart_pending, result, ctx.log_gaps)
-        now = self.clock()
-        current = next((i for i in pipeline.detector.open_incidents() if i.id == incident.id), None)
-        if current is not None:
-            diagnosis = diagnose_incident(pipeline, current, self.context, now)
-            self._verdicts[incident.id] = diagnosis.verdict
-            self.policy.on_diagnosis(incident.id, diagnosis, now)
+        self.context = replace(self.context, probe=result)
+        self._rediagnose(pipeline, incident.id)
 
     # -- timers -----------------------------------------------------------------------------------
 
     def _on_timer(self) -> None:
         now = self.clock()
+        if self._refresh_token():  # the .env got a new token while incidents may be open: new evidence
+            for source in self.sources.values():
+                for f in source.files.values():
+                    self._rediagnose(f.pipeline)
         for source in self.sources.values():
             for f in source.files.values():
                 transitions = f.pipeline.tick(now)

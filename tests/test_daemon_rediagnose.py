@@ -1,0 +1,64 @@
+"""New evidence during an open incident: the daemon diagnoses it again and the alert says what changed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from conftest import assert_no_secret, make_canvas_token
+from peers import Backend, Hook
+
+from snapwatch.config import AlertsConfig, Config, ErrorRateRule, RulesConfig, SourceConfig, StreakRule, TokenConfig
+from snapwatch.daemon import Daemon
+from snapwatch.tokens import fingerprint
+
+OLD, NEW = make_canvas_token(seed="old"), make_canvas_token(nbf=1764900000, seed="new")
+T0 = datetime(2025, 12, 5, 10, 0, 0, tzinfo=UTC)
+
+
+def _config(tmp: Path, hook: Hook, env_file: Path) -> Config:
+    return Config(
+        sources=[SourceConfig(path=str(tmp / "capi.log"), start_at="beginning", timezone="UTC")],
+        token=TokenConfig(env_file=env_file, service=None),
+        rules=RulesConfig(auth_failures=StreakRule(streak=5, recovery=3), error_rate=ErrorRateRule(enabled=False)),
+        alerts=AlertsConfig(urls=[f"json://127.0.0.1:{hook.port}/hook"], group_wait=timedelta(milliseconds=300),
+                            repeat_every=timedelta(days=1), timeout=timedelta(seconds=2)),
+        state_dir=tmp / "state",
+    )
+
+
+async def _run(tmp: Path) -> tuple[list[dict[str, object]], io.StringIO]:
+    hook, backend = Hook(), Backend(tmp / "capi.log", name="snapwatch.tests.rediagnose")
+    env_file = tmp / ".env"
+    env_file.write_text(f"SNAP_ACCESS_TOKEN={OLD}\n", encoding="utf-8")
+    console = io.StringIO()
+    daemon = Daemon(_config(tmp, hook, env_file), None, environ={}, host="web-1", flush_after=0.2, console=console)
+    task = asyncio.create_task(daemon.run())
+    try:
+        at = [T0 + timedelta(seconds=i) for i in range(11)]
+        backend.calls(OLD, [200] * 5 + [401] * 6, at)
+        first = await asyncio.to_thread(hook.wait_for, 1, 10.0)
+        # Someone regenerates the token and updates the .env; the backend keeps sending the old one.
+        env_file.write_text(f"SNAP_ACCESS_TOKEN={NEW}\n", encoding="utf-8")
+        both = await asyncio.to_thread(hook.wait_for, 2, 10.0)
+        assert first[0] == both[0]
+        return [body for _, body in both], console
+    finally:
+        daemon.stop_requested.set()
+        assert await task == 0
+        backend.close()
+        hook.stop()
+
+
+def test_a_new_token_in_the_env_file_turns_the_verdict_into_drift(tmp_path: Path) -> None:
+    bodies, console = asyncio.run(_run(tmp_path))
+    opened, update = (str(b.get("title", "")) + "\n" + str(b.get("message", "")) for b in bodies)
+    # Opened: the backend sends the configured token, which Snap accepted before.
+    assert "token-previously-accepted" in opened and "token-drift" not in opened.split("\n")[0]
+    # Then the .env holds a token the backend does not send: the verdict is drift, with the fix.
+    assert "token-drift" in update.split("\n")[0]
+    assert fingerprint(NEW) in update and fingerprint(OLD) in update
+    assert_no_secret(json.dumps(bodies) + console.getvalue(), OLD, NEW)
