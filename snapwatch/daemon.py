@@ -15,8 +15,8 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -25,15 +25,14 @@ from snapwatch.alertmanager import AlertmanagerTarget
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect import Detector
 from snapwatch.errors import SnapwatchError
-from snapwatch.evidence import Context, diagnose_incident, gap_text, load_context
 from snapwatch.follow import Checkpoint, Chunk, Gap, Notice
 from snapwatch.history import History
+from snapwatch.investigate import Investigator
 from snapwatch.lifecycle import AlertPolicy
-from snapwatch.model import Diagnosis, Incident, Rule, TokenKind, Transition, TransitionKind
+from snapwatch.model import Diagnosis, Incident, Transition, TransitionKind
 from snapwatch.notify import Notifier, Target, targets_from_urls
 from snapwatch.outbox import Outbox
 from snapwatch.pipeline import Batch, SourcePipeline
-from snapwatch.probe import Prober
 from snapwatch.render import render
 from snapwatch.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.state import IncidentRecord, Store
@@ -105,12 +104,10 @@ class Daemon:
         self.events: asyncio.Queue[tuple[_Source, Chunk | Gap | Notice | Quiet]] = asyncio.Queue(maxsize=256)
         self.stop_requested = asyncio.Event()
         self.reload_requested = False
-        self.context = Context(config.token)
         self.telemetry = Telemetry(config)
         self._apply_alerting(config)
+        self.investigator = Investigator(config, self.environ, clock, self.policy)
         self._delivery: asyncio.Task[object] | None = None
-        self._probing: set[asyncio.Task[None]] = set()
-        self._verdicts: dict[str, str] = {}  # incident id → latest verdict, for log lines and the store
 
     # -- setup and reload -------------------------------------------------------------------------
 
@@ -127,9 +124,6 @@ class Daemon:
             targets.append(manager)
             self.reposter = Reposter(manager, alerts.timeout.total_seconds())
         self.notifier = Notifier(self.outbox, targets, timeout=alerts.timeout.total_seconds(), max_age=alerts.max_age)
-        probe = config.probe
-        self.prober = (Prober(probe.base_url, probe.timeout.total_seconds(), probe.min_interval)
-                       if probe.enabled else None)
 
     def _add_source(self, config: SourceConfig) -> None:
         checkpoints = self.store.checkpoints()
@@ -145,7 +139,7 @@ class Daemon:
                         else Detector(rules, path))
             history = History.restore(saved["history"]) if "history" in saved else History()
             pipeline = SourcePipeline(source.config, rules, label=path, detector=detector, history=history,
-                                      diagnoser=self._diagnose_opened)
+                                      diagnoser=self.investigator.diagnose_opened)
             found = source.files[path] = _File(pipeline)
         return found
 
@@ -187,11 +181,8 @@ class Daemon:
                 log.info("following %s", source_config.path)
         self.notifier.close()
         self._apply_alerting(new)
-        fresh, before = load_context(new.token, self.environ), self.context
-        same_token = (fresh.configured is not None and before.configured is not None
-                      and fresh.configured.fingerprint == before.configured.fingerprint)
-        # Recorded gaps stay evidence; a probe answer only while it is about the same token.
-        self.context = replace(fresh, probe=before.probe if same_token else None, log_gaps=before.log_gaps)
+        self.investigator.configure(new, self.policy)
+        self._seed_reposter()  # a new Alertmanager target still owes the open incidents their re-posts
         log.info("configuration reloaded from %s", self.config_path)
         self.sd.ready()
 
@@ -203,8 +194,8 @@ class Daemon:
                                 (signal.SIGHUP, self._request_reload)):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, handler)
-        self.context = load_context(self.config.token, self.environ)
-        self._verdicts.update({i.id: i.verdict for i in self.store.incidents(open_only=True) if i.verdict})
+        self.investigator.remember_verdicts({i.id: i.verdict for i in self.store.incidents(open_only=True)
+                                             if i.verdict})
         self._seed_reposter()
         for source_config in self.config.sources:
             self._add_source(source_config)
@@ -285,7 +276,7 @@ class Daemon:
                         event.reason)
             self.store.commit_batch(None, path=event.path, gaps=[event])
             self.telemetry.gap(event)
-            self.context = replace(self.context, log_gaps=(*self.context.log_gaps, gap_text(event)))
+            self.investigator.gap(event)
         else:
             log.info("%s: %s %s", event.path, event.kind.value, event.detail)
 
@@ -296,7 +287,7 @@ class Daemon:
             self._on_transition(f.pipeline, transition, batch.diagnoses.get(transition.incident.id), now)
         if len(f.pipeline.assembler.tokens) > f.tokens_known:  # the backend sends a token not seen before
             f.tokens_known = len(f.pipeline.assembler.tokens)
-            self._rediagnose(f.pipeline, exclude=batch.diagnoses.keys())  # those were just diagnosed
+            self.investigator.rediagnose(f.pipeline, exclude=batch.diagnoses.keys())  # those were just diagnosed
         f.owed.add(batch)
         if checkpoint is not None:
             f.checkpoint = checkpoint
@@ -312,98 +303,28 @@ class Daemon:
     def _incident_rows(self, batch: Batch) -> list[IncidentRecord]:
         latest: dict[str, Incident] = {t.incident.id: t.incident for t in batch.transitions}
         return [IncidentRecord(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
-                               i.resolved_at, self._verdicts.get(i.id)) for i in latest.values()]
-
-    def _diagnose_opened(self, pipeline: SourcePipeline, incident: Incident) -> Diagnosis:
-        """Diagnose an incident as it opens (the pipeline calls this before later records arrive)."""
-        self._refresh_token()
-        now = self.clock()
-        probe = self.context.probe
-        if probe is not None and now - probe.at > self.config.probe.min_interval:
-            self.context = replace(self.context, probe=None)  # an old answer is not evidence about now
-        return diagnose_incident(pipeline, incident, self.context, now)
+                               i.resolved_at, self.investigator.verdicts.get(i.id)) for i in latest.values()]
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnosis: Diagnosis | None,
                        now: datetime) -> None:
         incident = t.incident
-        if t.kind is TransitionKind.OPENED:
-            if diagnosis is None:  # opened by the clock (silence), not by a record
-                diagnosis = self._diagnose_opened(pipeline, incident)
-            self._verdicts[incident.id] = diagnosis.verdict
-            self._maybe_probe(pipeline, incident)
+        if t.kind is TransitionKind.OPENED and diagnosis is None:  # opened by the clock (silence), not a record
+            diagnosis = self.investigator.diagnose_opened(pipeline, incident)
         if t.kind is not TransitionKind.UPDATED:
-            verdict = self._verdicts.get(incident.id, "unknown")
+            verdict = self.investigator.verdicts.get(incident.id, "unknown")
             log.warning("incident %s: %s on %s since %s (%d failed: %s) verdict %s", t.kind.value,
                         incident.rule.value, incident.source, incident.opened_at.isoformat(), incident.responses,
                         ", ".join(f"{s}×{n}" for s, n in incident.by_status), verdict)
         self.policy.on_transition(t, diagnosis, now)
 
-    def _refresh_token(self) -> bool:
-        """Read the configured token again when its file changed: a new .env is itself evidence (drift).
-
-        Returns whether the configured token itself changed (by fingerprint).
-        """
-        ctx, cfg = self.context, self.config.token
-        path = cfg.env_file or cfg.file
-        if path is None:
-            return False
-        try:
-            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        except OSError:
-            mtime = None
-        known = ctx.configured.mtime if ctx.configured is not None else None
-        if mtime != known:
-            fresh = load_context(cfg, self.environ)
-            # Snap's answer about the previous token says nothing about a new one.
-            same = (fresh.configured is not None and ctx.configured is not None
-                    and fresh.configured.fingerprint == ctx.configured.fingerprint)
-            self.context = Context(cfg, fresh.configured, fresh.restart_pending, ctx.probe if same else None,
-                                   ctx.log_gaps)
-            return not same and (fresh.configured is not None or ctx.configured is not None)
-        return False
-
-    def _rediagnose(self, pipeline: SourcePipeline, incident_id: str | None = None,
-                    exclude: Collection[str] = ()) -> None:
-        """New evidence (a token change, a probe answer): diagnose the open auth incidents again.
-
-        The alert policy decides whether the new diagnosis differs enough to owe an update.
-        """
-        now = self.clock()
-        for current in pipeline.detector.open_incidents():
-            if current.rule is Rule.AUTH_FAILURES and incident_id in (None, current.id) and current.id not in exclude:
-                diagnosis = diagnose_incident(pipeline, current, self.context, now)
-                self._verdicts[current.id] = diagnosis.verdict
-                self.policy.on_diagnosis(current.id, diagnosis, now)
-
-    def _maybe_probe(self, pipeline: SourcePipeline, incident: Incident) -> None:
-        configured = self.context.configured
-        if self.prober is None or incident.rule is not Rule.AUTH_FAILURES or configured is None:
-            return
-        pixel = configured.pixel or (incident.first_failure.request.pixel if incident.first_failure
-                                     and incident.first_failure.request else None)
-        if not pixel:
-            return
-        task = asyncio.get_running_loop().create_task(self._probe(pipeline, incident, pixel))
-        self._probing.add(task)
-        task.add_done_callback(self._probing.discard)
-
-    async def _probe(self, pipeline: SourcePipeline, incident: Incident, pixel: str) -> None:
-        assert self.prober is not None and self.context.configured is not None
-        result = await self.prober.aprobe(self.context.configured.raw.reveal(), pixel, self.clock())
-        if result is None:
-            return
-        log.info("probe: Snap's validate endpoint says %s (%s)", result.outcome.value, result.detail)
-        self.context = replace(self.context, probe=result)
-        self._rediagnose(pipeline, incident.id)
-
     # -- timers -----------------------------------------------------------------------------------
 
     def _on_timer(self) -> None:
         now = self.clock()
-        if self._refresh_token():  # the .env got a new token while incidents may be open: new evidence
+        if self.investigator.refresh_token():  # a new token in the .env while incidents may be open
             for source in self.sources.values():
                 for f in source.files.values():
-                    self._rediagnose(f.pipeline)
+                    self.investigator.rediagnose(f.pipeline)
         for source in self.sources.values():
             for f in source.files.values():
                 transitions = f.pipeline.tick(now)
@@ -422,7 +343,7 @@ class Daemon:
         due_at = self.policy.next_due(now)
         if due_at is None or due_at > now:
             return  # nothing owed yet: no write transaction on an idle tick
-        token_fp, token_kind = self._token_identity()
+        token_fp, token_kind = self.investigator.token_identity()
         conn = self.store.conn
         conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
         try:
@@ -440,16 +361,9 @@ class Daemon:
         if self.reposter is None:
             return
         now = self.clock()
-        token_fp, token_kind = self._token_identity()
+        token_fp, token_kind = self.investigator.token_identity()
         for alert in self.policy.announced_open(now, token_fp, token_kind):
             self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
-
-    def _token_identity(self) -> tuple[str | None, TokenKind | None]:
-        configured = self.context.configured
-        if configured is not None:
-            report = configured.report()
-            return report.fingerprint, report.kind
-        return None, None
 
     def _report_status(self) -> None:
         views = [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(),
@@ -459,7 +373,7 @@ class Daemon:
         pending = self.outbox.counts().get("pending", 0)
         self.sd.status(f"following {len(views)} file(s); {incidents} open incident(s); {pending} alert(s) pending")
         if self.telemetry.metrics is not None:
-            self.telemetry.refresh(views, self._verdicts, self.outbox.target_counts())
+            self.telemetry.refresh(views, self.investigator.verdicts, self.outbox.target_counts())
 
     async def _shutdown(self) -> None:
         """Stop reading, keep what was processed (committed per batch), give the outbox one bounded try."""
@@ -475,8 +389,7 @@ class Daemon:
                 await asyncio.wait_for(self._delivery, 5.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.notifier.deliver_due(now), 5.0)
-        for task in self._probing:
-            task.cancel()
+        self.investigator.close()
         for source in self.sources.values():
             source.follower.close()
         self.notifier.close()

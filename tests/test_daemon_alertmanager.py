@@ -122,7 +122,7 @@ def test_two_hosts_one_group_reposted_while_open_ended_on_recovery(tmp_path: Pat
                     assert host in notes["summary"] and FP in notes["evidence"] and notes["remediation"]
                     assert stamp(alert, "endsAt") > stamp(alert, "updatedAt")  # open: Alertmanager keeps it until told
                 for d in daemons.values():
-                    assert list(d._verdicts.values()) == [VERDICT]
+                    assert list(d.investigator.verdicts.values()) == [VERDICT]
 
                 def one_group() -> bool:
                     found = groups()
