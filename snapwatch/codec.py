@@ -1,4 +1,4 @@
-"""JSON forms of model objects for the state store: requests, exchanges, incidents, diagnoses; fingerprints only.
+"""Stored forms for the state store: times; requests, exchanges, incidents, diagnoses as JSON (fingerprints only).
 
 A request's path carries no query string and its token is kept as a fingerprint, so none of these
 forms can hold a token. Every ``*_from`` reads back what its ``*_json`` wrote and raises KeyError,
@@ -7,8 +7,8 @@ TypeError or ValueError on anything else (callers turn that into a one-line answ
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
 
 from snapwatch.model import (
     Api,
@@ -29,12 +29,50 @@ from snapwatch.model import (
 BODY_MAX = 2000  # characters of a response body kept with a stored incident
 
 
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
-def _dt(value: str | None) -> datetime | None:
+# ---- time ---------------------------------------------------------------------------------------------
+@overload
+def iso(at: datetime, timespec: str = ...) -> str: ...
+@overload
+def iso(at: None, timespec: str = ...) -> None: ...
+@overload
+def iso(at: datetime | None, timespec: str = ...) -> str | None: ...
+def iso(at: datetime | None, timespec: str = "auto") -> str | None:
+    """``at.isoformat(timespec=timespec)`` (ISO 8601, with the offset when ``at`` has one); None stays None."""
+    return None if at is None else at.isoformat(timespec=timespec)
+
+
+@overload
+def dt(value: str) -> datetime: ...
+@overload
+def dt(value: None) -> None: ...
+@overload
+def dt(value: str | None) -> datetime | None: ...
+def dt(value: str | None) -> datetime | None:
+    """Reads ``iso`` back; None stays None. Raises ValueError on anything else."""
     return None if value is None else datetime.fromisoformat(value)
+
+
+def micros(delta: timedelta) -> int:
+    """A duration in whole microseconds (exact: a timedelta holds no finer part)."""
+    return delta // _US
+
+
+def micros_at(at: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime is taken as UTC."""
+    return ((at if at.tzinfo else at.replace(tzinfo=UTC)) - _EPOCH) // _US
+
+
+def at_micros(value: int, like: datetime) -> datetime:
+    """Reads ``micros_at`` back in ``like``'s zone (naive, as UTC, when ``like`` is naive)."""
+    at = _EPOCH + timedelta(microseconds=value)
+    return at.astimezone(like.tzinfo) if like.tzinfo else at.replace(tzinfo=None)
+
+
+# ---- requests, exchanges, incidents, diagnoses --------------------------------------------------------
 
 
 def request_json(req: Request) -> list[Any]:
@@ -72,11 +110,11 @@ def incident_json(inc: Incident) -> dict[str, Any]:
     first: dict[str, Any] | None = None
     if ex is not None:
         resp, req = ex.response, ex.request
-        first = {"source": ex.source, "at": _iso(resp.at), "event": resp.event, "status": resp.status,
+        first = {"source": ex.source, "at": iso(resp.at), "event": resp.event, "status": resp.status,
                  "body": resp.body[:BODY_MAX], "request": None if req is None else request_json(req)}
-    return {"id": inc.id, "rule": inc.rule.value, "source": inc.source, "opened_at": _iso(inc.opened_at),
-            "resolved_at": _iso(inc.resolved_at), "responses": inc.responses,
-            "by_status": [list(p) for p in inc.by_status], "last_at": _iso(inc.last_at), "first": first}
+    return {"id": inc.id, "rule": inc.rule.value, "source": inc.source, "opened_at": iso(inc.opened_at),
+            "resolved_at": iso(inc.resolved_at), "responses": inc.responses,
+            "by_status": [list(p) for p in inc.by_status], "last_at": iso(inc.last_at), "first": first}
 
 
 def incident_from(d: dict[str, Any]) -> Incident:
@@ -86,7 +124,7 @@ def incident_from(d: dict[str, Any]) -> Incident:
         first = Exchange(Response(datetime.fromisoformat(f["at"]), f["event"], f["status"], f["body"]), req,
                          f["source"])
     return Incident(id=d["id"], rule=Rule(d["rule"]), source=d["source"],
-                    opened_at=datetime.fromisoformat(d["opened_at"]), resolved_at=_dt(d["resolved_at"]),
+                    opened_at=datetime.fromisoformat(d["opened_at"]), resolved_at=dt(d["resolved_at"]),
                     responses=d["responses"], by_status=tuple((s, c) for s, c in d["by_status"]),
                     last_at=datetime.fromisoformat(d["last_at"]), first_failure=first)
 

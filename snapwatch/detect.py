@@ -8,17 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from snapwatch.codec import dt, exchange_from, exchange_json, iso, micros
 from snapwatch.config import RulesConfig
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import (
-    Api,
     Exchange,
     Incident,
-    Placement,
-    Request,
-    Response,
     Rule,
-    TokenKind,
     Transition,
     TransitionKind,
 )
@@ -341,22 +337,22 @@ class Detector:
         return {
             "version": SNAPSHOT_VERSION,
             "source": self.source,
-            "last_at": _iso(self._last_at),
+            "last_at": iso(self._last_at),
             "ok_run": self._ok_run,
             "serial": self._serial,
             "open_ids": {r.value: t.id for r, t in self._open.items()},
             "pending": {r.value: _tally_json(t) for r, t in self._pending.items()},
             "open": {r.value: _tally_json(t) for r, t in self._open.items()},
-            "invalid": [_exchange_json(e) for e in self._invalid],
+            "invalid": [exchange_json(e) for e in self._invalid],
             "error_window": {
-                "base": _iso(base),
+                "base": iso(base),
                 # [microseconds after base, responses, failures by status or null, first failure or null]
                 "buckets": [
                     [
-                        _micros(b.at - base),
+                        micros(b.at - base),
                         b.total,
                         None if b.fails is None else dict(b.fails),
-                        None if b.first is None else _exchange_json(b.first),
+                        None if b.first is None else exchange_json(b.first),
                     ]
                     for b in self._buckets
                     if base is not None
@@ -371,7 +367,7 @@ class Detector:
         try:
             if data.get("version") != SNAPSHOT_VERSION:
                 raise ValueError(f"unknown version {data.get('version')!r}")
-            det._last_at = _dt(data["last_at"])
+            det._last_at = dt(data["last_at"])
             det._ok_run = int(data["ok_run"])
             # a streak of a rule disabled since the snapshot is dropped; open incidents all stay
             det._pending = {Rule(r): _tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))}
@@ -380,16 +376,16 @@ class Detector:
             for rule, tally in det._open.items():
                 tally.id = str(data["open_ids"][rule.value])
             if det._inv_on:
-                det._invalid = deque(_exchange_from(e) for e in data["invalid"])
+                det._invalid = deque(exchange_from(e) for e in data["invalid"])
             window = data["error_window"]
             if det._er_on and window["buckets"]:
-                base = datetime.fromisoformat(window["base"])
+                base = dt(window["base"])
                 for micros, total, fails, first in window["buckets"]:
                     bucket = _Bucket(base + timedelta(microseconds=int(micros)))
                     bucket.total = int(total)
                     if fails is not None:
                         bucket.fails = {str(k): int(n) for k, n in fails.items()}
-                        bucket.first = _exchange_from(first)
+                        bucket.first = exchange_from(first)
                         for k, n in bucket.fails.items():
                             det._er_by_status[k] = det._er_by_status.get(k, 0) + n
                             det._er_failed += n
@@ -401,23 +397,11 @@ class Detector:
         return det
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _micros(delta: timedelta) -> int:
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _tally_json(t: _Tally) -> dict[str, Any]:
     return {
-        "opened_at": t.opened_at.isoformat(),
-        "first": None if t.first is None else _exchange_json(t.first),
-        "last_at": t.last_at.isoformat(),
+        "opened_at": iso(t.opened_at),
+        "first": None if t.first is None else exchange_json(t.first),
+        "last_at": iso(t.last_at),
         "count": t.count,
         "by_status": dict(t.by_status),
     }
@@ -426,33 +410,10 @@ def _tally_json(t: _Tally) -> dict[str, Any]:
 def _tally_from(d: dict[str, Any]) -> _Tally:
     first = d["first"]
     return _Tally(
-        datetime.fromisoformat(d["opened_at"]),
-        None if first is None else _exchange_from(first),
-        datetime.fromisoformat(d["last_at"]),
+        dt(d["opened_at"]),
+        None if first is None else exchange_from(first),
+        dt(d["last_at"]),
         int(d["count"]),
         {str(k): int(n) for k, n in d["by_status"].items()},
     )
 
-
-def _exchange_json(ex: Exchange) -> list[Any]:
-    """``[at, event, status, body, source, request]``; request ``[at, event, api, path, pixel, placement,
-    token_fp, token_kind]`` or null. Paths carry no query string, requests a fingerprint only."""
-    resp, q = ex.response, ex.request
-    req = None
-    if q is not None:
-        kind = None if q.token_kind is None else q.token_kind.value
-        req = [q.at.isoformat(), q.event, q.api.value, q.path, q.pixel, q.placement.value, q.token_fp, kind]
-    return [resp.at.isoformat(), resp.event, resp.status, resp.body, ex.source, req]
-
-
-def _exchange_from(d: list[Any]) -> Exchange:
-    at, event, status, body, source, q = d
-    request = None
-    if q is not None:
-        q_at, q_event, api, path, pixel, placement, fp, kind = q
-        request = Request(
-            datetime.fromisoformat(q_at), str(q_event), Api(api), str(path), pixel, Placement(placement),
-            fp, None if kind is None else TokenKind(kind),
-        )  # fmt: skip
-    response = Response(datetime.fromisoformat(at), str(event), None if status is None else int(status), str(body))
-    return Exchange(response, request, str(source))

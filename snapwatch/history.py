@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from snapwatch.model import Api, Exchange, Placement, Request, TokenKind
+from snapwatch.codec import dt, iso, request_from, request_json
+from snapwatch.model import Api, Exchange, Placement, Request
 
 SNAPSHOT_VERSION = 1
 DEFAULT_MAX_RUNS = 512
@@ -203,16 +204,16 @@ class History:
             "version": SNAPSHOT_VERSION,
             "unpaired": self.unpaired,
             "usage": [
-                [fp, px, _iso(c.first_seen), _iso(c.last_seen), c.accepted, c.rejected,
-                 _iso_opt(c.first_accepted), _iso_opt(c.last_accepted)]
+                [fp, px, iso(c.first_seen), iso(c.last_seen), c.accepted, c.rejected,
+                 iso(c.first_accepted), iso(c.last_accepted)]
                 for (fp, px), c in self._counts.items()
             ],
             "runs": [
                 [r.req.token_fp, r.req.pixel, r.req.api.value, r.req.path, r.req.placement.value,
-                 _iso(r.first_at), _iso(r.last_at), r.count]
+                 iso(r.first_at), iso(r.last_at), r.count]
                 for r in self._runs
             ],
-            "last_request": None if self._last_request is None else _request_json(self._last_request),
+            "last_request": None if self._last_request is None else request_json(self._last_request),
             "last_status": self.last_status,
         }
 
@@ -225,22 +226,22 @@ class History:
         try:
             h.unpaired = int(data.get("unpaired", 0))
             for fp, px, first, last, acc, rej, facc, lacc in data["usage"]:
-                c = _Counts(datetime.fromisoformat(first))
-                c.last_seen = datetime.fromisoformat(last)
+                c = _Counts(dt(first))
+                c.last_seen = dt(last)
                 c.accepted, c.rejected = int(acc), int(rej)
-                c.first_accepted = _dt_opt(facc)
-                c.last_accepted = _dt_opt(lacc)
+                c.first_accepted = dt(facc)
+                c.last_accepted = dt(lacc)
                 h._counts[(fp, px)] = c
             for fp, px, api, path, placement, first, last, count in data["runs"]:
-                start = datetime.fromisoformat(first)
+                start = dt(first)
                 req = Request(start, "", Api(api), path, px, Placement(placement), fp, None)
                 run = _Run(req, start)
-                run.last_at = datetime.fromisoformat(last)
+                run.last_at = dt(last)
                 run.count = int(count)
                 h._runs.append(run)
             last_req = data.get("last_request")
             if last_req is not None:
-                h._last_request = _request_from_json(last_req)
+                h._last_request = request_from(last_req)
             status = data.get("last_status")
             h.last_status = None if status is None else int(status)
         except (KeyError, TypeError, ValueError) as exc:
@@ -283,18 +284,6 @@ def _accepted_run(run: _Run) -> AcceptedRun:
     return AcceptedRun(Attrs.of(run.req), run.first_at, run.last_at, run.count)
 
 
-def _iso(at: datetime) -> str:
-    return at.isoformat()
-
-
-def _iso_opt(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
-
-
-def _dt_opt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
 def _min_opt(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else min(a, b)
 
@@ -302,13 +291,3 @@ def _min_opt(a: datetime | None, b: datetime | None) -> datetime | None:
 def _max_opt(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else max(a, b)
 
-
-def _request_json(req: Request) -> list[object]:
-    return [_iso(req.at), req.event, req.api.value, req.path, req.pixel, req.placement.value, req.token_fp,
-            None if req.token_kind is None else req.token_kind.value]
-
-
-def _request_from_json(value: list[Any]) -> Request:
-    at, event, api, path, pixel, placement, fp, kind = value
-    return Request(datetime.fromisoformat(at), event, Api(api), path, pixel, Placement(placement), fp,
-                   None if kind is None else TokenKind(kind))

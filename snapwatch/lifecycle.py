@@ -6,7 +6,7 @@ alert lives in three tables on the given SQLite connection (``alert_state``, ``a
 ``alert_meta``), so a new policy on the same database neither repeats an alert already handed out nor
 forgets one still owed. Time is a parameter: no clock is read here.
 
-Transactions follow the outbox's convention: every method commits at once, unless the connection is
+Transactions are ``state.joined_transaction``s: every method commits at once, unless the connection is
 already in a transaction, which it joins (the caller commits). So the daemon can hand out alerts and
 write them to the outbox atomically::
 
@@ -32,12 +32,10 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from snapwatch.codec import diagnosis_from, incident_from, incident_json
+from snapwatch.codec import at_micros, diagnosis_from, incident_from, incident_json, micros, micros_at
 from snapwatch.config import AlertsConfig
 from snapwatch.model import (
     Alert,
@@ -50,12 +48,11 @@ from snapwatch.model import (
     Transition,
     TransitionKind,
 )
+from snapwatch.state import joined_transaction
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _HOUR = 3_600_000_000  # microseconds
 _KEEP_CLOSED = 7 * 24 * _HOUR  # finished incidents are remembered this long, so a replayed transition is a no-op
 _RANK = {rule: i for i, rule in enumerate(Rule)}  # "most important rule" leads a group: the contract's order
@@ -93,7 +90,7 @@ class _Batch:
     """One ``due`` call's hand-outs and its view of the hourly cap."""
 
     def __init__(self, policy: AlertPolicy, now: datetime, token_fp: str | None, token_kind: TokenKind | None) -> None:
-        self.policy, self.now, self.n = policy, now, _micros_at(now)
+        self.policy, self.now, self.n = policy, now, micros_at(now)
         self.token_fp, self.token_kind = token_fp, token_kind
         self.cap = policy._cfg.max_per_hour
         self.used = policy._used()
@@ -131,27 +128,14 @@ class AlertPolicy:
         self._conn = conn
         self._cfg = alerts
         self._host = host
-        self._wait = _micros(alerts.group_wait)
-        self._repeat = max(1, _micros(alerts.repeat_every))
-        with self._tx():
+        self._wait = micros(alerts.group_wait)
+        self._repeat = max(1, micros(alerts.repeat_every))
+        with joined_transaction(self._conn):
             for statement in _SCHEMA:
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO alert_meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             for key in ("held", "held_seq"):
                 conn.execute("INSERT OR IGNORE INTO alert_meta VALUES (?, 0)", (key,))
-
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        if self._conn.in_transaction:
-            yield
-            return
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.rollback()
-            raise
-        self._conn.commit()
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -170,8 +154,8 @@ class AlertPolicy:
         keeps it from becoming the flood.
         """
         inc = t.incident
-        n = _micros_at(now)
-        with self._tx():
+        n = micros_at(now)
+        with joined_transaction(self._conn):
             row = self._row(inc.id)
             if row is None:
                 self._insert(inc, diagnosis, n, done=t.kind is TransitionKind.RESOLVED)
@@ -193,7 +177,7 @@ class AlertPolicy:
         alert will carry the newest diagnosis anyway). Unknown incidents are ignored.
         """
         del now  # the update is owed at once; kept for a uniform, time-explicit interface
-        with self._tx():
+        with joined_transaction(self._conn):
             row = self._row(incident_id)
             if row is None:
                 log.debug("diagnosis for unknown incident %s ignored", incident_id)
@@ -213,7 +197,7 @@ class AlertPolicy:
         self._conn.execute(
             "INSERT INTO alert_state (incident_id, rule, source, opened_us, state, grp, due_us, opened,"
             " resolved, closed_us, incident, diagnosis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (inc.id, inc.rule.value, inc.source, _micros_at(inc.opened_at), "resolved" if done else "open",
+            (inc.id, inc.rule.value, inc.source, micros_at(inc.opened_at), "resolved" if done else "open",
              grp, due, "swallowed" if done else "pending", "skipped" if done else "no", n if done else None,
              json.dumps(incident_json(inc)),
              None if diagnosis is None else json.dumps(diagnosis.to_json())))
@@ -268,8 +252,8 @@ class AlertPolicy:
         again at the same ``now`` returns nothing new. ``token_fp``/``token_kind`` describe the
         configured token and are copied into every alert.
         """
-        with self._tx():
-            self._conn.execute("DELETE FROM alert_sent WHERE at_us <= ?", (_micros_at(now) - _HOUR,))
+        with joined_transaction(self._conn):
+            self._conn.execute("DELETE FROM alert_sent WHERE at_us <= ?", (micros_at(now) - _HOUR,))
             b = _Batch(self, now, token_fp, token_kind)
             self._hand_opened(b)
             self._hand_resolved(b)
@@ -366,7 +350,7 @@ class AlertPolicy:
         only for the hourly cap (a RESOLVED alert, the HELD_BACK summary) is due when enough earlier
         hand-outs leave the sliding hour, or at ``now`` when there is room already.
         """
-        n = _micros_at(now)
+        n = micros_at(now)
         times: list[int] = []
         one = self._conn.execute
         for (at,) in (
@@ -387,7 +371,7 @@ class AlertPolicy:
             at = self._capacity_at(n, cap - reserved - 1)
             if at is not None:
                 times.append(at)
-        return None if not times else _at_micros(min(times), now)
+        return None if not times else at_micros(min(times), now)
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
@@ -428,20 +412,6 @@ class AlertPolicy:
 
 
 # -- time, keys and stored rows -----------------------------------------------------------------------
-
-
-def _micros(delta: timedelta) -> int:
-    return delta // _US
-
-
-def _micros_at(at: datetime) -> int:
-    """Microseconds since the epoch; a naive datetime is taken as UTC."""
-    return ((at if at.tzinfo else at.replace(tzinfo=UTC)) - _EPOCH) // _US
-
-
-def _at_micros(value: int, like: datetime) -> datetime:
-    at = _EPOCH + timedelta(microseconds=value)
-    return at.astimezone(like.tzinfo) if like.tzinfo else at.replace(tzinfo=None)
 
 
 def _material_key(d: Diagnosis | None) -> str:

@@ -109,7 +109,7 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """One logged CAPI answer. ``body`` is the raw body text; parse it lazily (records.body_fields)."""
+    """One logged CAPI answer. ``body`` is the raw body text; parse it lazily (body.body_fields)."""
 
     at: datetime
     event: str

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from snapwatch.render import Message
+from snapwatch.state import joined_transaction
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Outbox:
         self._conn = conn
         self._rng = rng or random.Random()  # noqa: S311  (jitter, not cryptography)
         self._base, self._max = base_delay, max_delay
-        with self._tx():
+        with joined_transaction(self._conn):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                 " alert_id TEXT NOT NULL, target TEXT NOT NULL, target_display TEXT NOT NULL,"
@@ -71,26 +71,13 @@ class Outbox:
             )
             conn.execute("CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, target, created_at, seq)")
 
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        if self._conn.in_transaction:
-            yield
-            return
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.rollback()
-            raise
-        self._conn.commit()
-
     def enqueue(self, message: Message, targets: Sequence[tuple[str, str]], now: datetime) -> int:
         """Owe ``message`` to each ``(key, display)`` target in one transaction; returns the rows added.
 
         Idempotent: an (alert id, target) pair already in the table is left as it is.
         """
         doc, at = message.to_json(), _ts(now)
-        with self._tx():
+        with joined_transaction(self._conn):
             before = self._conn.total_changes
             self._conn.executemany(
                 "INSERT OR IGNORE INTO outbox (alert_id, target, target_display, message, created_at,"
@@ -126,11 +113,11 @@ class Outbox:
         return rows
 
     def _fail(self, seq: int, error: str) -> None:
-        with self._tx():
+        with joined_transaction(self._conn):
             self._conn.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE seq = ?", (error, seq))
 
     def mark_delivered(self, row: OutboxRow, now: datetime) -> None:
-        with self._tx():
+        with joined_transaction(self._conn):
             self._conn.execute(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?,"
                 " last_error = NULL WHERE seq = ? AND state = 'pending'",
@@ -141,7 +128,7 @@ class Outbox:
         """Count a failed attempt and schedule the next: exponential backoff with jitter. Returns its time."""
         delay = min(self._max, self._base * (1 << min(row.attempts, 30)))
         next_at = now + delay * (0.5 + self._rng.random() / 2)  # jitter: 50-100 % of the delay
-        with self._tx():
+        with joined_transaction(self._conn):
             self._conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
                 " WHERE seq = ? AND state = 'pending'",
@@ -152,7 +139,7 @@ class Outbox:
     def expire(self, now: datetime, max_age: timedelta) -> int:
         """Mark pending rows created more than ``max_age`` before ``now`` failed, logging each; returns how many."""
         cutoff = _ts(now - max_age)
-        with self._tx():
+        with joined_transaction(self._conn):
             stale = self._conn.execute(
                 "SELECT seq, alert_id, target_display, attempts, last_error FROM outbox"
                 " WHERE state = 'pending' AND created_at <= ? ORDER BY created_at, seq",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from snapwatch.codec import iso
 from snapwatch.model import Alert, AlertKind, Diagnosis, Finding, Incident
 
 TITLE_MAX = 250
@@ -87,10 +88,6 @@ def duration(delta: timedelta) -> str:
     return " ".join(parts[:3]) or "0s"
 
 
-def _iso(at: datetime) -> str:
-    return at.isoformat(timespec="seconds")
-
-
 def _by_status(incident: Incident) -> str:
     return ", ".join(f"{status}: {count}" for status, count in incident.by_status) or "none"
 
@@ -132,14 +129,15 @@ def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
         f"Rule: {inc.rule.value}",
         f"Host: {alert.host}",
         f"Source: {inc.source or 'unknown'}",
-        f"Since: {_iso(inc.opened_at)}",
+        f"Since: {iso(inc.opened_at, 'seconds')}",
     ]
     if inc.resolved_at is not None:
-        lines.append(f"Resolved: {_iso(inc.resolved_at)} (lasted {duration(inc.resolved_at - inc.opened_at)})")
+        lasted = duration(inc.resolved_at - inc.opened_at)
+        lines.append(f"Resolved: {iso(inc.resolved_at, 'seconds')} (lasted {lasted})")
     else:
         lines.append(f"Open for: {duration(alert.created_at - inc.opened_at)}")
     lines.append(f"Failed responses: {inc.responses} ({_by_status(inc)})")
-    lines.append(f"Last record: {_iso(inc.last_at)}")
+    lines.append(f"Last record: {iso(inc.last_at, 'seconds')}")
     first = inc.first_failure
     if first is not None:
         where = ""
@@ -147,7 +145,7 @@ def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
             req = first.request
             where = f" on {req.api.value} {req.path or '(no URL logged)'}, token placement {req.placement.value}"
         status = first.status if first.status is not None else "no status"
-        lines.append(f"First failure: {_iso(first.at)}: {status}{where}")
+        lines.append(f"First failure: {iso(first.at, 'seconds')}: {status}{where}")
     return tuple(lines)
 
 
@@ -190,7 +188,7 @@ def _doc(alert: Alert) -> _Doc:
     sections: list[tuple[str, tuple[str, ...], bool]] = []
     if alert.kind is AlertKind.TEST:
         intro = (
-            f"This is a test message from snapwatch on {alert.host}, sent {_iso(alert.created_at)}. "
+            f"This is a test message from snapwatch on {alert.host}, sent {iso(alert.created_at, 'seconds')}. "
             "If you can read it, this notification target works. No incident caused it."
         )
     elif alert.kind is AlertKind.HELD_BACK:
@@ -217,7 +215,7 @@ def _doc(alert: Alert) -> _Doc:
         sections.extend(_diagnosis_sections(diag, full=alert.kind is not AlertKind.RESOLVED))
     if alert.kind is not AlertKind.TEST and (inc is not None or alert.token_fp is not None):
         sections.append(("Token", (_token_line(alert),), False))
-    sections.append(("Alert", (f"id {alert.id} ({alert.kind.value}, {_iso(alert.created_at)})",), False))
+    sections.append(("Alert", (f"id {alert.id} ({alert.kind.value}, {iso(alert.created_at, 'seconds')})",), False))
     return _Doc(intro=intro, sections=tuple(sections))
 
 

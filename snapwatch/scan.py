@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from snapwatch.codec import iso
 from snapwatch.config import Config, SourceConfig, TokenConfig
 from snapwatch.errors import SourceError
 from snapwatch.evidence import diagnose_incident, load_context, security_findings
@@ -143,11 +144,6 @@ class ScanReport:
             "security": [f.to_json() for f in self.security],
             "skipped": self.stats.to_json(),
         }
-
-
-def iso(at: datetime | None) -> str | None:
-    """ISO 8601 with an offset, or None."""
-    return None if at is None else at.isoformat()
 
 
 

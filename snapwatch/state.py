@@ -14,12 +14,13 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from snapwatch.codec import dt, iso
 from snapwatch.errors import SnapwatchError
 from snapwatch.follow import Checkpoint, Gap
 
@@ -91,12 +92,21 @@ class TokenHistory:
     rejected: int
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+@contextmanager
+def joined_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction on ``conn`` (opened with ``isolation_level=None``): BEGIN IMMEDIATE … COMMIT,
+    ROLLBACK on any exception; or, when ``conn`` is already in a transaction, that one, joined (its owner
+    commits or rolls back)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class Store:
@@ -154,16 +164,9 @@ class Store:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any exception)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction, or the one already open, joined (see ``joined_transaction``)."""
+        return joined_transaction(self.conn)
 
     # -- the one write path of the pipeline ----------------------------------------------------
 
@@ -196,7 +199,7 @@ class Store:
             if last_record_at is not None:
                 c.execute("UPDATE sources SET last_record_at=? WHERE path=? AND "
                           "(last_record_at IS NULL OR last_record_at < ?)",
-                          (_iso(last_record_at), source, _iso(last_record_at)))
+                          (iso(last_record_at), source, iso(last_record_at)))
             for status, count in (status_counts or {}).items():
                 if count:
                     c.execute("INSERT INTO counters (path, status, count) VALUES (?, ?, ?) "
@@ -207,19 +210,19 @@ class Store:
                           (source, json.dumps(detector_snapshot, sort_keys=True)))
             for inc in incident_changes:
                 c.execute("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          (inc.id, inc.rule, inc.source, inc.state, _iso(inc.opened_at),
-                           _iso(inc.resolved_at), inc.verdict, inc.json))
+                          (inc.id, inc.rule, inc.source, inc.state, iso(inc.opened_at),
+                           iso(inc.resolved_at), inc.verdict, inc.json))
             for t in token_updates:
                 c.execute(
                     "INSERT INTO token_history VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint, pixel) DO "
                     "UPDATE SET first_seen = min(first_seen, excluded.first_seen), "
                     "last_seen = max(last_seen, excluded.last_seen), accepted = accepted + excluded.accepted, "
                     "rejected = rejected + excluded.rejected",
-                    (t.fingerprint, t.pixel, _iso(t.first_seen), _iso(t.last_seen), t.accepted, t.rejected))
+                    (t.fingerprint, t.pixel, iso(t.first_seen), iso(t.last_seen), t.accepted, t.rejected))
             for g in gaps:
                 c.execute("INSERT INTO log_gaps (path, dev, inode, lost_bytes, since, until, reason) "
                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (g.path, g.dev, g.inode, g.lost_bytes, _iso(g.since), _iso(g.until), g.reason))
+                          (g.path, g.dev, g.inode, g.lost_bytes, iso(g.since), iso(g.until), g.reason))
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -251,20 +254,20 @@ class Store:
         """Incidents in the order they opened."""
         where = "WHERE state='open'" if open_only else ""
         rows = self.conn.execute(f"SELECT * FROM incidents {where} ORDER BY opened_at, id")  # noqa: S608
-        return [IncidentRecord(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), _dt(r[5]), r[6], r[7])
+        return [IncidentRecord(r[0], r[1], r[2], r[3], dt(r[4]), dt(r[5]), r[6], r[7])
                 for r in rows]
 
     def token_history(self, fingerprint: str | None = None) -> list[TokenHistory]:
         rows = self.conn.execute(
             "SELECT * FROM token_history WHERE ? IS NULL OR fingerprint = ? ORDER BY first_seen",
             (fingerprint, fingerprint))
-        return [TokenHistory(r[0], r[1], datetime.fromisoformat(r[2]), datetime.fromisoformat(r[3]), r[4], r[5])
+        return [TokenHistory(r[0], r[1], dt(r[2]), dt(r[3]), r[4], r[5])
                 for r in rows]
 
     def gaps(self) -> list[Gap]:
         rows = self.conn.execute("SELECT path, dev, inode, lost_bytes, since, until, reason FROM log_gaps "
                                  "ORDER BY id")
-        return [Gap(r[0], r[0], r[1] or 0, r[2] or 0, r[3], _dt(r[4]), _dt(r[5]), r[6]) for r in rows]
+        return [Gap(r[0], r[0], r[1] or 0, r[2] or 0, r[3], dt(r[4]), dt(r[5]), r[6]) for r in rows]
 
     def status(self) -> dict[str, object]:
         """What ``status --json`` prints (contract.md): sources, open incidents, outbox counts."""
@@ -276,7 +279,7 @@ class Store:
         ]
         incidents = [
             {"id": i.id, "rule": i.rule, "source": i.source, "state": i.state,
-             "opened_at": _iso(i.opened_at), "verdict": i.verdict}
+             "opened_at": iso(i.opened_at), "verdict": i.verdict}
             for i in self.incidents(open_only=True)
         ]
         outbox = {"pending": 0, "delivered": 0, "failed": 0}

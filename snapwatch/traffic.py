@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Iterable
 
 from snapwatch import knowledge
+from snapwatch.body import body_fields
 from snapwatch.case import BACKGROUND, DIRECT, PRESENT, Case, fps_in, iso
 from snapwatch.model import Api, Confidence, Rule
 from snapwatch.model import FindingCode as F
-from snapwatch.records import body_fields
 
 
 def incident_kinds(c: Case) -> None:

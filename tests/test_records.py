@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from snapwatch.body import body_fields
 from snapwatch.config import SourceConfig
 from snapwatch.errors import ConfigError
 from snapwatch.linebuf import LineSplitter
 from snapwatch.model import Exchange
-from snapwatch.records import Assembler, body_fields
+from snapwatch.records import Assembler
 
 DATA = Path(__file__).parent / "data" / "parse"
 CASES = sorted(p for p in DATA.iterdir() if not p.name.endswith(".expected.json"))
