@@ -128,6 +128,10 @@ def _status_text(data: dict[str, object]) -> str:
     outbox = data["outbox"]
     assert isinstance(outbox, dict)
     lines.append(f"outbox: {outbox['pending']} pending, {outbox['delivered']} delivered, {outbox['failed']} failed")
+    gaps = data.get("log_gaps") or []
+    assert isinstance(gaps, list)
+    lines.extend(f"log gap in {g['path']}: {g['lost_bytes'] if g['lost_bytes'] is not None else 'unknown'} bytes "
+                 f"lost ({g['reason']})" for g in gaps)
     return "\n".join(lines) + "\n"
 
 

@@ -288,4 +288,6 @@ class Store:
         if has_outbox:
             for state, count in self.conn.execute("SELECT state, count(*) FROM outbox GROUP BY state"):
                 outbox[state] = count
-        return {"sources": sources, "incidents": incidents, "outbox": outbox}
+        gaps = [{"path": g.path, "lost_bytes": g.lost_bytes, "since": iso(g.since), "until": iso(g.until),
+                 "reason": g.reason} for g in self.gaps()]
+        return {"sources": sources, "incidents": incidents, "outbox": outbox, "log_gaps": gaps}

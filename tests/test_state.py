@@ -46,6 +46,7 @@ def test_checkpoint_and_counters_accumulate_and_survive_reopen(tmp_path: Path) -
                      "responses": {"200": 3, "401": 6}, "requests": 9, "last_record_at": T0.isoformat()}],
         "incidents": [],
         "outbox": {"pending": 0, "delivered": 0, "failed": 0},
+        "log_gaps": [],
     }
 
 

@@ -131,6 +131,6 @@ def test_status_after_a_daemon_run_has_the_contract_shape_and_no_token(tmp_path:
 def test_status_of_a_fresh_state_is_empty_and_well_formed(tmp_path: Path) -> None:
     config = _config(tmp_path, tmp_path / "absent.log", tmp_path / ".env")
     assert status_json(config) == {"sources": [], "incidents": [], "outbox": {"pending": 0, "delivered": 0,
-                                                                              "failed": 0}}
+                                                                              "failed": 0}, "log_gaps": []}
     text = _status_text(config)
     assert "open incidents: none" in text and "outbox: 0 pending, 0 delivered, 0 failed" in text
