@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -155,13 +156,11 @@ class Prober:
         timeout: float,
         min_interval: timedelta,
         transport: httpx.BaseTransport | None = None,
-        async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = timeout
         self._min_interval = min_interval
         self._transport = transport
-        self._async_transport = async_transport
         self._lock = threading.Lock()
         self._in_flight = False
         self._last: datetime | None = None
@@ -198,21 +197,8 @@ class Prober:
             return self._answered(response, token, now, started)
 
     async def aprobe(self, token: str, pixel: str, now: datetime) -> ProbeResult | None:
-        """``probe`` for the asyncio daemon, with the same rate limit and in-flight guard."""
-        if not pixel.strip():
-            return ProbeResult(ProbeOutcome.FAILED, None, "no pixel id to probe", now, 0.0)
-        with self._slot(now) as free:
-            if not free:
-                return None
-            started = time.perf_counter()
-            try:
-                async with httpx.AsyncClient(transport=self._async_transport, timeout=self._timeout) as client:
-                    response = await client.post(
-                        self._url(pixel), params={"access_token": token}, json=validate_body(now)
-                    )
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                return self._failed(exc, token, now, started)
-            return self._answered(response, token, now, started)
+        """``probe`` for the asyncio daemon: the same call on a worker thread (a probe is rare; one code path)."""
+        return await asyncio.to_thread(self.probe, token, pixel, now)
 
     def _answered(self, response: httpx.Response, token: str, now: datetime, started: float) -> ProbeResult:
         elapsed = time.perf_counter() - started
