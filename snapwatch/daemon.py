@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from snapwatch.alertmanager import AlertmanagerTarget
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect import Detector
 from snapwatch.errors import SnapwatchError
@@ -120,6 +119,8 @@ class Daemon:
         targets: list[Target] = targets_from_urls(alerts.urls, self.console) if console_or_urls else []
         self.reposter: Reposter | None = None
         if alerts.alertmanager:
+            from snapwatch.alertmanager import AlertmanagerTarget  # noqa: PLC0415  (httpx only when used)
+
             manager = AlertmanagerTarget(alerts.alertmanager)
             targets.append(manager)
             self.reposter = Reposter(manager, alerts.timeout.total_seconds())

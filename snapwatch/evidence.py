@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from snapwatch.case import Evidence
 from snapwatch.config import TokenConfig
@@ -14,9 +15,11 @@ from snapwatch.errors import SourceError
 from snapwatch.follow import Gap
 from snapwatch.model import Diagnosis, Finding, FindingCode, Incident
 from snapwatch.pipeline import SourcePipeline
-from snapwatch.probe import ProbeResult
 from snapwatch.tokens import ConfiguredToken, load_configured, service_restart_pending
 from snapwatch.traffic import invalid_reasons
+
+if TYPE_CHECKING:  # the probe's HTTP client is loaded only where a probe is configured
+    from snapwatch.probe import ProbeResult
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from snapwatch.config import Config
 from snapwatch.evidence import Context, diagnose_incident, gap_text, load_context
@@ -14,7 +15,9 @@ from snapwatch.follow import Gap
 from snapwatch.lifecycle import AlertPolicy
 from snapwatch.model import Diagnosis, Incident, Rule, TokenKind
 from snapwatch.pipeline import SourcePipeline
-from snapwatch.probe import Prober
+
+if TYPE_CHECKING:
+    from snapwatch.probe import Prober
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,11 @@ class Investigator:
         """Take a (re)loaded config. Recorded gaps stay evidence; a probe answer only about the same token."""
         self.config, self.policy = config, policy
         probe = config.probe
-        self.prober = (Prober(probe.base_url, probe.timeout.total_seconds(), probe.min_interval)
-                       if probe.enabled else None)
+        self.prober: Prober | None = None
+        if probe.enabled:
+            from snapwatch.probe import Prober  # noqa: PLC0415  (httpx only where a probe is configured)
+
+            self.prober = Prober(probe.base_url, probe.timeout.total_seconds(), probe.min_interval)
         fresh, before = load_context(config.token, self.environ), self.context
         self.context = replace(fresh, probe=before.probe if self._same_token(fresh, before) else None,
                                log_gaps=before.log_gaps)

@@ -8,13 +8,18 @@ import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from snapwatch.alertmanager import AlertmanagerTarget, ResendSchedule
 from snapwatch.config import Config
 from snapwatch.follow import Checkpoint, Gap
-from snapwatch.metrics import Metrics, MetricsServer, start_server
 from snapwatch.model import Alert, AlertKind, Exchange, Incident, Rule
 from snapwatch.render import Message
+
+# Metrics and Alertmanager load prometheus_client and httpx: only when configured, to keep a plain
+# daemon small.
+if TYPE_CHECKING:
+    from snapwatch.alertmanager import AlertmanagerTarget
+    from snapwatch.metrics import Metrics, MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,8 @@ class Telemetry:
         self.server: MetricsServer | None = None
         self._seen_outcomes: dict[tuple[str, str], int] = {}
         if config.metrics.listen:
+            from snapwatch.metrics import Metrics, start_server  # noqa: PLC0415
+
             self.metrics = Metrics()
             self.server = start_server(self.metrics, config.metrics.listen)
             log.info("metrics on http://%s:%d/metrics", self.server.host, self.server.port)
@@ -88,6 +95,8 @@ class Reposter:
 
     def __init__(self, target: AlertmanagerTarget, timeout: float) -> None:
         self.target, self.timeout = target, timeout
+        from snapwatch.alertmanager import ResendSchedule  # noqa: PLC0415
+
         self.schedule = ResendSchedule()
         self.open_messages: dict[str, Message] = {}
         self.last_posted: dict[str, datetime] = {}
