@@ -20,6 +20,7 @@ from snapwatch.evidence import diagnose_incident, load_context, security_finding
 from snapwatch.linebuf import LineSplitter
 from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
 from snapwatch.pipeline import Batch, Diagnoser, SourcePipeline
+from snapwatch.render import duration
 
 CHUNK = 1 << 20
 # read_chunks' block size. Smaller than one would guess on purpose: every block is passed over
@@ -115,7 +116,7 @@ class ScanReport:
     by_status: Counter[str] = field(default_factory=Counter)
     requests_by_api: Counter[str] = field(default_factory=Counter)
     incidents: list[IncidentRecord] = field(default_factory=list)
-    tokens: list[dict[str, object]] = field(default_factory=list)  # TokenSeen.to_json() each
+    tokens_seen: dict[str, TokenSeen] = field(default_factory=dict)  # by fingerprint, across every log
     security: list[Finding] = field(default_factory=list)
     stats: ParseStats = field(default_factory=ParseStats)
 
@@ -139,7 +140,7 @@ class ScanReport:
             "responses": {"total": sum(self.by_status.values()), "by_status": dict(sorted(self.by_status.items()))},
             "requests": {"total": sum(self.requests_by_api.values()),
                          "by_api": dict(sorted(self.requests_by_api.items()))},
-            "tokens": self.tokens,
+            "tokens": [t.to_json() for t in sorted(self.tokens_seen.values(), key=lambda t: t.first_seen)],
             "incidents": incidents,
             "security": [f.to_json() for f in self.security],
             "skipped": self.stats.to_json(),
@@ -185,7 +186,7 @@ def _apply(batch: Batch, records: dict[str, IncidentRecord]) -> None:
 
 def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter) -> None:
     assembler = pipeline.assembler
-    by_token: dict[str, TokenSeen] = {}
+    by_token = report.tokens_seen
     for usage in pipeline.history.usages():
         fp = usage.token_fp
         if fp is None:
@@ -198,7 +199,6 @@ def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSp
         seen.last_seen = max(seen.last_seen, usage.last_seen)
         seen.accepted += usage.accepted
         seen.rejected += usage.rejected
-    report.tokens.extend(t.to_json() for t in sorted(by_token.values(), key=lambda t: t.first_seen))
     if assembler.tokens_in_log:
         report.security.extend(security_findings(pipeline))
     report.by_status.update(assembler.by_status)
@@ -264,7 +264,7 @@ def render_text(report: ScanReport) -> str:
     for record in report.incidents:
         inc = record.incident
         end = inc.resolved_at
-        span = f"resolved {end.isoformat()} after {end - inc.opened_at}" if end else "still open at the end"
+        span = f"resolved {end.isoformat()} after {duration(end - inc.opened_at)}" if end else "still open at the end"
         statuses = ", ".join(f"{s}×{n}" for s, n in inc.by_status)
         lines.append(f"  - {inc.rule.value} from {inc.opened_at.isoformat()}, {span}; "
                      f"{inc.responses} failed ({statuses})")
@@ -279,7 +279,12 @@ def render_text(report: ScanReport) -> str:
     lines.append(f"Tokens seen in requests: {len(tokens) or 'none'}")
     lines.extend(f"  - {t['fingerprint']} ({t['kind']}): {t['accepted']} accepted, {t['rejected']} rejected, "
                  f"{t['first_seen']} … {t['last_seen']}" for t in tokens)
-    lines.extend(f"Security: {f.title}" for f in report.security)
+    # One line per kind of problem, naming every log it was found in.
+    by_title: dict[str, list[str]] = {}
+    for finding in report.security:
+        by_title.setdefault(finding.title, []).extend(finding.evidence)
+    lines.extend(f"Security: {title}" + "".join(f"\n  - {line}" for line in evidence)
+                 for title, evidence in by_title.items())
     skipped = {k: v for k, v in report.stats.to_json().items() if v}
     if skipped:
         lines.append("Not taken at face value: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
