@@ -131,7 +131,7 @@ def test_text_summary_has_the_key_lines() -> None:
     assert "Requests: 38 (v3: 38)" in lines
     assert "Incidents: 2" in lines
     first, second = expected["incidents"]  # type: ignore[misc]
-    assert (f"  - auth-failures from {first['opened_at']}, resolved {first['resolved_at']} after 0:02:00; "
+    assert (f"  - auth-failures from {first['opened_at']}, resolved {first['resolved_at']} after 2m; "
             "6 failed (401×6)") in lines
     assert f"  - auth-failures from {second['opened_at']}, still open at the end; 7 failed (403×7)" in lines
     assert "    verdict: token-previously-accepted" in "\n".join(lines)
