@@ -47,9 +47,12 @@ _BAD_NAME_CHAR = re.compile(r"[^a-zA-Z0-9_]")
 _BODY_MAX = 200
 
 
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def _rfc3339(at: datetime) -> str:
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _utc(at).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _label_name(name: str) -> str:
@@ -62,10 +65,12 @@ def postable(message: Message, now: datetime, generator_url: str | None = None) 
     """The Alertmanager v2 ``postableAlert`` for ``message`` as of ``now``. Pure.
 
     Labels and annotations are the message's (empty values dropped: Alertmanager treats them as absent),
-    each value passed through the token redactor once more. Open incidents get no ``endsAt`` (Alertmanager
-    keeps them for ``resolve_timeout`` after each post); a resolved alert ends at ``now``; test and
-    held-back notices end ``ONE_OFF_TTL`` after ``now``. ``startsAt`` is left to Alertmanager, which keeps
-    the earliest it has seen for the same labels.
+    each value passed through the token redactor once more. ``startsAt`` is the incident's opened_at
+    (``message.starts_at``), so a late or repeated post still dates the alert from when it began. Open
+    incidents get no ``endsAt`` (Alertmanager keeps them for ``resolve_timeout`` after each post); a
+    resolved alert ends at the incident's resolved_at (``message.ends_at``; ``now`` when it has none, as
+    for a retired label set), never before its ``startsAt``. Test and held-back notices carry no
+    incident: ``startsAt`` is left to Alertmanager and they end ``ONE_OFF_TTL`` after ``now``.
     """
     labels = {_label_name(k): redact(v) for k, v in message.labels.items() if v}
     labels.setdefault("alertname", ALERTNAME)
@@ -73,8 +78,12 @@ def postable(message: Message, now: datetime, generator_url: str | None = None) 
         "labels": labels,
         "annotations": {_label_name(k): redact(v) for k, v in message.annotations.items() if v},
     }
+    if message.starts_at is not None:
+        alert["startsAt"] = _rfc3339(message.starts_at)
     if message.kind is AlertKind.RESOLVED:
-        alert["endsAt"] = _rfc3339(now)
+        ends = _utc(message.ends_at or now)
+        # Alertmanager rejects an alert that ends before it starts
+        alert["endsAt"] = _rfc3339(ends if message.starts_at is None else max(ends, _utc(message.starts_at)))
     elif message.kind not in _INCIDENT_KINDS:
         alert["endsAt"] = _rfc3339(now + ONE_OFF_TTL)
     if generator_url:

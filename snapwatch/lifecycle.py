@@ -74,7 +74,8 @@ _SCHEMA = (
     " update_owed INTEGER NOT NULL DEFAULT 0, update_seq INTEGER NOT NULL DEFAULT 0,"
     " sent_key TEXT,"  # the verdict and probe findings as last handed out
     " resolved TEXT NOT NULL DEFAULT 'no' CHECK (resolved IN ('no', 'owed', 'sent', 'skipped')),"
-    " closed_us INTEGER, incident TEXT NOT NULL, diagnosis TEXT)",
+    " closed_us INTEGER, incident TEXT NOT NULL, diagnosis TEXT,"
+    " flaps INTEGER NOT NULL DEFAULT 0)",  # an announced blip: the blips of its rule and source in the hour
     "CREATE INDEX IF NOT EXISTS alert_state_pending ON alert_state (opened, source, due_us)",
     "CREATE TABLE IF NOT EXISTS alert_sent (at_us INTEGER NOT NULL, alert_id TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alert_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -133,6 +134,9 @@ class AlertPolicy:
         with joined_transaction(self._conn):
             for statement in _SCHEMA:
                 conn.execute(statement)
+            if "flaps" not in {c[1] for c in conn.execute("PRAGMA table_info(alert_state)")}:
+                # a store written before blips were counted: the column is additive, old rows had none
+                conn.execute("ALTER TABLE alert_state ADD COLUMN flaps INTEGER NOT NULL DEFAULT 0")
             conn.execute("INSERT OR IGNORE INTO alert_meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             for key in ("held", "held_seq"):
                 conn.execute("INSERT OR IGNORE INTO alert_meta VALUES (?, 0)", (key,))
@@ -152,6 +156,8 @@ class AlertPolicy:
         could look. But the FLAP_BLIPS-th blip of one rule and source within an hour is announced (its
         OPENED, then its RESOLVED): flapping faster than ``group_wait`` is a fault, and the hourly cap
         keeps it from becoming the flood.
+        Such an OPENED alert carries ``flaps``: the blips of its rule and source that ended within the
+        hour (swallowed or announced), itself included, so the message can say the backend is flapping.
         """
         inc = t.incident
         n = micros_at(now)
@@ -209,19 +215,25 @@ class AlertPolicy:
             "UPDATE alert_state SET diagnosis = ?, update_owed = update_owed OR ? WHERE incident_id = ?",
             (json.dumps(diagnosis.to_json()), owed, row["incident_id"]))
 
-    def _flapping(self, row: sqlite3.Row, n: int) -> bool:
-        """This rule on this source already had FLAP_BLIPS - 1 swallowed blips within the last hour."""
+    def _blips(self, row: sqlite3.Row, n: int) -> int:
+        """The other blips of this rule on this source that ended within the last hour, swallowed or announced."""
         found = self._conn.execute(
-            "SELECT count(*) FROM alert_state WHERE opened = 'swallowed' AND source = ? AND rule = ?"
-            " AND closed_us >= ?", (row["source"], row["rule"], n - _HOUR)).fetchone()
-        return int(found[0]) >= FLAP_BLIPS - 1
+            "SELECT count(*) FROM alert_state WHERE source = ? AND rule = ? AND incident_id != ?"
+            " AND (opened = 'swallowed' OR flaps > 0) AND COALESCE(closed_us, ?) >= ?",
+            (row["source"], row["rule"], row["incident_id"], n, n - _HOUR)).fetchone()
+        return int(found[0])
 
     def _resolve(self, row: sqlite3.Row, n: int) -> None:
-        if row["opened"] == "pending" and n < row["due_us"] and not self._flapping(row, n):
+        blip = row["opened"] == "pending" and n < row["due_us"]
+        earlier = self._blips(row, n) if blip else 0
+        flaps = 0
+        if blip and earlier < FLAP_BLIPS - 1:
             opened, resolved = "swallowed", "skipped"
         elif row["opened"] == "pending":
-            # due but not yet handed out: the OPENED alert still goes, then (if announced) the RESOLVED one
+            # due but not yet handed out, or a blip of a flapping backend (announced with its count): the
+            # OPENED alert still goes, then (if announced) the RESOLVED one
             opened, resolved = "pending", "owed"
+            flaps = earlier + 1 if blip else 0
         else:
             opened = row["opened"]
             resolved = "owed" if row["announced"] and self._cfg.send_resolved else "skipped"
@@ -229,8 +241,8 @@ class AlertPolicy:
             resolved = "skipped"
         self._conn.execute(
             "UPDATE alert_state SET state = 'resolved', opened = ?, resolved = ?, update_owed = 0,"
-            " closed_us = CASE WHEN ? = 'skipped' THEN ? END WHERE incident_id = ?",
-            (opened, resolved, resolved, n, row["incident_id"]))
+            " closed_us = CASE WHEN ? = 'skipped' THEN ? END, flaps = ? WHERE incident_id = ?",
+            (opened, resolved, resolved, n, flaps, row["incident_id"]))
 
     def _row(self, incident_id: str) -> sqlite3.Row | None:
         cur = self._conn.execute("SELECT * FROM alert_state WHERE incident_id = ?", (incident_id,))
@@ -273,7 +285,9 @@ class AlertPolicy:
             members.sort(key=lambda r: (_RANK[Rule(r["rule"])], r["opened_us"], r["incident_id"]))
             admitted = b.room()
             if admitted:
-                b.make(AlertKind.OPENED, members[0], 0, related=tuple(_incident(r) for r in members[1:]))
+                flaps = max(r["flaps"] for r in members if r["rule"] == members[0]["rule"])
+                b.make(AlertKind.OPENED, members[0], 0, related=tuple(_incident(r) for r in members[1:]),
+                       flaps=flaps)
                 b.reserved += len(members) if self._cfg.send_resolved else 0
             for r in members:
                 self._conn.execute(

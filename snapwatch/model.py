@@ -272,3 +272,4 @@ class Alert:
     token_kind: TokenKind | None = None
     held_back: int = 0  # for HELD_BACK: how many messages the cap withheld
     related: tuple[Incident, ...] = ()  # other incidents that opened within group_wait of this one
+    flaps: int = 0  # for an OPENED blip announced as flapping: short incidents of its rule and source in the hour

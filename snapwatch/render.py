@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from snapwatch.codec import iso
+from snapwatch.codec import dt, iso
 from snapwatch.model import Alert, AlertKind, Diagnosis, Finding, Incident
 
 TITLE_MAX = 250
@@ -36,6 +36,8 @@ class Message:
     html: str  # simple HTML (email); every dynamic value escaped
     labels: dict[str, str] = field(default_factory=dict)  # for Alertmanager: identify the alert
     annotations: dict[str, str] = field(default_factory=dict)  # summary, evidence, remediation
+    starts_at: datetime | None = None  # the incident's opened_at (None for test and held-back notices)
+    ends_at: datetime | None = None  # the incident's resolved_at, when it is resolved
 
     def to_json(self) -> str:
         """A JSON document that ``from_json`` reads back into an equal Message."""
@@ -49,6 +51,8 @@ class Message:
                 "html": self.html,
                 "labels": self.labels,
                 "annotations": self.annotations,
+                "starts_at": iso(self.starts_at),
+                "ends_at": iso(self.ends_at),
             },
             ensure_ascii=False,
             sort_keys=True,
@@ -56,18 +60,23 @@ class Message:
 
     @classmethod
     def from_json(cls, doc: str) -> Message:
-        """Parse ``to_json`` output; raises ValueError (one line) on anything else."""
+        """Parse ``to_json`` output; raises ValueError (one line) on anything else.
+
+        Documents written before ``starts_at``/``ends_at`` existed read back with both None.
+        """
         try:
             data = json.loads(doc)
             strs = {k: data[k] for k in ("alert_id", "title", "markdown", "text", "html")}
             labels, annotations = data["labels"], data["annotations"]
             kind = AlertKind(data["kind"])
+            starts_at, ends_at = dt(data.get("starts_at")), dt(data.get("ends_at"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a stored message: {exc}") from exc
         for name, value in (*strs.items(), *labels.items(), *annotations.items()):
             if not isinstance(value, str) or not isinstance(name, str):
                 raise ValueError(f"not a stored message: {name} is not a string")
-        return cls(kind=kind, labels=dict(labels), annotations=dict(annotations), **strs)
+        return cls(kind=kind, labels=dict(labels), annotations=dict(annotations), starts_at=starts_at,
+                   ends_at=ends_at, **strs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +117,16 @@ def _title(alert: Alert) -> str:
     elif alert.kind is AlertKind.RESOLVED:
         lasted = duration((inc.resolved_at or alert.created_at) - inc.opened_at)
         core = f"{inc.rule.value} on {alert.host} after {lasted} ({inc.responses} failed responses)"
+    elif alert.flaps:
+        core = f"{inc.rule.value} on {alert.host} {_flapping(alert.flaps)}: {_verdict_phrase(diag)}"
     else:
         core = f"{inc.rule.value} on {alert.host} ({inc.responses} failed): {_verdict_phrase(diag)}"
     title = _one_line(f"[snapwatch] {word} {core}")
     return title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1] + "…"
+
+
+def _flapping(flaps: int) -> str:
+    return f"flapping ({flaps} short incidents of this rule in the last hour)"
 
 
 def _verdict_phrase(diag: Diagnosis | None) -> str:
@@ -131,6 +146,8 @@ def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
         f"Source: {inc.source or 'unknown'}",
         f"Since: {iso(inc.opened_at, 'seconds')}",
     ]
+    if alert.flaps:
+        lines.append(f"Flapping: {alert.flaps} short incidents of this rule and source in the last hour")
     if inc.resolved_at is not None:
         lasted = duration(inc.resolved_at - inc.opened_at)
         lines.append(f"Resolved: {iso(inc.resolved_at, 'seconds')} (lasted {lasted})")
@@ -209,6 +226,11 @@ def _doc(alert: Alert) -> _Doc:
                 f"{inc.responses} responses failed."
             ),
         }.get(alert.kind, f"The {inc.rule.value} incident on {alert.host}.")
+        if alert.flaps:
+            intro += (
+                f" The backend is {_flapping(alert.flaps)}, each over before an alert was due;"
+                " one short incident alone would not be reported."
+            )
     if inc is not None:
         sections.append(("What happened", _happened(alert, inc), False))
     if diag is not None:
@@ -270,6 +292,8 @@ def _labels(alert: Alert) -> dict[str, str]:
 
 def _annotations(alert: Alert, title: str, doc: _Doc) -> dict[str, str]:
     notes = {"summary": title, "description": doc.intro, "alert_id": alert.id}
+    if alert.flaps:
+        notes["flapping"] = f"{alert.flaps} short incidents of this rule and source in the last hour"
     for heading, lines, numbered in doc.sections:
         body = "\n".join(f"{i}. {line}" if numbered else line for i, line in enumerate(lines, 1))
         if heading == "Evidence":
@@ -292,4 +316,6 @@ def render(alert: Alert) -> Message:
         html=_html(doc),
         labels=_labels(alert),
         annotations=_annotations(alert, title, doc),
+        starts_at=alert.incident.opened_at if alert.incident is not None else None,
+        ends_at=alert.incident.resolved_at if alert.incident is not None else None,
     )

@@ -91,6 +91,26 @@ def test_postable_carries_group_labels_host_and_annotations() -> None:
     assert postable(_message("web-1", AlertKind.RESOLVED, later), later)["endsAt"] == "2025-03-01T12:03:00.000Z"
 
 
+def test_postable_dates_the_alert_from_the_incident_not_the_send_time() -> None:
+    sent = T0 + timedelta(hours=2)  # the outbox retried long after the incident
+    firing = postable(_message("web-1", AlertKind.REMINDER, T0 + timedelta(minutes=1)), sent)
+    assert firing["startsAt"] == "2025-03-01T12:00:00.000Z" and "endsAt" not in firing
+    ended = T0 + timedelta(minutes=3, seconds=7, milliseconds=250)
+    resolved = postable(_message("web-1", AlertKind.RESOLVED, ended), sent)
+    assert (resolved["startsAt"], resolved["endsAt"]) == ("2025-03-01T12:00:00.000Z", "2025-03-01T12:03:07.250Z")
+    # A retired label set has no end of its own: it ends when it is posted, still dated from the incident.
+    retired = retire(_message("web-1"), replace(_message("web-1"), labels={"alertname": "other"}))
+    assert retired is not None
+    assert postable(retired, sent)["endsAt"] == "2025-03-01T14:00:00.000Z"
+    assert postable(retired, sent)["startsAt"] == "2025-03-01T12:00:00.000Z"
+    # An end logged before the start (clock skew between sources) is clamped: Alertmanager would refuse it.
+    skewed = replace(_message("web-1", AlertKind.RESOLVED), ends_at=T0 - timedelta(seconds=2))
+    assert postable(skewed, sent)["endsAt"] == postable(skewed, sent)["startsAt"] == "2025-03-01T12:00:00.000Z"
+    # Test and held-back notices keep the one-off behaviour: no start given, an end ONE_OFF_TTL ahead.
+    notice = postable(render(Alert("t1", AlertKind.TEST, sent, "web-1")), sent)
+    assert "startsAt" not in notice and notice["endsAt"] == "2025-03-01T14:05:00.000Z"
+
+
 def test_postable_redacts_a_token_that_slipped_into_a_message() -> None:
     leaky = replace(
         _message("web-1"),
@@ -172,6 +192,8 @@ def test_two_hosts_make_one_group_and_resolving_ends_the_alert(
 
     alerts = _active(am.url)
     assert sorted(a["labels"]["host"] for a in alerts) == ["web-1", "web-2"]
+    # Dated from the incident's opened_at (long past), not from when the alert was posted.
+    assert [datetime.fromisoformat(a["startsAt"]) for a in alerts] == [T0, T0]
     for alert in alerts:
         assert {k: alert["labels"][k] for k in GROUP_LABELS} == {
             "alertname": "SnapCapiIncident",
@@ -196,7 +218,7 @@ def test_two_hosts_make_one_group_and_resolving_ends_the_alert(
 
     # A re-post of the open alert keeps it one alert; resolving one host ends only that host's alert.
     web1.send(_message("web-1", AlertKind.REMINDER, T0 + timedelta(minutes=1)), timeout=5)
-    assert len(_active(am.url)) == 2
+    assert [datetime.fromisoformat(a["startsAt"]) for a in _active(am.url)] == [T0, T0]
     web1.send(_message("web-1", AlertKind.RESOLVED, T0 + timedelta(minutes=2)), timeout=5)
     assert [a["labels"]["host"] for a in _active(am.url)] == ["web-2"]
     web2.send(_message("web-2", AlertKind.RESOLVED, T0 + timedelta(minutes=2)), timeout=5)

@@ -404,3 +404,21 @@ def test_flapping_faster_than_group_wait_is_announced(tmp_path: Path) -> None:
     out += p.due(start + 60 * S)
     assert [a.kind for a in out][:2] == [AlertKind.OPENED, AlertKind.RESOLVED]
     assert out[0].incident is not None and out[0].incident.opened_at == start + 20 * S  # the third blip
+    # Each announced blip says how many blips of its rule and source the hour saw, itself and the announced
+    # ones included; nothing else is marked as flapping.
+    assert kinds(out) == [AlertKind.OPENED, AlertKind.RESOLVED] * 2
+    assert [a.flaps for a in out] == [3, 0, 4, 0]
+
+
+def test_a_store_without_the_flaps_column_gains_it(tmp_path: Path) -> None:
+    """A state database from before blips were counted opens, keeps its rows, and counts from then on."""
+    p = policy(tmp_path / "s.db")
+    a = incident(Rule.AUTH_FAILURES, "app.log", T0)
+    p.on_transition(opened(a), None, T0)
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute("ALTER TABLE alert_state DROP COLUMN flaps")
+    conn.commit()
+    conn.close()
+    again = policy(tmp_path / "s.db")
+    [alert] = again.due(T0 + 10 * S)
+    assert alert.kind is AlertKind.OPENED and alert.incident == a and alert.flaps == 0

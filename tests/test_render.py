@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -210,3 +211,36 @@ def test_message_json_round_trip_and_bad_documents() -> None:
     for bad in ("", "[]", '{"alert_id": "x"}', msg.to_json().replace('"opened"', '"nonsense"')):
         with pytest.raises(ValueError, match="not a stored message"):
             Message.from_json(bad)
+
+
+def test_message_carries_the_incident_times_and_reads_older_documents() -> None:
+    ended = T0 + timedelta(minutes=12)
+    opened = render(make_alert())
+    assert (opened.starts_at, opened.ends_at) == (T0, None)
+    resolved = render(make_alert(AlertKind.RESOLVED, incident=make_incident(resolved=ended)))
+    assert (resolved.starts_at, resolved.ends_at) == (T0, ended)
+    assert Message.from_json(resolved.to_json()) == resolved
+    test = render(Alert(id="test-1", kind=AlertKind.TEST, created_at=T0, host="web-1"))
+    assert (test.starts_at, test.ends_at) == (None, None)
+    # Written before the times were kept: reads back without them rather than failing.
+    doc = json.loads(resolved.to_json())
+    del doc["starts_at"], doc["ends_at"]
+    older = Message.from_json(json.dumps(doc))
+    assert (older.starts_at, older.ends_at) == (None, None) and older.title == resolved.title
+    for bad in ("yesterday", 5):
+        with pytest.raises(ValueError, match="not a stored message"):
+            Message.from_json(json.dumps({**doc, "starts_at": bad}))
+
+
+def test_an_announced_blip_says_the_backend_is_flapping() -> None:
+    blip = make_incident(resolved=T0 + timedelta(seconds=6), responses=5)
+    msg = render(make_alert(incident=blip, flaps=4))
+    assert msg.title.startswith(
+        "[snapwatch] FIRING auth-failures on web-1 flapping (4 short incidents of this rule in the last hour): "
+    )
+    assert "The backend is flapping (4 short incidents of this rule in the last hour)" in msg.text
+    assert "Flapping: 4 short incidents of this rule and source in the last hour" in msg.text
+    assert "flapping (4 short incidents" in msg.markdown and "flapping (4 short incidents" in msg.html
+    assert msg.annotations["flapping"] == "4 short incidents of this rule and source in the last hour"
+    plain = render(make_alert(incident=blip))
+    assert "flapping" not in plain.text.lower() and "flapping" not in plain.annotations
