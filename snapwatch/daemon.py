@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect import Detector
@@ -38,6 +38,9 @@ from snapwatch.state import IncidentRecord, Store
 from snapwatch.telemetry import FileView, Reposter, Telemetry
 from snapwatch.watch import Follower, Quiet
 
+if TYPE_CHECKING:
+    from snapwatch.alertmanager import AlertmanagerTarget
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
@@ -55,6 +58,7 @@ class _Owed:
     counts: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     last_record_at: datetime | None = None
+    incidents: dict[str, Incident] = field(default_factory=dict)  # by id: the latest state of each one changed
 
     def add(self, batch: Batch) -> None:
         for status, n in batch.by_status.items():
@@ -62,6 +66,8 @@ class _Owed:
         self.requests += batch.requests
         if batch.last_record_at is not None:
             self.last_record_at = batch.last_record_at
+        for t in batch.transitions:
+            self.incidents[t.incident.id] = t.incident
 
 
 @dataclass(slots=True)
@@ -104,25 +110,32 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.reload_requested = False
         self.telemetry = Telemetry(config)
-        self._apply_alerting(config)
+        self._apply_alerting(config, *self._targets(config))
         self.investigator = Investigator(config, self.environ, clock, self.policy)
         self._delivery: asyncio.Task[object] | None = None
 
     # -- setup and reload -------------------------------------------------------------------------
 
-    def _apply_alerting(self, config: Config) -> None:
+    def _targets(self, config: Config) -> tuple[list[Target], AlertmanagerTarget | None]:
+        """The alert targets ``config`` names; raises NotifyError for a URL that cannot be used."""
         alerts = config.alerts
-        self.policy = AlertPolicy(self.store.conn, alerts, self.host)
-        self.outbox = Outbox(self.store.conn)
         # With only Alertmanager configured, the console is not a target: Alertmanager routes the alerts.
         console_or_urls = alerts.urls or not alerts.alertmanager
         targets: list[Target] = targets_from_urls(alerts.urls, self.console) if console_or_urls else []
-        self.reposter: Reposter | None = None
+        manager = None
         if alerts.alertmanager:
             from snapwatch.alertmanager import AlertmanagerTarget  # noqa: PLC0415  (httpx only when used)
 
             manager = AlertmanagerTarget(alerts.alertmanager)
             targets.append(manager)
+        return targets, manager
+
+    def _apply_alerting(self, config: Config, targets: list[Target], manager: AlertmanagerTarget | None) -> None:
+        alerts = config.alerts
+        self.policy = AlertPolicy(self.store.conn, alerts, self.host)
+        self.outbox = Outbox(self.store.conn)
+        self.reposter: Reposter | None = None
+        if manager is not None:
             self.reposter = Reposter(manager, alerts.timeout.total_seconds())
         self.notifier = Notifier(self.outbox, targets, timeout=alerts.timeout.total_seconds(), max_age=alerts.max_age)
 
@@ -151,6 +164,8 @@ class Daemon:
             if self.config_path is None:
                 raise SnapwatchError("no config file to reload (started without -c)")
             new = load_config(self.config_path, self.environ)
+            # Before anything changes: a target URL that cannot be used refuses the reload like a bad key.
+            targets, manager = self._targets(new)
         except SnapwatchError as exc:
             reason = str(exc).splitlines()[0]
             log.error("reload refused, still running on the previous config: %s", reason)
@@ -180,8 +195,13 @@ class Daemon:
                 self._add_source(source_config)
                 self._start(self.sources[source_config.path])
                 log.info("following %s", source_config.path)
-        self.notifier.close()
-        self._apply_alerting(new)
+        old_notifier = self.notifier
+        if self._delivery is not None and not self._delivery.done():
+            # its round still sends on its worker threads: close it once that round is over
+            self._delivery.add_done_callback(lambda _round: old_notifier.close())
+        else:
+            old_notifier.close()
+        self._apply_alerting(new, targets, manager)
         self.investigator.configure(new, self.policy)
         self._seed_reposter()  # a new Alertmanager target still owes the open incidents their re-posts
         log.info("configuration reloaded from %s", self.config_path)
@@ -299,10 +319,9 @@ class Daemon:
         snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
         self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
-                                detector_snapshot=snapshot, incident_changes=self._incident_rows(batch))
+                                detector_snapshot=snapshot, incident_changes=self._incident_rows(owed.incidents))
 
-    def _incident_rows(self, batch: Batch) -> list[IncidentRecord]:
-        latest: dict[str, Incident] = {t.incident.id: t.incident for t in batch.transitions}
+    def _incident_rows(self, latest: Mapping[str, Incident]) -> list[IncidentRecord]:
         return [IncidentRecord(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
                                i.resolved_at, self.investigator.verdicts.get(i.id)) for i in latest.values()]
 
