@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from typing import TextIO
 
 from snapwatch import __version__
 from snapwatch.config import Config, load_config
-from snapwatch.errors import EX_OK, EX_USAGE, SnapwatchError, UsageError
+from snapwatch.errors import EX_OK, EX_RUNTIME, EX_USAGE, SnapwatchError, UsageError
 
 DEFAULT_CONFIG = Path("/etc/snapwatch/config.yaml")
 
@@ -20,7 +21,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage mistakes as a UsageError instead of exiting on its own."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prefixes "snapwatch: " to every error line; a subcommand's name is kept ("scan: ...").
+        prog = self.prog.removeprefix("snapwatch").strip()
+        raise UsageError(f"{prog}: {message}" if prog else message)
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
@@ -94,6 +97,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`snapwatch scan --json … | head`): stop quietly, like any filter. Later
+        # writes, and the interpreter's final flush, go to /dev/null instead of raising again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return EX_RUNTIME
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else (EX_OK if exc.code is None else EX_USAGE)
 

@@ -150,7 +150,7 @@ def diagnose(args: argparse.Namespace, out: TextIO) -> int:
 
     config = resolve_config(args, required=False)
     try:
-        now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
+        now = datetime.fromisoformat(args.now) if args.now is not None else datetime.now(UTC)
     except ValueError:
         raise UsageError(f"--now {args.now!r} is not an ISO 8601 time") from None
     if now.tzinfo is None:

@@ -8,9 +8,20 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from snapwatch.errors import ConfigError
 
@@ -33,7 +44,10 @@ def parse_duration(value: object) -> timedelta:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):  # inf, nan, or more days than a timedelta holds
+        raise ValueError(f"{value!r} is not a duration snapwatch can use (too large, or not a number)") from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -76,6 +90,37 @@ class SourceConfig(_Strict):
     max_line_bytes: int = Field(default=1 << 20, ge=1024)
     fields: JsonlFields = JsonlFields()
     pattern: str | None = None
+
+    # Checked here so that check-config rejects what the parser would refuse at its first line.
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value != "local":
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _usable_pattern(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or info.data.get("format") != "regex":
+            return value
+        try:
+            groups = re.compile(value).groupindex
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        missing = {"ts", "status"} - set(groups)
+        if missing:
+            raise ValueError(f"needs the named groups {', '.join(sorted(missing))}")
+        return value
+
+    @model_validator(mode="after")
+    def _regex_has_pattern(self) -> SourceConfig:
+        if self.format == "regex" and not self.pattern:
+            raise ValueError("the regex format needs a pattern")
+        return self
 
 
 class TokenConfig(_Strict):
@@ -215,7 +260,10 @@ class _Builder:
     def _scalar(self, node: yaml.Node, loc: Loc) -> object:
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, loc, "expected a plain value here")
-        resolved: object = _LOADER.construct_object(node, deep=True)
+        try:
+            resolved: object = _LOADER.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:  # e.g. an implicit date like 2025-13-01
+            raise self.error(node, loc, f"cannot read this value: {exc}") from None
         if isinstance(resolved, str):
             try:
                 return _expand(resolved, self.environ)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from snapwatch.config import Config, SourceConfig
 from snapwatch.detect import Detector
+from snapwatch.errors import SourceError
 from snapwatch.evidence import diagnose_incident, gap_text, load_context
 from snapwatch.history import History
 from snapwatch.linebuf import LineSplitter
@@ -41,12 +42,15 @@ def _from_log(source: SourceConfig, path: str, config: Config) -> SourcePipeline
         size = os.path.getsize(path)
     except OSError:
         return pipeline
-    with open(path, "rb") as handle:
-        handle.seek(max(0, size - RECENT_BYTES))
-        if handle.tell():
-            handle.readline()  # start at a line boundary
-        while block := handle.read(1 << 20):
-            pipeline.feed(splitter.push(block))
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, size - RECENT_BYTES))
+            if handle.tell():
+                handle.readline()  # start at a line boundary
+            while block := handle.read(1 << 20):
+                pipeline.feed(splitter.push(block))
+    except OSError as exc:  # a directory, or no permission: one line, as scan says it
+        raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from None
     pipeline.feed(splitter.flush())
     pipeline.flush()
     return pipeline

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from snapwatch.config import SourceConfig
 from snapwatch.errors import ConfigError
 from snapwatch.lineformats import LineReader
+from snapwatch.logsetup import redact
 from snapwatch.model import Exchange, ParseStats, Request
 from snapwatch.rawtext import clean, original_offset
 from snapwatch.shapes import (
@@ -25,6 +26,8 @@ from snapwatch.shapes import (
 )
 
 MAX_BODY_CHARS = 65536  # the raw body kept for diagnosis is cut here
+# Every body kept (only non-2xx ones are) goes through ``redact`` first: a backend's error wrapper may quote
+# the request URL, token and all, and kept bodies reach evidence, alerts and the state file.
 MAX_QUEUED_REQUESTS = 1024  # unanswered requests kept per event name
 MAX_EVENT_NAMES = 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -232,7 +235,7 @@ class Assembler:
             else:
                 self.stats.unpaired_responses += 1
             status = int(status_b)
-            text = "" if 200 <= status < 300 else body.decode("utf-8")[:MAX_BODY_CHARS]
+            text = "" if 200 <= status < 300 else redact(body.decode("utf-8"))[:MAX_BODY_CHARS]
             out.append(new_exchange(at, event, status, text, request, source))
 
     def _header_rest(self, rest: bytes) -> tuple[str, str]:
@@ -365,7 +368,7 @@ class Assembler:
         self._open = None
         if o.closer is not None and not complete:
             self.stats.truncated_bodies += 1
-        body = "" if not o.keep_body or o.body is None else "\n".join(o.body)[:MAX_BODY_CHARS]
+        body = "" if not o.keep_body or o.body is None else redact("\n".join(o.body))[:MAX_BODY_CHARS]
         self._emit(o.at, o.event, o.status, body, out)
 
     def _make_room(self, event: str) -> deque[Request | PendingRequest]:
@@ -441,6 +444,6 @@ class Assembler:
                 self.requests_by_api[fields[0].value] = self.requests_by_api.get(fields[0].value, 0) + 1
             key = str(status).encode("ascii")
             self._by_status[key] = self._by_status.get(key, 0) + 1
-            body = "" if 200 <= status < 300 else reason[:MAX_BODY_CHARS]
+            body = "" if 200 <= status < 300 else redact(reason)[:MAX_BODY_CHARS]
             out.append(new_exchange(at, event, status, body, request, self.source))
 

@@ -207,12 +207,15 @@ def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSp
     for name in ParseStats.__dataclass_fields__:
         if name not in {"extra", "lines"}:
             setattr(report.stats, name, getattr(report.stats, name) + getattr(stats, name))
+    for name, n in stats.extra.items():  # e.g. a regex source's unmatched_lines
+        report.stats.extra[name] = report.stats.extra.get(name, 0) + n
     report.stats.long_lines += splitter.long_lines
 
 
 def scan_with_diagnosis(paths: Iterable[str | Path], config: Config, token_config: TokenConfig,
                         environ: Mapping[str, str], *, progress: bool = False) -> ScanReport:
     """``scan_files`` with each incident diagnosed when it opened, judged at log time (contract)."""
+    paths = list(paths)  # read twice below (sizes for the bar, then the scan): a one-shot iterable must not run dry
     ctx = load_context(token_config, environ, check_service=False)
 
     def diagnoser(pipeline: SourcePipeline, incident: Incident) -> Diagnosis:

@@ -34,6 +34,16 @@ def test_example_config_loads_and_matches_the_defaults() -> None:
         ("alerts: [1, 2\n", "cfg.yaml:2:1: (yaml): "),
         ("state_dir: /a\nstate_dir: /b\n", "cfg.yaml:2:1: state_dir: duplicate key"),
         ("- just\n- a list\n", "cfg.yaml:1:1: (top): expected a mapping"),
+        ("alerts:\n  timeout: 99999999999999d\n", "cfg.yaml:2:12: alerts.timeout: '99999999999999d' is not a "),
+        ("alerts:\n  timeout: .inf\n", "cfg.yaml:2:12: alerts.timeout: inf is not a duration snapwatch can use"),
+        ("state_dir: 2025-13-01\n", "cfg.yaml:1:12: state_dir: cannot read this value: month must be in 1..12"),
+        ("sources:\n  - path: /x\n    timezone: Mars/Olympus\n",
+         "cfg.yaml:3:15: sources[0].timezone: unknown time zone 'Mars/Olympus'"),
+        ("sources:\n  - path: /x\n    format: regex\n    pattern: '(?P<ts>'\n",
+         "cfg.yaml:4:14: sources[0].pattern: not a valid regular expression"),
+        ("sources:\n  - path: /x\n    format: regex\n    pattern: '(?P<ts>\\S+)'\n",
+         "cfg.yaml:4:14: sources[0].pattern: needs the named groups status"),
+        ("sources:\n  - path: /x\n    format: regex\n", "cfg.yaml:2:5: sources[0]: the regex format needs a pattern"),
     ],
 )
 def test_each_mistake_is_one_line_with_its_position(text: str, expected: str) -> None:

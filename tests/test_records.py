@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from snapwatch.body import body_fields
 from snapwatch.config import SourceConfig
@@ -15,6 +16,7 @@ from snapwatch.errors import ConfigError
 from snapwatch.linebuf import LineSplitter
 from snapwatch.model import Exchange
 from snapwatch.records import Assembler
+from tests.conftest import assert_no_secret
 
 DATA = Path(__file__).parent / "data" / "parse"
 CASES = sorted(p for p in DATA.iterdir() if not p.name.endswith(".expected.json"))
@@ -132,12 +134,15 @@ def test_local_timezone_gives_aware_times() -> None:
 
 
 def test_bad_configuration_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="time zone"):
-        Assembler(SourceConfig(path="x", timezone="Mars/Olympus"), "x")
-    with pytest.raises(ConfigError, match="named groups status"):
-        Assembler(SourceConfig(path="x", format="regex", pattern=r"(?P<ts>\S+)"), "x")
-    with pytest.raises(ConfigError, match="not a valid regular expression"):
-        Assembler(SourceConfig(path="x", format="regex", pattern=r"(?P<ts>"), "x")
+    # The config refuses these when it is loaded; a SourceConfig copied past validation still gets a ConfigError.
+    cases = [({"timezone": "Mars/Olympus"}, "time zone"),
+             ({"format": "regex", "pattern": r"(?P<ts>\S+)"}, "named groups status"),
+             ({"format": "regex", "pattern": r"(?P<ts>"}, "not a valid regular expression")]
+    for update, message in cases:
+        with pytest.raises(ValidationError, match=message):
+            SourceConfig(path="x", **update)
+        with pytest.raises(ConfigError, match=message):
+            Assembler(SourceConfig(path="x").model_copy(update=update), "x")
 
 
 def test_body_fields() -> None:
@@ -153,3 +158,24 @@ def test_body_fields() -> None:
     assert body_fields('{"status": ').is_json is False
     assert body_fields("[1, 2]") == body_fields("[]") and body_fields("[]").is_json
     assert body_fields("").text is None
+
+
+def test_kept_bodies_never_hold_the_token(canvas_token: str) -> None:
+    # A backend's error wrapper quoting the failed URL: the body reaches evidence, alerts and the state file.
+    p = "2025-06-01 12:00:00 - INFO - "
+    url = f"https://tr.snapchat.com/v3/px/events?access_token={canvas_token}"
+    slow_json = f'{{\n  "status": "UNKNOWN",\n  "access_token": "{canvas_token}",\n  "text": "401 for url: {url}"\n}}'
+    log = (f"{p}[OUT] OUTGOING REQUEST - A Event (v3)\n{p}URL: {url}\n{p}Payload:\n{{}}\n"
+           f"{p}[IN] INCOMING RESPONSE - A Event\n{p}Status Code: 401\n{p}Body: {{\n"
+           f'  "status": "UNKNOWN",\n  "text": "400 Client Error for url: {url}"\n}}\n'
+           f"{p}[IN] INCOMING RESPONSE - B Event\n{p}Status Code: 400\n{p}Body: {slow_json}\n{p}done\n")
+    asm = Assembler(SourceConfig(path="x", timezone="UTC"), "x")
+    got = asm.feed(log.encode()) + asm.flush()
+    assert [e.status for e in got] == [401, 400]
+    for e in got:
+        assert_no_secret(e.response.body, canvas_token)
+        assert "access_token" in e.response.body and "[redacted]" in e.response.body
+    assert json.loads(got[1].response.body)["access_token"] == "[redacted]"  # still JSON: reasons still read
+    jsonl = Assembler(SourceConfig(path="x", format="jsonl", timezone="UTC"), "x")
+    [line] = jsonl.feed(json.dumps({"ts": 1, "status": 401, "reason": f"denied: {url}"}).encode() + b"\n")
+    assert_no_secret(line.response.body, canvas_token)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from snapwatch.config import SourceConfig
 from snapwatch.linebuf import LineSplitter
+from snapwatch.logsetup import redact
 from snapwatch.model import Api, Exchange, Placement, TokenKind
 from snapwatch.records import Assembler
 from snapwatch.tokens import fingerprint, kind_of, normalize
@@ -183,7 +184,8 @@ class Reference:
             self.counts["responses_without_status"] += 1
         status = o["status"]
         keep = status is None or not 200 <= status < 300  # type: ignore[operator]
-        body = "\n".join(o["body"]) if keep and o["body"] is not None else ""  # type: ignore[arg-type]
+        # A kept body is redacted: a token the backend quoted in it must not travel on.
+        body = redact("\n".join(o["body"])) if keep and o["body"] is not None else ""  # type: ignore[arg-type]
         queue = self.queues.get(o["event"])  # type: ignore[arg-type]
         request = _ref_request(queue.popleft()) if queue else None
         if request is None:

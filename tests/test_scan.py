@@ -190,3 +190,31 @@ def test_genlog_streaks_give_one_incident_each(tmp_path: Path) -> None:
     assert opened == sorted(opened) and len(set(opened)) == len(opened)
     # every incident is diagnosed at log time: the same token kept getting 2xx between the streaks
     assert {i["diagnosis"]["verdict"] for i in incidents[1:]} == {"token-previously-accepted"}
+
+
+def test_scan_with_progress_reads_files_given_as_an_iterator(tmp_path: Path) -> None:
+    from snapwatch.config import Config
+    from snapwatch.scan import scan_with_diagnosis
+
+    log = tmp_path / "capi.log"
+    log.write_text("2025-12-03 23:35:17 - INFO - [IN] INCOMING RESPONSE - A Event\n"
+                   "2025-12-03 23:35:17 - INFO - Status Code: 200\n"
+                   '2025-12-03 23:35:17 - INFO - Body: {"status": "VALID"}\n')
+    config = Config()
+    report = scan_with_diagnosis(iter([log]), config, config.token, {}, progress=True)
+    assert report.files == [str(log)]
+    assert dict(report.by_status) == {"200": 1}
+
+
+def test_lines_a_regex_source_cannot_read_are_reported(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("garbage\n2025-12-03T10:00:00+00:00 401 https://tr.snapchat.com/v3/px/events\nmore garbage\n")
+    config = tmp_path / "config.yaml"
+    config.write_text("sources:\n  - path: x\n    format: regex\n"
+                      "    pattern: '^(?P<ts>\\S+) (?P<status>\\d{3}) (?P<url>\\S+)'\n")
+    data = scan_json("-c", str(config), str(log))
+    assert data["responses"] == {"total": 1, "by_status": {"401": 1}}
+    skipped = data["skipped"]
+    assert isinstance(skipped, dict) and skipped["unmatched_lines"] == 2
+    code, out, _ = run_cli("scan", "-c", str(config), str(log))
+    assert code == 0 and "unmatched_lines 2" in out
