@@ -78,6 +78,7 @@ class _File:
     owed: _Owed = field(default_factory=_Owed)
     checkpoint: Checkpoint | None = None
     tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
+    skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
 
 
 class _Source:
@@ -385,7 +386,21 @@ class Daemon:
         for alert in self.policy.announced_open(now, token_fp, token_kind):
             self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
 
+    def _say_skipped(self, path: str, f: _File) -> None:
+        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
+        for kind, total in f.pipeline.assembler.stats.to_json().items():
+            if kind == "unmatched_lines":
+                continue  # a regex source's other lines are expected; scan reports how many
+            new = total - f.skipped_said.get(kind, 0)
+            if new > 0:
+                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
+                            path, new, kind.replace("_", " "), total)
+                f.skipped_said[kind] = total
+
     def _report_status(self) -> None:
+        for source in self.sources.values():
+            for path, f in source.files.items():
+                self._say_skipped(path, f)
         views = [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(),
                           f.pipeline.detector.open_incidents())
                  for s in self.sources.values() for path, f in s.files.items()]

@@ -1,0 +1,46 @@
+"""What the daemon's parser cannot take at face value is said in the log as it happens, never skipped silently."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import make_canvas_token
+from peers import Backend
+
+from snapwatch.config import Config, SourceConfig
+from snapwatch.daemon import Daemon
+
+T0 = datetime(2025, 12, 6, 9, 0, 0, tzinfo=UTC)
+
+
+def test_invalid_bytes_and_a_response_without_status_are_logged(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    log = tmp_path / "capi.log"
+    backend = Backend(log, name="snapwatch.tests.skipped")
+    backend.calls(make_canvas_token(seed="s"), [200, 200], [T0, T0 + timedelta(seconds=1)])
+    backend.close()
+    with log.open("ab") as raw:  # a response block whose status line is missing, with a broken byte
+        raw.write(b"2025-12-06 09:00:02 - INFO - [IN] INCOMING RESPONSE - PURCHASE Event\n"
+                  b"2025-12-06 09:00:02 - INFO - Body: {\"status\": \"VALID\xff\"}\n"
+                  b"2025-12-06 09:00:02 - INFO - " + b"=" * 100 + b"\n")
+    config = Config(sources=[SourceConfig(path=str(log), start_at="beginning", timezone="UTC")],
+                    state_dir=tmp_path / "state")
+
+    async def main() -> None:
+        daemon = Daemon(config, None, environ={}, host="web-3", flush_after=0.1, console=io.StringIO())
+        task = asyncio.create_task(daemon.run())
+        await asyncio.sleep(1.5)
+        daemon.stop_requested.set()
+        assert await task == 0
+
+    with caplog.at_level(logging.WARNING, logger="snapwatch.daemon"):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if "not taken at face value" in r.getMessage()]
+    assert any("responses without status" in m for m in said), said
+    assert any("invalid utf8" in m for m in said), said
+    assert all(str(log) in m for m in said)
