@@ -53,7 +53,8 @@ def scan(args: argparse.Namespace, out: TextIO) -> int:
     if args.env_file:
         token_config = token_config.model_copy(update={"env_file": Path(args.env_file)})
     show_progress = not args.no_progress and sys.stderr.isatty()
-    report = scan_with_diagnosis(args.files, config, token_config, os.environ, progress=show_progress)
+    report = scan_with_diagnosis(args.files, config, token_config, os.environ, progress=show_progress,
+                                 strict_token=bool(args.env_file))  # a file named on the command line must be read
     if args.json:
         _dump(report.to_json(), out)
     else:

@@ -35,15 +35,18 @@ class Context:
     log_gaps: tuple[str, ...] = ()
 
 
-def load_context(token_config: TokenConfig, environ: Mapping[str, str], *, check_service: bool = True) -> Context:
+def load_context(token_config: TokenConfig, environ: Mapping[str, str], *, check_service: bool = True,
+                 strict: bool = False) -> Context:
     """Read the configured token (never printed) and ask systemd whether the backend still runs an older .env.
 
-    An unreadable token source is logged as one line and treated as "no configured token": the log's
-    own evidence still gets diagnosed.
+    An unreadable token source is logged as one line and treated as "no configured token", so the log's
+    own evidence still gets diagnosed; with ``strict`` (the user named the file) it raises SourceError.
     """
     try:
         configured = load_configured(token_config, environ)
     except SourceError as exc:
+        if strict:
+            raise
         log.warning("%s", exc)
         configured = None
     pending = None

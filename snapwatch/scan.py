@@ -213,10 +213,11 @@ def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSp
 
 
 def scan_with_diagnosis(paths: Iterable[str | Path], config: Config, token_config: TokenConfig,
-                        environ: Mapping[str, str], *, progress: bool = False) -> ScanReport:
+                        environ: Mapping[str, str], *, progress: bool = False,
+                        strict_token: bool = False) -> ScanReport:
     """``scan_files`` with each incident diagnosed when it opened, judged at log time (contract)."""
     paths = list(paths)  # read twice below (sizes for the bar, then the scan): a one-shot iterable must not run dry
-    ctx = load_context(token_config, environ, check_service=False)
+    ctx = load_context(token_config, environ, check_service=False, strict=strict_token)
 
     def diagnoser(pipeline: SourcePipeline, incident: Incident) -> Diagnosis:
         at = incident.last_at  # token age and expiry are judged at the records' time, not the wall clock

@@ -76,3 +76,11 @@ def test_an_empty_now_is_refused_not_taken_for_the_clock(monkeypatch: pytest.Mon
         code, out, err = run_cli("diagnose", "--now", value)
         assert code == EX_USAGE
         assert out == "" and err == f"snapwatch: --now {value!r} is not an ISO 8601 time\n"
+
+
+def test_scan_with_an_unreadable_env_file_says_so_in_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "capi.log"
+    log.write_bytes(b"")
+    code, out, err = run_cli("scan", "--env-file", str(tmp_path / "missing.env"), str(log))
+    assert code == 1 and out == ""
+    assert err.startswith("snapwatch: ") and "missing.env" in err and err.count("\n") == 1
