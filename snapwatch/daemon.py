@@ -28,6 +28,7 @@ from snapwatch.follow import Checkpoint, Chunk, Gap, Notice
 from snapwatch.history import History
 from snapwatch.investigate import Investigator
 from snapwatch.lifecycle import AlertPolicy
+from snapwatch.linebuf import CutCounts, LineSplitter
 from snapwatch.model import Diagnosis, Incident, Transition, TransitionKind
 from snapwatch.notify import Notifier, Target, targets_from_urls
 from snapwatch.outbox import Outbox
@@ -84,9 +85,12 @@ class _File:
 class _Source:
     """One configured source: its follower and a pipeline per file it follows."""
 
-    def __init__(self, config: SourceConfig, follower: Follower) -> None:
+    def __init__(self, config: SourceConfig, checkpoints: Mapping[str, Checkpoint]) -> None:
         self.config = config
-        self.follower = follower
+        self.cuts = CutCounts()  # over-long lines cut by the splitters of every file of this source
+        self.cuts_said = 0
+        self.follower = Follower(config, checkpoints,
+                                 splitter_factory=lambda: LineSplitter(config.max_line_bytes, self.cuts))
         self.files: dict[str, _File] = {}
         self.task: asyncio.Task[None] | None = None
 
@@ -141,9 +145,7 @@ class Daemon:
         self.notifier = Notifier(self.outbox, targets, timeout=alerts.timeout.total_seconds(), max_age=alerts.max_age)
 
     def _add_source(self, config: SourceConfig) -> None:
-        checkpoints = self.store.checkpoints()
-        follower = Follower(config, checkpoints)
-        self.sources[config.path] = _Source(config, follower)
+        self.sources[config.path] = _Source(config, self.store.checkpoints())
 
     def _pipeline(self, source: _Source, path: str) -> _File:
         found = source.files.get(path)
@@ -401,6 +403,11 @@ class Daemon:
         for source in self.sources.values():
             for path, f in source.files.items():
                 self._say_skipped(path, f)
+            if source.cuts.long_lines > source.cuts_said:
+                log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
+                            source.config.path, source.cuts.long_lines - source.cuts_said,
+                            source.config.max_line_bytes, source.cuts.long_lines)
+                source.cuts_said = source.cuts.long_lines
         views = [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(),
                           f.pipeline.detector.open_incidents())
                  for s in self.sources.values() for path, f in s.files.items()]

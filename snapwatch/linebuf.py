@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class CutCounts:
+    """Over-long lines cut, and the bytes dropped with them; may be shared by the splitters of one source
+    (a follower opens a splitter per file, and the daemon reports the source's total)."""
+
+    long_lines: int = 0
+    discarded_bytes: int = 0
+
 
 class LineSplitter:
     """Splits a byte stream into complete lines without ever holding more than ``max_line_bytes``.
@@ -12,16 +23,23 @@ class LineSplitter:
     arrives (counted in ``discarded_bytes``, never buffered). ``long_lines`` counts such lines.
     """
 
-    __slots__ = ("_discarding", "_tail", "discarded_bytes", "long_lines", "max_line_bytes")
+    __slots__ = ("_discarding", "_tail", "counts", "max_line_bytes")
 
-    def __init__(self, max_line_bytes: int) -> None:
+    def __init__(self, max_line_bytes: int, counts: CutCounts | None = None) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be at least 1")
         self.max_line_bytes = max_line_bytes
-        self.long_lines = 0
-        self.discarded_bytes = 0
+        self.counts = CutCounts() if counts is None else counts
         self._tail = b""
         self._discarding = False  # inside the rest of a line that was already cut
+
+    @property
+    def long_lines(self) -> int:
+        return self.counts.long_lines
+
+    @property
+    def discarded_bytes(self) -> int:
+        return self.counts.discarded_bytes
 
     @property
     def pending(self) -> int:
@@ -33,9 +51,9 @@ class LineSplitter:
         if self._discarding:
             nl = data.find(b"\n")
             if nl < 0:
-                self.discarded_bytes += len(data)
+                self.counts.discarded_bytes += len(data)
                 return b""
-            self.discarded_bytes += nl
+            self.counts.discarded_bytes += nl
             self._discarding = False
             data = data[nl + 1 :]
         last = data.rfind(b"\n")
@@ -53,8 +71,8 @@ class LineSplitter:
             complete = self._cut_long_lines(complete)
         if len(tail) > limit:
             # The line is already too long and not finished: emit the cut piece now, drop the rest.
-            self.long_lines += 1
-            self.discarded_bytes += len(tail) - limit
+            self.counts.long_lines += 1
+            self.counts.discarded_bytes += len(tail) - limit
             complete += tail[:limit] + b"\n"
             tail = b""
             self._discarding = True
@@ -86,8 +104,8 @@ class LineSplitter:
             if line_end - line_start > limit:
                 pieces.append(buf[done : line_start + limit])
                 pieces.append(b"\n")
-                self.long_lines += 1
-                self.discarded_bytes += line_end - line_start - limit
+                self.counts.long_lines += 1
+                self.counts.discarded_bytes += line_end - line_start - limit
                 done = line_end + 1
             start = line_end + 1
         if not pieces:

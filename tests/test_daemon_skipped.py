@@ -44,3 +44,26 @@ def test_invalid_bytes_and_a_response_without_status_are_logged(tmp_path: Path,
     assert any("responses without status" in m for m in said), said
     assert any("invalid utf8" in m for m in said), said
     assert all(str(log) in m for m in said)
+
+
+def test_an_over_long_line_is_cut_and_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = tmp_path / "capi.log"
+    backend = Backend(log, name="snapwatch.tests.longline")
+    backend.calls(make_canvas_token(seed="l"), [200], [T0])
+    backend.close()
+    with log.open("ab") as raw:
+        raw.write(b"2025-12-06 09:00:01 - INFO - " + b"x" * 5000 + b"\n")
+    config = Config(sources=[SourceConfig(path=str(log), start_at="beginning", timezone="UTC", max_line_bytes=1024)],
+                    state_dir=tmp_path / "state")
+
+    async def main() -> None:
+        daemon = Daemon(config, None, environ={}, host="web-3", flush_after=0.1, console=io.StringIO())
+        task = asyncio.create_task(daemon.run())
+        await asyncio.sleep(1.5)
+        daemon.stop_requested.set()
+        assert await task == 0
+
+    with caplog.at_level(logging.WARNING, logger="snapwatch.daemon"):
+        asyncio.run(main())
+    said = [r.getMessage() for r in caplog.records if "over max_line_bytes" in r.getMessage()]
+    assert said == [f"{log}: 1 more line(s) over max_line_bytes (1024) cut (1 in all since start)"]
