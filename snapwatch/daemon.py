@@ -116,7 +116,8 @@ class Daemon:
         self.reload_requested = False
         self.telemetry = Telemetry(config)
         self._apply_alerting(config, *self._targets(config))
-        self.investigator = Investigator(config, self.environ, clock, self.policy)
+        self.investigator = Investigator(config, self.environ, clock, self.policy,
+                                         on_new_evidence=self._rediagnose_all)
         self._delivery: asyncio.Task[object] | None = None
 
     # -- setup and reload -------------------------------------------------------------------------
@@ -345,9 +346,7 @@ class Daemon:
     def _on_timer(self) -> None:
         now = self.clock()
         if self.investigator.refresh_token():  # a new token in the .env while incidents may be open
-            for source in self.sources.values():
-                for f in source.files.values():
-                    self.investigator.rediagnose(f.pipeline)
+            self._rediagnose_all()
         for source in self.sources.values():
             for f in source.files.values():
                 transitions = f.pipeline.tick(now)
@@ -361,6 +360,11 @@ class Daemon:
                                      for i in f.pipeline.detector.open_incidents()})
             self.reposter.tick(now)
         self._report_status()
+
+    def _rediagnose_all(self) -> None:
+        for source in self.sources.values():
+            for f in source.files.values():
+                self.investigator.rediagnose(f.pipeline)
 
     def _hand_out_alerts(self, now: datetime) -> None:
         due_at = self.policy.next_due(now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -15,6 +15,7 @@ from snapwatch.follow import Gap
 from snapwatch.lifecycle import AlertPolicy
 from snapwatch.model import Diagnosis, Incident, Rule, TokenKind
 from snapwatch.pipeline import SourcePipeline
+from snapwatch.tokens import service_restart_pending
 
 if TYPE_CHECKING:
     from snapwatch.probe import Prober
@@ -31,11 +32,14 @@ class Investigator:
     """
 
     def __init__(self, config: Config, environ: Mapping[str, str], clock: Callable[[], datetime],
-                 policy: AlertPolicy) -> None:
+                 policy: AlertPolicy, on_new_evidence: Callable[[], None] = lambda: None) -> None:
+        """``on_new_evidence`` is called when evidence found in the background (systemd's answer about
+        the backend's restart) changed: the caller then has its open incidents diagnosed again."""
         self.environ, self.clock = environ, clock
+        self.on_new_evidence = on_new_evidence
         self.verdicts: dict[str, str] = {}  # incident id → latest verdict, for log lines and the store
         self.context = Context(config.token)
-        self._probing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self.configure(config, policy)
 
     def configure(self, config: Config, policy: AlertPolicy) -> None:
@@ -99,11 +103,28 @@ class Investigator:
         known = ctx.configured.mtime if ctx.configured is not None else None
         if mtime == known:
             return False
-        fresh = load_context(cfg, self.environ)
+        # systemctl may take a moment: ask it on a worker thread, never on the loop (the watchdog pings there).
+        fresh = load_context(cfg, self.environ, check_service=False)
         same = self._same_token(fresh, ctx)
         # Snap's answer about the previous token says nothing about a new one.
         self.context = replace(fresh, probe=ctx.probe if same else None, log_gaps=ctx.log_gaps)
+        if cfg.service and fresh.configured is not None and fresh.configured.mtime is not None:
+            self._spawn(self._check_restart(cfg.service, fresh.configured.mtime))
         return not same and (fresh.configured is not None or ctx.configured is not None)
+
+    async def _check_restart(self, unit: str, env_mtime: datetime) -> None:
+        pending = await asyncio.to_thread(service_restart_pending, unit, env_mtime)
+        configured = self.context.configured
+        if configured is None or configured.mtime != env_mtime:
+            return  # the .env changed again meanwhile: a newer check is on its way
+        if pending != self.context.restart_pending:
+            self.context = replace(self.context, restart_pending=pending)
+            self.on_new_evidence()
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def rediagnose(self, pipeline: SourcePipeline, incident_id: str | None = None,
                    exclude: Collection[str] = ()) -> None:
@@ -123,9 +144,7 @@ class Investigator:
         pixel = configured.pixel or (first.request.pixel if first is not None and first.request else None)
         if not pixel:
             return
-        task = asyncio.get_running_loop().create_task(self._probe(pipeline, incident, pixel))
-        self._probing.add(task)
-        task.add_done_callback(self._probing.discard)
+        self._spawn(self._probe(pipeline, incident, pixel))
 
     async def _probe(self, pipeline: SourcePipeline, incident: Incident, pixel: str) -> None:
         configured, prober = self.context.configured, self.prober
@@ -139,5 +158,5 @@ class Investigator:
         self.rediagnose(pipeline, incident.id)
 
     def close(self) -> None:
-        for task in self._probing:
+        for task in self._background:
             task.cancel()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from conftest import assert_no_secret, make_canvas_token
 from peers import Backend, Hook
 
@@ -62,3 +65,45 @@ def test_a_new_token_in_the_env_file_turns_the_verdict_into_drift(tmp_path: Path
     assert "token-drift" in update.split("\n")[0]
     assert fingerprint(NEW) in update and fingerprint(OLD) in update
     assert_no_secret(json.dumps(bodies) + console.getvalue(), OLD, NEW)
+
+
+def test_systemd_is_asked_off_the_loop_and_its_answer_strengthens_the_verdict(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow systemctl (2 s here) must not hold the loop: the update arrives first, the answer later."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    started = int(time.time()) - 3600  # the backend's unit started an hour ago, before the new .env
+    script = bindir / "systemctl"
+    script.write_text(f'#!/bin/sh\nsleep 2\nprintf "%s\\n" "@{started}"\n', encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+
+    async def main() -> tuple[float, bool | None, str]:
+        hook, backend = Hook(), Backend(tmp_path / "capi.log", name="snapwatch.tests.rediagnose2")
+        env_file = tmp_path / ".env"
+        env_file.write_text(f"SNAP_ACCESS_TOKEN={OLD}\n", encoding="utf-8")
+        config = _config(tmp_path, hook, env_file)
+        config = config.model_copy(update={"token": config.token.model_copy(update={"service": "shop.service"})})
+        daemon = Daemon(config, None, environ={}, host="web-1", flush_after=0.2, console=io.StringIO())
+        task = asyncio.create_task(daemon.run())
+        try:
+            backend.calls(OLD, [200] * 5 + [401] * 6, [T0 + timedelta(seconds=i) for i in range(11)])
+            await asyncio.to_thread(hook.wait_for, 1, 10.0)
+            env_file.write_text(f"SNAP_ACCESS_TOKEN={NEW}\n", encoding="utf-8")
+            written = time.monotonic()
+            await asyncio.to_thread(hook.wait_for, 2, 10.0)
+            update_after = time.monotonic() - written
+            deadline = time.monotonic() + 10
+            while daemon.investigator.context.restart_pending is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            verdict = next(iter(daemon.investigator.verdicts.values()))
+            return update_after, daemon.investigator.context.restart_pending, verdict
+        finally:
+            daemon.stop_requested.set()
+            assert await task == 0
+            backend.close()
+            hook.stop()
+
+    update_after, pending, verdict = asyncio.run(main())
+    assert update_after < 1.8  # the 2 s systemctl did not hold the loop
+    assert pending is True and verdict == "token-drift"
