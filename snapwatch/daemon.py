@@ -148,6 +148,12 @@ class Daemon:
     def _add_source(self, config: SourceConfig) -> None:
         self.sources[config.path] = _Source(config, self.store.checkpoints())
 
+    def _drop_source(self, path: str) -> None:
+        source = self.sources.pop(path)
+        if source.task is not None:
+            source.task.cancel()
+        source.follower.close()
+
     def _pipeline(self, source: _Source, path: str) -> _File:
         found = source.files.get(path)
         if found is None:
@@ -177,23 +183,16 @@ class Daemon:
             return
         old_paths, new_paths = set(self.sources), {s.path for s in new.sources}
         for path in old_paths - new_paths:
-            source = self.sources.pop(path)
-            if source.task is not None:
-                source.task.cancel()
-            source.follower.close()
+            self._drop_source(path)
             log.info("stopped following %s", path)
         if new.rules != self.config.rules:
             for source in self.sources.values():
                 for path, f in source.files.items():
                     f.pipeline.detector = Detector.restore(new.rules, path, f.pipeline.detector.snapshot())
-        changed = {s.path for s in new.sources if s.path in self.sources and s.model_dump() !=
-                   self.sources[s.path].config.model_dump()}
+        changed = {s.path for s in new.sources if s.path in self.sources and s != self.sources[s.path].config}
         self.config = new
         for path in changed:  # the format or zone changed: follow it anew from its checkpoint
-            old = self.sources.pop(path)
-            if old.task is not None:
-                old.task.cancel()
-            old.follower.close()
+            self._drop_source(path)
         for source_config in new.sources:
             if source_config.path not in self.sources:
                 self._add_source(source_config)

@@ -49,19 +49,16 @@ class SourcePipeline:
 
     def feed(self, lines: bytes) -> Batch:
         """Feed complete lines; returns what they completed."""
-        assembler = self.assembler
-        requests_before, counts_before = assembler.requests, assembler.by_status
-        batch = self._consume(assembler.feed(lines))
-        batch.requests = assembler.requests - requests_before
-        if batch.exchanges:
-            batch.by_status = _status_delta(counts_before, assembler.by_status)
-        return batch
+        return self._batch(lambda: self.assembler.feed(lines))
 
     def flush(self, *, end_of_input: bool = True) -> Batch:
         """Emit records held for completion (end of input, or the follower's quiet timeout)."""
+        return self._batch(lambda: self.assembler.flush(end_of_input=end_of_input))
+
+    def _batch(self, emit: Callable[[], list[Exchange]]) -> Batch:
         assembler = self.assembler
         requests_before, counts_before = assembler.requests, assembler.by_status
-        batch = self._consume(assembler.flush(end_of_input=end_of_input))
+        batch = self._consume(emit())
         batch.requests = assembler.requests - requests_before
         if batch.exchanges:
             batch.by_status = _status_delta(counts_before, assembler.by_status)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import socket
@@ -19,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from snapwatch.config import Config
+from snapwatch.daemon import Daemon
 from snapwatch.synthetic import Call, backend_logger, log_call
 
 HOOK_SECRET = "k3x9wq7m2z8v5t4r1p6n0b3c5d"  # a Mattermost-style webhook key: must never be shown
@@ -213,3 +217,16 @@ def snap_server() -> Iterator[FakeSnap]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def run_daemon_for(config: Config, seconds: float, host: str = "web-test") -> None:
+    """Run the real daemon in-process on what is on disk for ``seconds``, then stop it; it must exit 0."""
+
+    async def main() -> None:
+        daemon = Daemon(config, None, environ={}, host=host, flush_after=0.1, console=io.StringIO())
+        task = asyncio.create_task(daemon.run())
+        await asyncio.sleep(seconds)
+        daemon.stop_requested.set()
+        assert await task == 0
+
+    asyncio.run(main())

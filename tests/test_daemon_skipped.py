@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import make_canvas_token
-from peers import Backend
+from peers import Backend, run_daemon_for
 
 from snapwatch.config import Config, SourceConfig
-from snapwatch.daemon import Daemon
 
 T0 = datetime(2025, 12, 6, 9, 0, 0, tzinfo=UTC)
 
@@ -31,15 +28,8 @@ def test_invalid_bytes_and_a_response_without_status_are_logged(tmp_path: Path,
     config = Config(sources=[SourceConfig(path=str(log), start_at="beginning", timezone="UTC")],
                     state_dir=tmp_path / "state")
 
-    async def main() -> None:
-        daemon = Daemon(config, None, environ={}, host="web-3", flush_after=0.1, console=io.StringIO())
-        task = asyncio.create_task(daemon.run())
-        await asyncio.sleep(1.5)
-        daemon.stop_requested.set()
-        assert await task == 0
-
     with caplog.at_level(logging.WARNING, logger="snapwatch.daemon"):
-        asyncio.run(main())
+        run_daemon_for(config, 1.5)
     said = [r.getMessage() for r in caplog.records if "not taken at face value" in r.getMessage()]
     assert any("responses without status" in m for m in said), said
     assert any("invalid utf8" in m for m in said), said
@@ -56,14 +46,7 @@ def test_an_over_long_line_is_cut_and_said(tmp_path: Path, caplog: pytest.LogCap
     config = Config(sources=[SourceConfig(path=str(log), start_at="beginning", timezone="UTC", max_line_bytes=1024)],
                     state_dir=tmp_path / "state")
 
-    async def main() -> None:
-        daemon = Daemon(config, None, environ={}, host="web-3", flush_after=0.1, console=io.StringIO())
-        task = asyncio.create_task(daemon.run())
-        await asyncio.sleep(1.5)
-        daemon.stop_requested.set()
-        assert await task == 0
-
     with caplog.at_level(logging.WARNING, logger="snapwatch.daemon"):
-        asyncio.run(main())
+        run_daemon_for(config, 1.5)
     said = [r.getMessage() for r in caplog.records if "over max_line_bytes" in r.getMessage()]
     assert said == [f"{log}: 1 more line(s) over max_line_bytes (1024) cut (1 in all since start)"]

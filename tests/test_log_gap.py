@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import make_canvas_token
-from peers import Backend
+from peers import Backend, run_daemon_for
 from test_scan import run_cli
 
 from snapwatch.config import Config, SourceConfig
-from snapwatch.daemon import Daemon
 from snapwatch.state import Store
 
 TOKEN = make_canvas_token(seed="gap")
 T0 = datetime(2025, 12, 6, 9, 0, 0, tzinfo=UTC)
-
-
-def _follow_once(config: Config) -> None:
-    """Run the daemon until it has caught up with what is on disk, then stop it cleanly."""
-
-    async def main() -> None:
-        daemon = Daemon(config, None, environ={}, host="web-2", flush_after=0.1, console=io.StringIO())
-        task = asyncio.create_task(daemon.run())
-        await asyncio.sleep(1.0)
-        daemon.stop_requested.set()
-        assert await task == 0
-
-    asyncio.run(main())
 
 
 def test_a_backup_deleted_while_down_is_reported_once_as_a_gap(tmp_path: Path) -> None:
@@ -40,7 +24,7 @@ def test_a_backup_deleted_while_down_is_reported_once_as_a_gap(tmp_path: Path) -
                     state_dir=tmp_path / "state")
     backend = Backend(log, name="snapwatch.tests.gap")
     backend.calls(TOKEN, [200] * 4, [T0 + timedelta(seconds=i) for i in range(4)])
-    _follow_once(config)
+    run_daemon_for(config, 1.0)
 
     # While snapwatch is down: more lines, a rotation, and the rotated file deleted before anyone read it.
     backend.calls(TOKEN, [401] * 3, [T0 + timedelta(seconds=10 + i) for i in range(3)])
@@ -51,8 +35,8 @@ def test_a_backup_deleted_while_down_is_reported_once_as_a_gap(tmp_path: Path) -
     backend = Backend(log, name="snapwatch.tests.gap")
     backend.calls(TOKEN, [200] * 2, [T0 + timedelta(seconds=20 + i) for i in range(2)])
     backend.close()
-    _follow_once(config)
-    _follow_once(config)  # a second start must not report the same gap again
+    run_daemon_for(config, 1.0)
+    run_daemon_for(config, 1.0)  # a second start must not report the same gap again
 
     with Store.open(config.state_dir) as store:
         gaps = store.gaps()
