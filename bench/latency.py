@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from snapwatch.config import AlertsConfig, Config, ErrorRateRule, RulesConfig, SourceConfig, StreakRule
-from snapwatch.daemon import Daemon
+from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
 
 TARGET_P50, TARGET_P99 = 0.100, 0.250

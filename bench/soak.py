@@ -13,7 +13,7 @@ daemon, makes the bench exit 1), the daemon's peak RSS (VmHWM, the highest over 
 CPU seconds (utime + stime from /proc/PID/stat, summed over instances, each read just before the
 instance is killed), the catch-up time, the CPU used while the file was quiet, and the latency.
 
-Latency is measured without touching the daemon: a third process runs ``snapwatch.watch.Follower``
+Latency is measured without touching the daemon: a third process runs ``snapwatch.tail.watch.Follower``
 (the daemon's follower, with the daemon's flush and recheck settings) on the same file, and for each
 response line it yields computes "now - written at". The writer puts ``time.time_ns()`` into the
 event name just before it logs the call, so the figure is write → complete line out of the
@@ -48,9 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from snapwatch.config import SourceConfig  # noqa: E402
-from snapwatch.follow import Chunk  # noqa: E402
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call  # noqa: E402
-from snapwatch.watch import Follower  # noqa: E402
+from snapwatch.tail.follow import Chunk  # noqa: E402
+from snapwatch.tail.watch import Follower  # noqa: E402
 
 STATUSES = (200, 401, 429, 500, 400)
 WEIGHTS = (6, 1, 1, 1, 1)

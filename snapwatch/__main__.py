@@ -2,6 +2,6 @@
 
 import sys
 
-from snapwatch.cli import main
+from snapwatch.cli.main import main
 
 sys.exit(main())

@@ -7,10 +7,13 @@ TypeError or ValueError on anything else (callers turn that into a one-line answ
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
 from snapwatch.model import (
+    AlertKind,
     Api,
     Confidence,
     Diagnosis,
@@ -136,3 +139,61 @@ def diagnosis_from(d: dict[str, Any]) -> Diagnosis:
                 title=f["title"], evidence=tuple(f["evidence"]), remediation=tuple(f["remediation"]))
         for f in d["findings"])
     return Diagnosis(findings=findings, ruled_out=tuple(d["ruled_out"]))
+
+
+TITLE_MAX = 250
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A rendered alert, ready for any target. Holds fingerprints only, never a token or a target URL."""
+
+    alert_id: str
+    kind: AlertKind
+    title: str  # one line, at most TITLE_MAX characters
+    markdown: str  # chat targets (Slack, Mattermost, webhooks)
+    text: str  # plain text (email, console)
+    html: str  # simple HTML (email); every dynamic value escaped
+    labels: dict[str, str] = field(default_factory=dict)  # for Alertmanager: identify the alert
+    annotations: dict[str, str] = field(default_factory=dict)  # summary, evidence, remediation
+    starts_at: datetime | None = None  # the incident's opened_at (None for test and held-back notices)
+    ends_at: datetime | None = None  # the incident's resolved_at, when it is resolved
+
+    def to_json(self) -> str:
+        """A JSON document that ``from_json`` reads back into an equal Message."""
+        return json.dumps(
+            {
+                "alert_id": self.alert_id,
+                "kind": self.kind.value,
+                "title": self.title,
+                "markdown": self.markdown,
+                "text": self.text,
+                "html": self.html,
+                "labels": self.labels,
+                "annotations": self.annotations,
+                "starts_at": iso(self.starts_at),
+                "ends_at": iso(self.ends_at),
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, doc: str) -> Message:
+        """Parse ``to_json`` output; raises ValueError (one line) on anything else.
+
+        Documents written before ``starts_at``/``ends_at`` existed read back with both None.
+        """
+        try:
+            data = json.loads(doc)
+            strs = {k: data[k] for k in ("alert_id", "title", "markdown", "text", "html")}
+            labels, annotations = data["labels"], data["annotations"]
+            kind = AlertKind(data["kind"])
+            starts_at, ends_at = dt(data.get("starts_at")), dt(data.get("ends_at"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a stored message: {exc}") from exc
+        for name, value in (*strs.items(), *labels.items(), *annotations.items()):
+            if not isinstance(value, str) or not isinstance(name, str):
+                raise ValueError(f"not a stored message: {name} is not a string")
+        return cls(kind=kind, labels=dict(labels), annotations=dict(annotations), starts_at=starts_at,
+                   ends_at=ends_at, **strs)

@@ -273,3 +273,62 @@ class Alert:
     held_back: int = 0  # for HELD_BACK: how many messages the cap withheld
     related: tuple[Incident, ...] = ()  # other incidents that opened within group_wait of this one
     flaps: int = 0  # for an OPENED blip announced as flapping: short incidents of its rule and source in the hour
+
+
+# -- hand-offs between the I/O stages (follower, store, probe) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where reading of ``path`` resumes: just after the last complete line handed out.
+
+    ``(dev, inode)`` names the file holding that position: the file at ``path``, or a rotated backup
+    while it is read. ``fingerprint`` (see ``rotation.fingerprint()``) tells that file from a truncated,
+    regrown or replaced one with the same inode, and finds it among compressed backups.
+    ``mtime_ns`` is the file's modification time when it was read. ``inode == 0`` means "the file
+    was read completely and is gone: read whatever appears at ``path`` from its beginning".
+    """
+
+    path: str
+    dev: int
+    inode: int
+    offset: int
+    fingerprint: str
+    mtime_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Lines lost before they could be read (the ``log-gap`` finding).
+
+    ``lost_bytes`` is None when unknown; otherwise a lower bound. ``since``/``until`` bound the time
+    the lost lines were written, from file modification times, when known.
+    """
+
+    source: str
+    path: str
+    dev: int
+    inode: int
+    lost_bytes: int | None
+    since: datetime | None
+    until: datetime | None
+    reason: str
+
+
+class ProbeOutcome(StrEnum):
+    """What Snap's answer says about the token (``failed``: nothing, there was no usable answer)."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe: outcome, HTTP status (None without an answer), a token-free detail, when, how long."""
+
+    outcome: ProbeOutcome
+    status: int | None
+    detail: str
+    at: datetime
+    elapsed: float

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -44,6 +45,19 @@ def assert_no_secret(text: str | bytes, *secrets: str) -> None:
             piece = secret[i : i + 11]
             if len(piece) == 11:
                 assert piece not in haystack, "a piece of a secret leaked"
+
+
+def snapwatch_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The captured records of snapwatch and the libraries it drives, without the test backends' own log.
+
+    The fake backends (loggers under ``snapwatch.tests``/``snapwatch.test``/``snapwatch.bench``) write
+    the token into their log on purpose, as real backends do; pytest ≥ 9 captures their non-propagating
+    loggers too, and those records are the input under test, not snapwatch's output.
+    """
+    return [r for r in caplog.records if not r.name.startswith(_BACKEND_LOGGERS)]
+
+
+_BACKEND_LOGGERS = ("snapwatch.tests.", "snapwatch.test.", "snapwatch.bench.")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from snapwatch.config import Config
-from snapwatch.daemon import Daemon
+from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import Call, backend_logger, log_call
 
 HOOK_SECRET = "k3x9wq7m2z8v5t4r1p6n0b3c5d"  # a Mattermost-style webhook key: must never be shown

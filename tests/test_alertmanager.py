@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch.alertmanager import GROUP_LABELS, AlertmanagerTarget, ResendSchedule, postable, retire
+from snapwatch.alert.alertmanager import GROUP_LABELS, AlertmanagerTarget, ResendSchedule, postable, retire
+from snapwatch.alert.render import render
+from snapwatch.codec import Message
 from snapwatch.errors import NotifyError
+from snapwatch.ingest.tokens import fingerprint
 from snapwatch.model import (
     Alert,
     AlertKind,
@@ -32,8 +35,6 @@ from snapwatch.model import (
     Severity,
     TokenKind,
 )
-from snapwatch.render import Message, render
-from snapwatch.tokens import fingerprint
 from tests.alertmanager_peer import Alertmanagers, Running
 from tests.alertmanager_peer import active_alerts as _active
 from tests.alertmanager_peer import free_port as _free_port

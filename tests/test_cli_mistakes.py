@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch.cli import main
+from snapwatch.cli.main import main
 from snapwatch.errors import EX_RUNTIME, EX_USAGE
 from tests.conftest import ROOT
 

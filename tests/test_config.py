@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch.cli import main
+from snapwatch.cli.main import main
 from snapwatch.config import Config, format_duration, load_config, parse_config, parse_duration
 from snapwatch.errors import EX_CONFIG, ConfigError
 

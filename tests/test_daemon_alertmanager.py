@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from snapwatch import tokens
-from snapwatch.alertmanager import GROUP_LABELS, AlertmanagerTarget, ResendSchedule
+from snapwatch.alert.alertmanager import GROUP_LABELS, AlertmanagerTarget, ResendSchedule
+from snapwatch.alert.render import render
 from snapwatch.config import AlertsConfig, Config, ErrorRateRule, RulesConfig, SourceConfig, StreakRule, TokenConfig
-from snapwatch.daemon import Daemon
+from snapwatch.ingest import tokens
 from snapwatch.model import Alert, AlertKind, Api, Exchange, Incident, Placement, Request, Response, Rule, TokenKind
-from snapwatch.render import render
+from snapwatch.run.daemon import Daemon
+from snapwatch.run.telemetry import Reposter
 from snapwatch.synthetic import DEFAULT_PIXEL, Call, demo_token
-from snapwatch.telemetry import Reposter
 from tests.alertmanager_peer import Alertmanagers, HeldProxy, StampedLog, active_alerts, get_json
 from tests.conftest import assert_no_secret
 

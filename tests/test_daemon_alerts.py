@@ -18,15 +18,15 @@ import pytest
 from conftest import assert_no_secret
 from peers import HOOK_SECRET, SMTP_PASSWORD, Backend, Hook, Mailbox, free_port, smtp_server
 
-from snapwatch import tokens
+from snapwatch.alert.notify import AppriseTarget, Notifier
+from snapwatch.alert.policy import AlertPolicy
 from snapwatch.config import AlertsConfig, Config, ErrorRateRule, RulesConfig, SourceConfig, StreakRule, TokenConfig
-from snapwatch.daemon import Daemon
-from snapwatch.evidence import diagnose_incident, load_context
-from snapwatch.lifecycle import AlertPolicy
+from snapwatch.detect.pipeline import SourcePipeline
+from snapwatch.ingest import tokens
 from snapwatch.model import TransitionKind
-from snapwatch.notify import AppriseTarget, Notifier
-from snapwatch.outbox import Outbox
-from snapwatch.pipeline import SourcePipeline
+from snapwatch.run.daemon import Daemon
+from snapwatch.run.evidence import diagnose_incident, load_context
+from snapwatch.store.outbox import Outbox
 from snapwatch.synthetic import demo_token
 
 OLD = demo_token(seed="old-live")  # what the backend still sends

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch import follow, rotation, watch
 from snapwatch.config import SourceConfig
-from snapwatch.state import Store
+from snapwatch.store.state import Store
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
+from snapwatch.tail import follow, rotation, watch
 
 ROOT = Path(__file__).resolve().parent.parent
 STATUSES = (200, 401, 429, 500, 400)

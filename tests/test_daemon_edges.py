@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from snapwatch.config import AlertsConfig, Config, RulesConfig, SourceConfig, StreakRule, load_config
-from snapwatch.daemon import Daemon
 from snapwatch.model import Alert, AlertKind
+from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
 
 TOKEN = demo_token(seed="edges")

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from snapwatch import tokens
 from snapwatch.config import (
     AlertsConfig,
     Config,
@@ -22,7 +21,8 @@ from snapwatch.config import (
     StreakRule,
     TokenConfig,
 )
-from snapwatch.daemon import Daemon
+from snapwatch.ingest import tokens
+from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import DEFAULT_PIXEL, Call, demo_token
 from tests.alertmanager_peer import StampedLog
 from tests.conftest import assert_no_secret

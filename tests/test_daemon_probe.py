@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_no_secret, make_canvas_token
+from conftest import assert_no_secret, make_canvas_token, snapwatch_records
 from peers import Backend, FakeSnap, Hook, snap_server
 
 from snapwatch.config import (
@@ -26,9 +26,9 @@ from snapwatch.config import (
     StreakRule,
     TokenConfig,
 )
-from snapwatch.daemon import Daemon
+from snapwatch.ingest.tokens import fingerprint
+from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import DEFAULT_PIXEL
-from snapwatch.tokens import fingerprint
 
 TOKEN = make_canvas_token(seed="d")  # well formed, well placed, never accepted in the log
 FP = fingerprint(TOKEN)
@@ -85,9 +85,9 @@ class World:
     def assert_clean(self, caplog: pytest.LogCaptureFixture) -> None:
         """No token in anything delivered, logged, printed or stored."""
         assert_no_secret(json.dumps([b for _, b in self.hook.received], ensure_ascii=False), TOKEN)
-        assert_no_secret(caplog.text, TOKEN)
-        for record in caplog.records:
+        for record in snapwatch_records(caplog):
             assert_no_secret(record.getMessage(), TOKEN)
+            assert_no_secret(record.exc_text or "", TOKEN)
         assert_no_secret(self.console.getvalue(), TOKEN)
         for stored in (self.tmp / "state").iterdir():
             assert_no_secret(stored.read_bytes(), TOKEN)

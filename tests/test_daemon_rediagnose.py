@@ -15,8 +15,8 @@ from conftest import assert_no_secret, make_canvas_token
 from peers import Backend, Hook
 
 from snapwatch.config import AlertsConfig, Config, ErrorRateRule, RulesConfig, SourceConfig, StreakRule, TokenConfig
-from snapwatch.daemon import Daemon
-from snapwatch.tokens import fingerprint
+from snapwatch.ingest.tokens import fingerprint
+from snapwatch.run.daemon import Daemon
 
 OLD, NEW = make_canvas_token(seed="old"), make_canvas_token(nbf=1764900000, seed="new")
 T0 = datetime(2025, 12, 5, 10, 0, 0, tzinfo=UTC)

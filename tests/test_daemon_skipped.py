@@ -28,7 +28,7 @@ def test_invalid_bytes_and_a_response_without_status_are_logged(tmp_path: Path,
     config = Config(sources=[SourceConfig(path=str(log), start_at="beginning", timezone="UTC")],
                     state_dir=tmp_path / "state")
 
-    with caplog.at_level(logging.WARNING, logger="snapwatch.daemon"):
+    with caplog.at_level(logging.WARNING, logger="snapwatch.run.daemon"):
         run_daemon_for(config, 1.5)
     said = [r.getMessage() for r in caplog.records if "not taken at face value" in r.getMessage()]
     assert any("responses without status" in m for m in said), said
@@ -46,7 +46,7 @@ def test_an_over_long_line_is_cut_and_said(tmp_path: Path, caplog: pytest.LogCap
     config = Config(sources=[SourceConfig(path=str(log), start_at="beginning", timezone="UTC", max_line_bytes=1024)],
                     state_dir=tmp_path / "state")
 
-    with caplog.at_level(logging.WARNING, logger="snapwatch.daemon"):
+    with caplog.at_level(logging.WARNING, logger="snapwatch.run.daemon"):
         run_daemon_for(config, 1.5)
     said = [r.getMessage() for r in caplog.records if "over max_line_bytes" in r.getMessage()]
     assert said == [f"{log}: 1 more line(s) over max_line_bytes (1024) cut (1 in all since start)"]

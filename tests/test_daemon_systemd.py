@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import pytest
 
-from snapwatch.cli import main as cli_main
+from snapwatch.cli.main import main as cli_main
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
 from tests.conftest import assert_no_secret
 

@@ -13,8 +13,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from snapwatch.config import RulesConfig, StreakRule
-from snapwatch.detect import Detector, incident_id
+from snapwatch.detect.detector import Detector, incident_id
 from snapwatch.errors import SnapwatchError
+from snapwatch.ingest.tokens import fingerprint
 from snapwatch.model import (
     Api,
     Exchange,
@@ -26,7 +27,6 @@ from snapwatch.model import (
     Transition,
     TransitionKind,
 )
-from snapwatch.tokens import fingerprint
 
 T0 = datetime(2025, 12, 3, 23, 0, 0, tzinfo=UTC)
 OPENED, UPDATED, RESOLVED = TransitionKind.OPENED, TransitionKind.UPDATED, TransitionKind.RESOLVED

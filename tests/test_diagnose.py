@@ -1,4 +1,4 @@
-"""Golden diagnosis scenarios (tests/data/scenarios) and the ranking rules of snapwatch.diagnose."""
+"""Golden diagnosis scenarios (tests/data/scenarios) and the ranking rules of snapwatch.diagnose.rank."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from dotenv import dotenv_values
 
-from snapwatch import knowledge
-from snapwatch.case import Evidence
 from snapwatch.config import TokenConfig
-from snapwatch.diagnose import diagnose
-from snapwatch.history import History
+from snapwatch.detect.history import History
+from snapwatch.diagnose import facts as knowledge
+from snapwatch.diagnose.case import Evidence
+from snapwatch.diagnose.rank import diagnose
+from snapwatch.diagnose.traffic import invalid_reasons
+from snapwatch.ingest.tokens import TokenReport, fingerprint, inspect, kind_of
 from snapwatch.model import (
     Api,
     Diagnosis,
@@ -24,13 +26,12 @@ from snapwatch.model import (
     FindingCode,
     Incident,
     Placement,
+    ProbeOutcome,
+    ProbeResult,
     Request,
     Response,
     Rule,
 )
-from snapwatch.probe import ProbeOutcome, ProbeResult
-from snapwatch.tokens import TokenReport, fingerprint, inspect, kind_of
-from snapwatch.traffic import invalid_reasons
 
 SCENARIOS = Path(__file__).parent / "data" / "scenarios"
 NAMES = sorted(p.name for p in SCENARIOS.iterdir() if (p / "scenario.json").is_file())

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from snapwatch.config import SourceConfig
-from snapwatch.follow import Checkpoint, Chunk, Gap, Notice, NoticeKind
-from snapwatch.watch import Follower
+from snapwatch.model import Checkpoint, Gap
+from snapwatch.tail.follow import Chunk, Notice, NoticeKind
+from snapwatch.tail.watch import Follower
 
 
 class Reader:
@@ -394,7 +395,7 @@ import asyncio  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from snapwatch.watch import Quiet  # noqa: E402
+from snapwatch.tail.watch import Quiet  # noqa: E402
 
 
 def test_inotify_wakes_up_fast_follows_rotation_and_idles_without_cpu(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from snapwatch.history import History
+from snapwatch.detect.history import History
 from snapwatch.model import Api, Exchange, Placement, Request, Response
 
 T0 = datetime(2025, 12, 3, 23, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from snapwatch import knowledge
+from snapwatch.diagnose import facts as knowledge
 from snapwatch.model import Api, FindingCode, Placement, Severity, TokenKind
 
 VALUES = {name: f"<{name}>" for name in knowledge.FIELDS}

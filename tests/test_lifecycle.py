@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from snapwatch.alert.policy import AlertPolicy, alert_id
 from snapwatch.config import AlertsConfig, RulesConfig
-from snapwatch.detect import Detector, incident_id
-from snapwatch.lifecycle import AlertPolicy, alert_id
+from snapwatch.detect.detector import Detector, incident_id
 from snapwatch.model import (
     Alert,
     AlertKind,

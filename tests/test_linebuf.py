@@ -7,7 +7,7 @@ import tracemalloc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapwatch.linebuf import LineSplitter
+from snapwatch.ingest.lines import LineSplitter
 
 
 def split_all(data: bytes, cuts: list[int], limit: int) -> tuple[bytes, LineSplitter]:

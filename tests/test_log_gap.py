@@ -12,7 +12,7 @@ from peers import Backend, run_daemon_for
 from test_scan import run_cli
 
 from snapwatch.config import Config, SourceConfig
-from snapwatch.state import Store
+from snapwatch.store.state import Store
 
 TOKEN = make_canvas_token(seed="gap")
 T0 = datetime(2025, 12, 6, 9, 0, 0, tzinfo=UTC)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch.logsetup import redact, setup_logging, syslog_priority
+from snapwatch.redact import redact
+from snapwatch.run.logs import setup_logging, syslog_priority
 
 # Built from parts so that no token-shaped literal sits in the source.
 HEADER = "eyJhbGciOiJIUzI1NiIsImtpZCI6IkNhbnZhc1MyU0hNQUNQcm9kIn0"
@@ -43,7 +44,7 @@ def emit_all_levels(logger: logging.Logger) -> None:
 def test_plain_format_has_timestamp_level_and_name() -> None:
     out = io.StringIO()
     setup_logging(logging.INFO, stream=out, environ={})
-    logging.getLogger("snapwatch.follow").info("following %s", "/var/log/app/a.log")
+    logging.getLogger("snapwatch.tail.follow").info("following %s", "/var/log/app/a.log")
     line = out.getvalue()
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO snapwatch\.follow: following /var/log/app/a\.log\n", line
@@ -53,13 +54,13 @@ def test_plain_format_has_timestamp_level_and_name() -> None:
 def test_journal_format_prefixes_priority_without_timestamp() -> None:
     out = io.StringIO()
     setup_logging(logging.DEBUG, stream=out, environ={"JOURNAL_STREAM": "8:12345"})
-    emit_all_levels(logging.getLogger("snapwatch.daemon"))
+    emit_all_levels(logging.getLogger("snapwatch.run.daemon"))
     assert out.getvalue().splitlines() == [
-        "<7>snapwatch.daemon: d",
-        "<6>snapwatch.daemon: i",
-        "<4>snapwatch.daemon: w",
-        "<3>snapwatch.daemon: e",
-        "<2>snapwatch.daemon: c",
+        "<7>snapwatch.run.daemon: d",
+        "<6>snapwatch.run.daemon: i",
+        "<4>snapwatch.run.daemon: w",
+        "<3>snapwatch.run.daemon: e",
+        "<2>snapwatch.run.daemon: c",
     ]
 
 
@@ -73,7 +74,7 @@ def test_level_filters_records() -> None:
 def test_journal_keeps_multi_line_messages_and_tracebacks_on_one_line() -> None:
     out = io.StringIO()
     setup_logging(logging.INFO, stream=out, environ={"JOURNAL_STREAM": "8:1"})
-    log = logging.getLogger("snapwatch.state")
+    log = logging.getLogger("snapwatch.store.state")
     log.warning("first\nsecond\r\nthird")
     try:
         raise ValueError("broken\nvalue")
@@ -81,8 +82,8 @@ def test_journal_keeps_multi_line_messages_and_tracebacks_on_one_line() -> None:
         log.exception("store failed")
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[0] == "<4>snapwatch.state: first\\nsecond\\nthird"
-    assert lines[1].startswith("<3>snapwatch.state: store failed\\nTraceback (most recent call last):\\n")
+    assert lines[0] == "<4>snapwatch.store.state: first\\nsecond\\nthird"
+    assert lines[1].startswith("<3>snapwatch.store.state: store failed\\nTraceback (most recent call last):\\n")
     assert lines[1].endswith("ValueError: broken\\nvalue")
 
 
@@ -149,7 +150,7 @@ def test_redact(text: str, expected: str) -> None:
 def test_no_token_reaches_a_log_line(environ: dict[str, str]) -> None:
     out = io.StringIO()
     setup_logging(logging.DEBUG, stream=out, environ=environ)
-    log = logging.getLogger("snapwatch.probe")
+    log = logging.getLogger("snapwatch.run.probe")
     log.info("validate with %s", JWT)
     log.info(f"url https://tr.snapchat.com/v3/1/events?access_token={OPAQUE}")
     try:

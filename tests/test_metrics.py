@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from snapwatch import __version__
 from snapwatch.errors import ConfigError, SnapwatchError
-from snapwatch.metrics import Metrics, MetricsServer, parse_listen, start_server
+from snapwatch.ingest.tokens import fingerprint
 from snapwatch.model import Api, Exchange, Placement, Request, Response, Rule, TokenKind
-from snapwatch.tokens import fingerprint
+from snapwatch.run.metrics import Metrics, MetricsServer, parse_listen, start_server
 from tests.conftest import assert_no_secret, make_canvas_token
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import pytest
 from dotenv import dotenv_values
 
-from snapwatch.cli import main
+from snapwatch.cli.main import main
 from snapwatch.synthetic import demo_token
 from tests.conftest import assert_no_secret
 from tests.test_daemon_crash import READY, DaemonProcess

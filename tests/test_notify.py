@@ -22,9 +22,7 @@ from peers import HOOK_SECRET, SMTP_PASSWORD, Hook, Mailbox, free_port
 from test_outbox import open_outbox
 from test_render import FP, T0, TOKEN, make_alert
 
-from snapwatch.errors import NotifyError
-from snapwatch.model import AlertKind
-from snapwatch.notify import (
+from snapwatch.alert.notify import (
     AppriseTarget,
     ConsoleTarget,
     Notifier,
@@ -34,7 +32,10 @@ from snapwatch.notify import (
     targets_from_urls,
     url_secrets,
 )
-from snapwatch.render import Message, render
+from snapwatch.alert.render import render
+from snapwatch.codec import Message
+from snapwatch.errors import NotifyError
+from snapwatch.model import AlertKind
 
 
 @pytest.fixture

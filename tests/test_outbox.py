@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from test_render import T0, make_alert
 
-from snapwatch.outbox import Outbox
-from snapwatch.render import Message, render
+from snapwatch.alert.render import render
+from snapwatch.codec import Message
+from snapwatch.store.outbox import Outbox
 
 
 def open_outbox(path: Path, seed: int = 1) -> tuple[sqlite3.Connection, Outbox]:
@@ -66,7 +67,7 @@ def test_expiry_marks_old_rows_failed_and_logs_them(tmp_path: Path, caplog: pyte
     _, box = open_outbox(tmp_path / "s.db")
     box.enqueue(msg("old"), [("a", "A")], T0)
     box.enqueue(msg("new"), [("a", "A")], T0 + timedelta(hours=2))
-    with caplog.at_level(logging.ERROR, logger="snapwatch.outbox"):
+    with caplog.at_level(logging.ERROR, logger="snapwatch.store.outbox"):
         assert box.expire(T0 + timedelta(hours=24, seconds=1), timedelta(hours=24)) == 1
     assert "alert old to A given up after 0 attempt(s)" in caplog.text
     assert box.counts() == {"pending": 1, "delivered": 0, "failed": 1}

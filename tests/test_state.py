@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from snapwatch.follow import Checkpoint, Gap
-from snapwatch.state import SCHEMA_VERSION, IncidentRecord, StateError, Store, TokenUpdate
-from snapwatch.tokens import fingerprint
+from snapwatch.ingest.tokens import fingerprint
+from snapwatch.model import Checkpoint, Gap
+from snapwatch.store.state import SCHEMA_VERSION, IncidentRecord, StateError, Store, TokenUpdate
 from tests.conftest import assert_no_secret
 
 T0 = datetime(2025, 12, 3, 23, 35, 17, tzinfo=UTC)

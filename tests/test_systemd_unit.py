@@ -166,11 +166,11 @@ if mdwe:
 result = {}
 import snapwatch
 result["modules"] = {}
-for info in sorted(pkgutil.iter_modules(snapwatch.__path__), key=lambda i: i.name):
-    if info.name == "__main__":
+for info in sorted(pkgutil.walk_packages(snapwatch.__path__, "snapwatch."), key=lambda i: i.name):
+    if info.name == "snapwatch.__main__":
         continue
     try:
-        importlib.import_module("snapwatch." + info.name)
+        importlib.import_module(info.name)
         result["modules"][info.name] = "ok"
     except Exception as exc:
         result["modules"][info.name] = type(exc).__name__

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from snapwatch.token_report import explain, to_json
-from snapwatch.tokens import inspect, normalize
+from snapwatch.cli.token_text import explain, to_json
+from snapwatch.ingest.tokens import inspect, normalize
 
 NBF = 1764800000  # 2025-12-03T22:13:20+00:00
 NOW = datetime(2025, 12, 5, 0, 13, 20, tzinfo=UTC)  # 1 day 2 hours after nbf

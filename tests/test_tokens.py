@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 
 from snapwatch.config import TokenConfig
 from snapwatch.errors import SourceError
-from snapwatch.model import FindingCode, TokenKind
-from snapwatch.tokens import (
+from snapwatch.ingest.tokens import (
     DEFECT_FINDINGS,
     ConfiguredToken,
     Defect,
@@ -28,10 +27,10 @@ from snapwatch.tokens import (
     fingerprint,
     hint_of,
     inspect,
-    load_configured,
     normalize,
-    service_restart_pending,
 )
+from snapwatch.model import FindingCode, TokenKind
+from snapwatch.run.configured import load_configured, service_restart_pending
 
 NBF = 1764800000  # 2025-12-03T22:13:20Z
 SUB = "0c7b1f6e-3a4e-4b9c-9d1e-5a6b7c8d9e0f~{env}~b1c2d3e4-aaaa-bbbb-cccc-0123456789ab"

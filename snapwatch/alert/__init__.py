@@ -1,0 +1,1 @@
+"""Incident lifecycle to messages to delivery: policy, rendering, targets."""

@@ -1,0 +1,264 @@
+"""Alert rendering: one Alert in, one Message out (title, markdown, plain text, HTML, labels). Pure."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import timedelta
+
+from snapwatch.codec import TITLE_MAX, Message, iso
+from snapwatch.model import Alert, AlertKind, Diagnosis, Finding, Incident
+
+TOP_FINDINGS = 3  # findings shown with their evidence; the rest are listed by code only
+ALERTNAME = "SnapCapiIncident"
+
+_KIND_WORD = {
+    AlertKind.OPENED: "FIRING",
+    AlertKind.REMINDER: "STILL FIRING",
+    AlertKind.UPDATE: "UPDATED",
+    AlertKind.RESOLVED: "RESOLVED",
+    AlertKind.HELD_BACK: "HELD BACK",
+    AlertKind.TEST: "TEST",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    """The content of a message as (heading, lines, numbered) sections, before any markup."""
+
+    intro: str
+    sections: tuple[tuple[str, tuple[str, ...], bool], ...]
+
+
+def duration(delta: timedelta) -> str:
+    """A short human duration: ``1h 2m 3s``, ``45s``, ``2d 3h``."""
+    secs = max(0, int(delta.total_seconds()))
+    days, rem = divmod(secs, 86400)
+    hours, rem = divmod(rem, 3600)
+    mins, secs = divmod(rem, 60)
+    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (mins, "m"), (secs, "s")) if n]
+    return " ".join(parts[:3]) or "0s"
+
+
+def _by_status(incident: Incident) -> str:
+    return ", ".join(f"{status}: {count}" for status, count in incident.by_status) or "none"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _title(alert: Alert) -> str:
+    word = _KIND_WORD[alert.kind]
+    inc, diag = alert.incident, alert.diagnosis
+    if alert.kind is AlertKind.TEST:
+        core = f"Test alert from snapwatch on {alert.host}"
+    elif alert.kind is AlertKind.HELD_BACK:
+        core = f"{alert.held_back} alert(s) held back on {alert.host} (max_per_hour reached)"
+    elif inc is None:
+        core = f"{alert.host}: {_verdict_phrase(diag)}"
+    elif alert.kind is AlertKind.RESOLVED:
+        lasted = duration((inc.resolved_at or alert.created_at) - inc.opened_at)
+        core = f"{inc.rule.value} on {alert.host} after {lasted} ({inc.responses} failed responses)"
+    elif alert.flaps:
+        core = f"{inc.rule.value} on {alert.host} {_flapping(alert.flaps)}: {_verdict_phrase(diag)}"
+    else:
+        core = f"{inc.rule.value} on {alert.host} ({inc.responses} failed): {_verdict_phrase(diag)}"
+    title = _one_line(f"[snapwatch] {word} {core}")
+    return title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1] + "…"
+
+
+def _flapping(flaps: int) -> str:
+    return f"flapping ({flaps} short incidents of this rule in the last hour)"
+
+
+def _verdict_phrase(diag: Diagnosis | None) -> str:
+    if diag is None or not diag.findings:
+        return "cause unknown"
+    return f"{diag.findings[0].title} ({diag.verdict})"
+
+
+def _finding_line(f: Finding) -> str:
+    return f"{f.code.value}: {f.title} ({f.severity.value}, {f.confidence.value} confidence)"
+
+
+def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
+    lines = [
+        f"Rule: {inc.rule.value}",
+        f"Host: {alert.host}",
+        f"Source: {inc.source or 'unknown'}",
+        f"Since: {iso(inc.opened_at, 'seconds')}",
+    ]
+    if alert.flaps:
+        lines.append(f"Flapping: {alert.flaps} short incidents of this rule and source in the last hour")
+    if inc.resolved_at is not None:
+        lasted = duration(inc.resolved_at - inc.opened_at)
+        lines.append(f"Resolved: {iso(inc.resolved_at, 'seconds')} (lasted {lasted})")
+    else:
+        lines.append(f"Open for: {duration(alert.created_at - inc.opened_at)}")
+    lines.append(f"Failed responses: {inc.responses} ({_by_status(inc)})")
+    lines.append(f"Last record: {iso(inc.last_at, 'seconds')}")
+    first = inc.first_failure
+    if first is not None:
+        where = ""
+        if first.request is not None:
+            req = first.request
+            where = f" on {req.api.value} {req.path or '(no URL logged)'}, token placement {req.placement.value}"
+        status = first.status if first.status is not None else "no status"
+        lines.append(f"First failure: {iso(first.at, 'seconds')}: {status}{where}")
+    return tuple(lines)
+
+
+def _diagnosis_sections(diag: Diagnosis, full: bool) -> list[tuple[str, tuple[str, ...], bool]]:
+    top = diag.findings[:TOP_FINDINGS]
+    if not top:
+        return [("Verdict", ("unknown: no finding explains this incident yet",), False)]
+    verdict = top[0]
+    out: list[tuple[str, tuple[str, ...], bool]] = [("Verdict", (_finding_line(verdict),), False)]
+    if not full:
+        return out
+    if verdict.evidence:
+        out.append(("Evidence", verdict.evidence, False))
+    steps: list[str] = []
+    for finding in top:
+        steps.extend(s for s in finding.remediation if s not in steps)
+    if steps:
+        out.append(("Remediation, in order", tuple(steps), True))
+    others: list[str] = []
+    for finding in top[1:]:
+        others.append(_finding_line(finding))
+        others.extend(f"  evidence: {e}" for e in finding.evidence)
+    others.extend(_finding_line(f) for f in diag.findings[TOP_FINDINGS:])
+    if others:
+        out.append(("Other possible causes", tuple(others), False))
+    if diag.ruled_out:
+        out.append(("Ruled out", diag.ruled_out, False))
+    return out
+
+
+def _token_line(alert: Alert) -> str:
+    if alert.token_fp is None:
+        return "none seen in the failing requests"
+    kind = alert.token_kind.value if alert.token_kind is not None else "unknown kind"
+    return f"fingerprint {alert.token_fp} ({kind})"
+
+
+def _doc(alert: Alert) -> _Doc:
+    inc, diag = alert.incident, alert.diagnosis
+    sections: list[tuple[str, tuple[str, ...], bool]] = []
+    if alert.kind is AlertKind.TEST:
+        intro = (
+            f"This is a test message from snapwatch on {alert.host}, sent {iso(alert.created_at, 'seconds')}. "
+            "If you can read it, this notification target works. No incident caused it."
+        )
+    elif alert.kind is AlertKind.HELD_BACK:
+        intro = (
+            f"{alert.held_back} alert message(s) were held back on {alert.host} because the hourly "
+            "limit (alerts.max_per_hour) was reached. Check `snapwatch status` for the open incidents."
+        )
+    elif inc is None:
+        intro = f"snapwatch on {alert.host} reports a finding ({alert.kind.value})."
+    else:
+        intro = {
+            AlertKind.OPENED: f"An incident opened on {alert.host}: rule {inc.rule.value}.",
+            AlertKind.REMINDER: f"The {inc.rule.value} incident on {alert.host} is still open.",
+            AlertKind.UPDATE: f"The diagnosis of the {inc.rule.value} incident on {alert.host} changed.",
+            AlertKind.RESOLVED: (
+                f"The {inc.rule.value} incident on {alert.host} resolved after "
+                f"{duration((inc.resolved_at or alert.created_at) - inc.opened_at)}; "
+                f"{inc.responses} responses failed."
+            ),
+        }.get(alert.kind, f"The {inc.rule.value} incident on {alert.host}.")
+        if alert.flaps:
+            intro += (
+                f" The backend is {_flapping(alert.flaps)}, each over before an alert was due;"
+                " one short incident alone would not be reported."
+            )
+    if inc is not None:
+        sections.append(("What happened", _happened(alert, inc), False))
+    if diag is not None:
+        sections.extend(_diagnosis_sections(diag, full=alert.kind is not AlertKind.RESOLVED))
+    if alert.kind is not AlertKind.TEST and (inc is not None or alert.token_fp is not None):
+        sections.append(("Token", (_token_line(alert),), False))
+    sections.append(("Alert", (f"id {alert.id} ({alert.kind.value}, {iso(alert.created_at, 'seconds')})",), False))
+    return _Doc(intro=intro, sections=tuple(sections))
+
+
+def _text(title: str, doc: _Doc) -> str:
+    out = [title, "", doc.intro]
+    for heading, lines, numbered in doc.sections:
+        out += ["", f"{heading}:"]
+        out += [f"  {i}. {line}" if numbered else f"  {line}" for i, line in enumerate(lines, 1)]
+    return "\n".join(out) + "\n"
+
+
+def _markdown(doc: _Doc) -> str:
+    out = [doc.intro]  # targets show the title on their own (subject, heading)
+    for heading, lines, numbered in doc.sections:
+        out += ["", f"**{heading}**"]
+        out += [f"{i}. {line}" if numbered else f"- {line}" for i, line in enumerate(lines, 1)]
+    return "\n".join(out) + "\n"
+
+
+def _html(doc: _Doc) -> str:
+    esc = html.escape
+    out = [f"<p>{esc(doc.intro)}</p>"]  # the title is the email's subject
+    for heading, lines, numbered in doc.sections:
+        out.append(f"<p><b>{esc(heading)}</b></p>")
+        # Numbers are written out (not <ol>) so the plain-text part an email client derives keeps them.
+        if numbered:
+            out += [f"<div>{i}. {esc(line)}</div>" for i, line in enumerate(lines, 1)]
+        else:
+            out.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>")
+    return "\n".join(out) + "\n"
+
+
+def _labels(alert: Alert) -> dict[str, str]:
+    inc, diag = alert.incident, alert.diagnosis
+    labels = {
+        "alertname": ALERTNAME,
+        "host": alert.host,
+        "rule": inc.rule.value if inc is not None else alert.kind.value,
+        "verdict": diag.verdict if diag is not None else "unknown",
+    }
+    if inc is not None:
+        labels["source"] = inc.source
+        req = inc.first_failure.request if inc.first_failure is not None else None
+        if req is not None and req.pixel:
+            labels["pixel"] = req.pixel
+    if diag is not None and diag.findings:
+        labels["severity"] = diag.findings[0].severity.value
+    if alert.token_fp is not None:
+        labels["token_fingerprint"] = alert.token_fp
+    return labels
+
+
+def _annotations(alert: Alert, title: str, doc: _Doc) -> dict[str, str]:
+    notes = {"summary": title, "description": doc.intro, "alert_id": alert.id}
+    if alert.flaps:
+        notes["flapping"] = f"{alert.flaps} short incidents of this rule and source in the last hour"
+    for heading, lines, numbered in doc.sections:
+        body = "\n".join(f"{i}. {line}" if numbered else line for i, line in enumerate(lines, 1))
+        if heading == "Evidence":
+            notes["evidence"] = body
+        elif heading.startswith("Remediation"):
+            notes["remediation"] = body
+    return notes
+
+
+def render(alert: Alert) -> Message:
+    """Render an alert for every target kind. Uses only what the Alert holds (fingerprints, never tokens)."""
+    title = _title(alert)
+    doc = _doc(alert)
+    return Message(
+        alert_id=alert.id,
+        kind=alert.kind,
+        title=title,
+        markdown=_markdown(doc),
+        text=_text(title, doc),
+        html=_html(doc),
+        labels=_labels(alert),
+        annotations=_annotations(alert, title, doc),
+        starts_at=alert.incident.opened_at if alert.incident is not None else None,
+        ends_at=alert.incident.resolved_at if alert.incident is not None else None,
+    )

@@ -1,0 +1,34 @@
+"""Which configuration a command uses: -c, $SNAPWATCH_CONFIG, or the default location."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from snapwatch.config import Config, load_config
+from snapwatch.errors import UsageError
+
+DEFAULT_CONFIG = Path("/etc/snapwatch/config.yaml")
+
+
+def config_path(args: argparse.Namespace) -> Path | None:
+    """The config file named by -c, $SNAPWATCH_CONFIG or the default location (None when there is none)."""
+    if args.config:
+        return Path(args.config)
+    env = os.environ.get("SNAPWATCH_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def resolve_config(args: argparse.Namespace, *, required: bool) -> Config:
+    """The config named by -c, $SNAPWATCH_CONFIG or /etc/snapwatch/config.yaml; defaults when optional."""
+    path = config_path(args)
+    if path is None:
+        if required:
+            raise UsageError(
+                f"no configuration: pass -c CONFIG, set SNAPWATCH_CONFIG, or create {DEFAULT_CONFIG}"
+            )
+        return Config()
+    return load_config(path)

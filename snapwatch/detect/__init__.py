@@ -1,0 +1,1 @@
+"""Exchanges to incident transitions and per-token memory, pure."""

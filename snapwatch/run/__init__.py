@@ -1,0 +1,1 @@
+"""The applications that wire the stages together: the daemon, scan, diagnose now, probe, metrics."""

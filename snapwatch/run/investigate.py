@@ -1,0 +1,161 @@
+"""The daemon's running diagnosis: the evidence it keeps current (token, probe, gaps) and each incident's verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Coroutine, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from snapwatch.alert.policy import AlertPolicy
+from snapwatch.config import Config
+from snapwatch.detect.pipeline import SourcePipeline
+from snapwatch.model import Diagnosis, Gap, Incident, Rule, TokenKind
+from snapwatch.run.configured import service_restart_pending
+from snapwatch.run.evidence import Context, diagnose_incident, gap_text, load_context
+
+if TYPE_CHECKING:
+    from snapwatch.run.probe import Prober
+
+log = logging.getLogger(__name__)
+
+
+class Investigator:
+    """Keeps the evidence beyond the log current and diagnoses incidents as it changes.
+
+    An incident is diagnosed the moment it opens; open auth incidents are diagnosed again when new
+    evidence arrives (the configured token changed, the backend sends a token not seen before, Snap's
+    validate endpoint answered), and ``policy.on_diagnosis`` decides whether that owes an update.
+    """
+
+    def __init__(self, config: Config, environ: Mapping[str, str], clock: Callable[[], datetime],
+                 policy: AlertPolicy, on_new_evidence: Callable[[], None] = lambda: None) -> None:
+        """``on_new_evidence`` is called when evidence found in the background (systemd's answer about
+        the backend's restart) changed: the caller then has its open incidents diagnosed again."""
+        self.environ, self.clock = environ, clock
+        self.on_new_evidence = on_new_evidence
+        self.verdicts: dict[str, str] = {}  # incident id → latest verdict, for log lines and the store
+        self.context = Context(config.token)
+        self._background: set[asyncio.Task[None]] = set()
+        self.configure(config, policy)
+
+    def configure(self, config: Config, policy: AlertPolicy) -> None:
+        """Take a (re)loaded config. Recorded gaps stay evidence; a probe answer only about the same token."""
+        self.config, self.policy = config, policy
+        probe = config.probe
+        self.prober: Prober | None = None
+        if probe.enabled:
+            from snapwatch.run.probe import Prober  # noqa: PLC0415  (httpx only where a probe is configured)
+
+            self.prober = Prober(probe.base_url, probe.timeout.total_seconds(), probe.min_interval)
+        fresh, before = load_context(config.token, self.environ), self.context
+        self.context = replace(fresh, probe=before.probe if self._same_token(fresh, before) else None,
+                               log_gaps=before.log_gaps)
+
+    @staticmethod
+    def _same_token(a: Context, b: Context) -> bool:
+        return a.configured is not None and b.configured is not None and \
+            a.configured.fingerprint == b.configured.fingerprint
+
+    def remember_verdicts(self, verdicts: Mapping[str, str]) -> None:
+        """Verdicts of incidents still open from before a restart."""
+        self.verdicts.update(verdicts)
+
+    def token_identity(self) -> tuple[str | None, TokenKind | None]:
+        """The configured token's fingerprint and kind (never the token)."""
+        configured = self.context.configured
+        if configured is None:
+            return None, None
+        report = configured.report()
+        return report.fingerprint, report.kind
+
+    def gap(self, gap: Gap) -> None:
+        self.context = replace(self.context, log_gaps=(*self.context.log_gaps, gap_text(gap)))
+
+    def diagnose_opened(self, pipeline: SourcePipeline, incident: Incident) -> Diagnosis:
+        """Diagnose an incident as it opens (the pipeline calls this before later records arrive)."""
+        self.refresh_token()
+        now = self.clock()
+        probe = self.context.probe
+        if probe is not None and now - probe.at > self.config.probe.min_interval:
+            self.context = replace(self.context, probe=None)  # an old answer is not evidence about now
+        diagnosis = diagnose_incident(pipeline, incident, self.context, now)
+        self.verdicts[incident.id] = diagnosis.verdict
+        self._maybe_probe(pipeline, incident)
+        return diagnosis
+
+    def refresh_token(self) -> bool:
+        """Read the configured token again when its file changed: a new .env is itself evidence (drift).
+
+        Returns whether the configured token itself changed (by fingerprint).
+        """
+        ctx, cfg = self.context, self.config.token
+        path = cfg.env_file or cfg.file
+        if path is None:
+            return False
+        try:
+            mtime: datetime | None = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:
+            mtime = None
+        known = ctx.configured.mtime if ctx.configured is not None else None
+        if mtime == known:
+            return False
+        # systemctl may take a moment: ask it on a worker thread, never on the loop (the watchdog pings there).
+        fresh = load_context(cfg, self.environ, check_service=False)
+        same = self._same_token(fresh, ctx)
+        # Snap's answer about the previous token says nothing about a new one.
+        self.context = replace(fresh, probe=ctx.probe if same else None, log_gaps=ctx.log_gaps)
+        if cfg.service and fresh.configured is not None and fresh.configured.mtime is not None:
+            self._spawn(self._check_restart(cfg.service, fresh.configured.mtime))
+        return not same and (fresh.configured is not None or ctx.configured is not None)
+
+    async def _check_restart(self, unit: str, env_mtime: datetime) -> None:
+        pending = await asyncio.to_thread(service_restart_pending, unit, env_mtime)
+        configured = self.context.configured
+        if configured is None or configured.mtime != env_mtime:
+            return  # the .env changed again meanwhile: a newer check is on its way
+        if pending != self.context.restart_pending:
+            self.context = replace(self.context, restart_pending=pending)
+            self.on_new_evidence()
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def rediagnose(self, pipeline: SourcePipeline, incident_id: str | None = None,
+                   exclude: Collection[str] = ()) -> None:
+        """New evidence: diagnose the open auth incidents again (all, or ``incident_id``, less ``exclude``)."""
+        now = self.clock()
+        for current in pipeline.detector.open_incidents():
+            if current.rule is Rule.AUTH_FAILURES and incident_id in (None, current.id) and current.id not in exclude:
+                diagnosis = diagnose_incident(pipeline, current, self.context, now)
+                self.verdicts[current.id] = diagnosis.verdict
+                self.policy.on_diagnosis(current.id, diagnosis, now)
+
+    def _maybe_probe(self, pipeline: SourcePipeline, incident: Incident) -> None:
+        configured = self.context.configured
+        if self.prober is None or incident.rule is not Rule.AUTH_FAILURES or configured is None:
+            return
+        first = incident.first_failure
+        pixel = configured.pixel or (first.request.pixel if first is not None and first.request else None)
+        if not pixel:
+            return
+        self._spawn(self._probe(pipeline, incident, pixel))
+
+    async def _probe(self, pipeline: SourcePipeline, incident: Incident, pixel: str) -> None:
+        configured, prober = self.context.configured, self.prober
+        if configured is None or prober is None:
+            return
+        result = await prober.aprobe(configured.raw.reveal(), pixel, self.clock())
+        if result is None:
+            return  # rate-limited or one already in flight
+        log.info("probe: Snap's validate endpoint says %s (%s)", result.outcome.value, result.detail)
+        self.context = replace(self.context, probe=result)
+        self.rediagnose(pipeline, incident.id)
+
+    def close(self) -> None:
+        for task in self._background:
+            task.cancel()

@@ -1,0 +1,1 @@
+"""The SQLite state file: every table, and one ordered list of migrations."""

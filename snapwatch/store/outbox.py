@@ -1,0 +1,173 @@
+"""The durable outbox: one row per (alert, target), pending → delivered or failed, with backoff and expiry."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from snapwatch.codec import Message
+from snapwatch.store.state import joined_transaction
+
+log = logging.getLogger(__name__)
+
+STATES = ("pending", "delivered", "failed")
+
+
+def _ts(at: datetime) -> str:
+    # UTC with fixed microseconds so that text order is time order in SQL; naive times are taken as UTC.
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One message owed to one target."""
+
+    seq: int
+    alert_id: str
+    target: str  # the target's stable key (a hash, never the URL)
+    display: str  # the target's masked URL
+    message: Message
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+_COLUMNS = "seq, alert_id, target, target_display, message, attempts, created_at, next_attempt_at, last_error"
+
+
+class Outbox:
+    """The ``outbox`` table: one row per (alert id, target), pending → delivered, or failed after max age.
+
+    Each target's rows are delivered in creation order: a target whose oldest pending row waits for its
+    retry time holds back its newer rows too, so alerts never arrive out of order. Writes commit at once,
+    unless the connection is already in a transaction, which they join (the caller commits).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        rng: random.Random | None = None,
+        base_delay: timedelta = timedelta(seconds=10),
+        max_delay: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self._conn = conn
+        self._rng = rng or random.Random()  # noqa: S311  (jitter, not cryptography)
+        self._base, self._max = base_delay, max_delay
+        with joined_transaction(self._conn):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " alert_id TEXT NOT NULL, target TEXT NOT NULL, target_display TEXT NOT NULL,"
+                " message TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending'"
+                " CHECK (state IN ('pending', 'delivered', 'failed')),"
+                " attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, next_attempt_at TEXT NOT NULL,"
+                " delivered_at TEXT, last_error TEXT, UNIQUE (alert_id, target))"
+            )
+            conn.execute("CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, target, created_at, seq)")
+
+    def enqueue(self, message: Message, targets: Sequence[tuple[str, str]], now: datetime) -> int:
+        """Owe ``message`` to each ``(key, display)`` target in one transaction; returns the rows added.
+
+        Idempotent: an (alert id, target) pair already in the table is left as it is.
+        """
+        doc, at = message.to_json(), _ts(now)
+        with joined_transaction(self._conn):
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO outbox (alert_id, target, target_display, message, created_at,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(message.alert_id, key, display, doc, at, at) for key, display in targets],
+            )
+            return self._conn.total_changes - before
+
+    def due(self, now: datetime, targets: Collection[str] | None = None) -> list[OutboxRow]:
+        """Pending rows to send now, oldest first: each target's queue from its head, if the head is due.
+
+        ``targets`` limits the answer to those keys. A row whose stored message cannot be read is marked
+        failed and logged, never returned.
+        """
+        cur = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY created_at, seq"  # noqa: S608
+        )
+        rows, blocked, at = [], set(), _ts(now)
+        for seq, alert_id, key, display, doc, attempts, created, next_at, error in cur.fetchall():
+            if key in blocked or (targets is not None and key not in targets):
+                continue
+            if next_at > at:
+                blocked.add(key)  # the head waits for its retry time, and so does the rest of the queue
+                continue
+            try:
+                message = Message.from_json(doc)
+            except ValueError as exc:
+                self._fail(seq, f"the stored message cannot be read ({exc})")
+                log.error("outbox: alert %s for %s cannot be read; marked failed", alert_id, display)
+                continue
+            created_at, next_attempt_at = datetime.fromisoformat(created), datetime.fromisoformat(next_at)
+            rows.append(OutboxRow(seq, alert_id, key, display, message, attempts, created_at, next_attempt_at, error))
+        return rows
+
+    def _fail(self, seq: int, error: str) -> None:
+        with joined_transaction(self._conn):
+            self._conn.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE seq = ?", (error, seq))
+
+    def mark_delivered(self, row: OutboxRow, now: datetime) -> None:
+        with joined_transaction(self._conn):
+            self._conn.execute(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?,"
+                " last_error = NULL WHERE seq = ? AND state = 'pending'",
+                (_ts(now), row.seq),
+            )
+
+    def mark_retry(self, row: OutboxRow, now: datetime, error: str) -> datetime:
+        """Count a failed attempt and schedule the next: exponential backoff with jitter. Returns its time."""
+        delay = min(self._max, self._base * (1 << min(row.attempts, 30)))
+        next_at = now + delay * (0.5 + self._rng.random() / 2)  # jitter: 50-100 % of the delay
+        with joined_transaction(self._conn):
+            self._conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE seq = ? AND state = 'pending'",
+                (_ts(next_at), error, row.seq),
+            )
+        return next_at
+
+    def expire(self, now: datetime, max_age: timedelta) -> int:
+        """Mark pending rows created more than ``max_age`` before ``now`` failed, logging each; returns how many."""
+        cutoff = _ts(now - max_age)
+        with joined_transaction(self._conn):
+            stale = self._conn.execute(
+                "SELECT seq, alert_id, target_display, attempts, last_error FROM outbox"
+                " WHERE state = 'pending' AND created_at <= ? ORDER BY created_at, seq",
+                (cutoff,),
+            ).fetchall()
+            for seq, alert_id, display, attempts, error in stale:
+                self._conn.execute("UPDATE outbox SET state = 'failed' WHERE seq = ?", (seq,))
+                log.error(
+                    "alert %s to %s given up after %d attempt(s) in %s: %s",
+                    alert_id,
+                    display,
+                    attempts,
+                    max_age,
+                    error or "never attempted",
+                )
+        return len(stale)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state: ``{"pending": n, "delivered": n, "failed": n}``."""
+        out = dict.fromkeys(STATES, 0)
+        for state, n in self._conn.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state"):
+            out[state] = n
+        return out
+
+    def target_counts(self) -> dict[str, dict[str, int]]:
+        """Rows per state for each target, keyed by the target's masked display form."""
+        out: dict[str, dict[str, int]] = {}
+        query = "SELECT target_display, state, COUNT(*) FROM outbox GROUP BY target, target_display, state"
+        for display, state, n in self._conn.execute(query):
+            out.setdefault(display, dict.fromkeys(STATES, 0))[state] = n
+        return out

@@ -1,0 +1,1 @@
+"""Files to chunks: following log files through rotation and truncation, the inotify watcher."""

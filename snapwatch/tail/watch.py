@@ -1,0 +1,157 @@
+"""Following a source: the files its path or glob names, polled on inotify wake-ups, and quiet periods."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import glob
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+from watchfiles import awatch
+
+from snapwatch.config import SourceConfig
+from snapwatch.ingest.lines import LineSplitter
+from snapwatch.model import Checkpoint
+from snapwatch.tail.follow import Chunk, Event, FileTracker, Notice, NoticeKind
+from snapwatch.tail.rotation import BLOCK, Splitter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Quiet:
+    """No new bytes for ``flush_after`` since the last data: a held record may be flushed now."""
+
+    source: str
+
+
+_MAGIC = re.compile(r"[*?\[]")
+
+
+class Follower:
+    """All files of one source: its path, or each file its glob matches (files may appear later).
+
+    ``checkpoints`` maps a file's path to where it was left. ``start_at`` (``end``: only lines
+    written from now on) applies to files present at the first poll that have no checkpoint; a file
+    that appears later is read from its beginning. Call ``poll()`` after a change, or iterate
+    ``events()`` to be woken by inotify.
+    """
+
+    def __init__(self, source: SourceConfig, checkpoints: Mapping[str, Checkpoint] | None = None, *,
+                 splitter_factory: Callable[[], Splitter] | None = None, block_size: int = BLOCK) -> None:
+        self.source = source
+        self._checkpoints = dict(checkpoints or {})
+        self._new: Callable[[], Splitter] = splitter_factory or (
+            lambda: LineSplitter(source.max_line_bytes))
+        self._block = block_size
+        self._is_glob = bool(_MAGIC.search(source.path))
+        self._trackers: dict[str, FileTracker] = {}
+        self._polled = False
+        self._said_none = False
+        if not self._is_glob:
+            self._add(source.path)
+
+    @property
+    def behind(self) -> bool:
+        """The last poll stopped at its byte budget; poll again without waiting for an event."""
+        return any(t.behind for t in self._trackers.values())
+
+    def _add(self, path: str) -> None:
+        start_at = self.source.start_at if not self._polled else "beginning"
+        self._trackers[path] = FileTracker(self.source.path, path, self._checkpoints.get(path),
+                                           start_at=start_at, splitter_factory=self._new,
+                                           block_size=self._block)
+
+    def poll(self) -> list[Event]:
+        """Read what is new in every file of the source; never blocks, never waits."""
+        out: list[Event] = []
+        if self._is_glob:
+            matches = sorted(p for p in glob.glob(self.source.path) if os.path.isfile(p))
+            for path in matches:
+                if path not in self._trackers:
+                    self._add(path)
+            if not matches and not self._trackers and not self._said_none:
+                out.append(Notice(self.source.path, self.source.path, NoticeKind.ABSENT,
+                                  "no file matches yet; waiting"))
+                self._said_none = True
+        for tracker in list(self._trackers.values()):
+            out.extend(tracker.poll())
+        self._polled = True
+        return out
+
+    def close(self) -> None:
+        for tracker in self._trackers.values():
+            tracker.close()
+
+    def watch_dir(self) -> str:
+        """The directory to watch: the source's parent (the part of a glob before its first pattern)."""
+        parts = self.source.path.split(os.sep)
+        fixed = [p for p in parts[:-1]]
+        for i, part in enumerate(parts[:-1]):
+            if _MAGIC.search(part):
+                fixed = parts[:i]
+                break
+        return os.sep.join(fixed) or os.sep
+
+    def _wanted(self, _change: object, path: str) -> bool:
+        name = os.path.basename(path)
+        pattern = os.path.basename(self.source.path)
+        return path == self.watch_dir() or fnmatch.fnmatchcase(name, pattern + "*")
+
+    async def events(self, *, flush_after: float = 0.5, recheck: float = 5.0, debounce_ms: int = 50,
+                     step_ms: int = 20) -> AsyncIterator[Event | Quiet]:
+        """Follow forever: poll on every inotify wake-up (and every ``recheck`` seconds regardless).
+
+        Yields what ``poll()`` returns, and a ``Quiet`` once ``flush_after`` seconds pass without new
+        bytes after some arrived. Watches the parent directory, so rename rotation never deafens it;
+        when that directory is removed and recreated the watch starts again. Stop by leaving the loop.
+        """
+        wake = asyncio.Event()
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                directory = self.watch_dir()
+                try:
+                    ident = os.stat(directory)
+                    async for _ in awatch(directory, watch_filter=self._wanted, debounce=debounce_ms,
+                                          step=step_ms, stop_event=stop, rust_timeout=int(recheck * 1000),
+                                          yield_on_timeout=True, recursive=self._is_glob):
+                        wake.set()
+                        now = os.stat(directory)
+                        if (now.st_dev, now.st_ino) != (ident.st_dev, ident.st_ino):
+                            break  # the directory was replaced: watch the new one
+                except OSError as exc:
+                    log.debug("cannot watch %s yet: %s", directory, exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), recheck)
+                wake.set()
+
+        task = asyncio.create_task(watch())
+        try:
+            owed = False
+            while True:
+                wake.clear()
+                events = self.poll()
+                for event in events:
+                    yield event
+                if any(isinstance(e, Chunk) and e.data for e in events):
+                    owed = True
+                if self.behind:
+                    await asyncio.sleep(0)
+                    continue
+                try:
+                    await asyncio.wait_for(wake.wait(), flush_after if owed else None)
+                except TimeoutError:
+                    owed = False
+                    yield Quiet(self.source.path)
+        finally:
+            stop.set()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            self.close()
