@@ -262,7 +262,7 @@ def test_an_hour_of_flapping_yields_a_bounded_readable_set_of_messages(tmp_path:
             for t in pipeline.feed(data[offsets[k]:offsets[k + 1]]).transitions:
                 transitions[(t.incident.rule.value, t.kind.value)] += 1
                 opened = t.kind is TransitionKind.OPENED
-                diagnosis = diagnose_incident(pipeline, t.incident, context, now) if opened else None
+                diagnosis = diagnose_incident(pipeline.view(), t.incident, context, now) if opened else None
                 policy.on_transition(t, diagnosis, now)
             step(now)
         for minute in range(1, 61):  # the log has ended; the daemon's timers keep running for another hour

@@ -8,6 +8,7 @@ can compare the first failing request with the last one Snap accepted before it.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -195,6 +196,15 @@ class History:
             if fp is not None and c.last_seen >= since and (fp not in latest or c.last_seen > latest[fp]):
                 latest[fp] = c.last_seen
         return sorted(latest, key=lambda fp: latest[fp], reverse=True)
+
+    def copy(self) -> History:
+        """An independent copy: later ``observe`` calls on either leave the other as it was."""
+        other = History(self._runs.maxlen or DEFAULT_MAX_RUNS)
+        other._counts = {key: copy.copy(c) for key, c in self._counts.items()}
+        other._runs.extend(copy.copy(r) for r in self._runs)
+        other._last_request = self._last_request  # frozen
+        other.last_status, other.unpaired = self.last_status, self.unpaired
+        return other
 
     # -- persistence -----------------------------------------------------------------------------------
 

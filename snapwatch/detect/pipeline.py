@@ -1,12 +1,15 @@
 """One source's pure pipeline: complete lines → exchanges → counters, history and incident transitions.
 
-``scan`` and the daemon drive the same SourcePipeline; only where the bytes come from differs.
+``scan`` and the daemon drive the same SourcePipeline; only where the bytes come from differs. Data
+flows one way: the pipeline never calls its callers. What a diagnosis may look at is a ``SourceView``:
+taken as an incident opens (a copy, before later records reach the history) and handed out in the
+``Batch``, or taken now with ``view()``.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,9 +17,21 @@ from snapwatch.config import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector, status_key
 from snapwatch.detect.history import History
 from snapwatch.ingest.records import Assembler
-from snapwatch.model import Diagnosis, Exchange, Incident, Transition, TransitionKind
+from snapwatch.ingest.tokens import TokenReport
+from snapwatch.model import Exchange, Transition, TransitionKind
 
-Diagnoser = Callable[["SourcePipeline", Incident], Diagnosis]
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """What a diagnosis may see of one source: its label, Snap's answers so far (``history``), the tokens
+    seen in requests (fingerprint → report, never a token), whether the log holds tokens in clear text,
+    and the latest 400 bodies. Read-only by contract: nothing that holds a view feeds it."""
+
+    label: str
+    history: History
+    token_reports: Mapping[str, TokenReport]
+    tokens_in_log: bool
+    invalid_bodies: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -28,7 +43,7 @@ class Batch:
     by_status: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     last_record_at: datetime | None = None
-    diagnoses: dict[str, Diagnosis] = field(default_factory=dict)  # incident id → diagnosis made as it opened
+    opened: dict[str, SourceView] = field(default_factory=dict)  # incident id → the view as it opened
 
 
 class SourcePipeline:
@@ -36,11 +51,11 @@ class SourcePipeline:
 
     def __init__(self, source: SourceConfig, rules: RulesConfig, label: str | None = None, *,
                  detector: Detector | None = None, history: History | None = None,
-                 diagnoser: Diagnoser | None = None) -> None:
+                 views_at_opening: bool = False) -> None:
         self.label = label or source.path
-        # Called the moment an incident opens, before later records reach the history: the evidence is
-        # what was known at the start of the streak, not at the end of the chunk that held it.
-        self.diagnoser = diagnoser
+        # A view taken the moment an incident opens, before later records reach the history: the evidence
+        # is what was known at the start of the streak, not at the end of the chunk that held it.
+        self.views_at_opening = views_at_opening
         self.assembler = Assembler(source, self.label)
         self.detector = detector or Detector(rules, self.label)
         self.history = history or History()
@@ -64,6 +79,13 @@ class SourcePipeline:
             batch.by_status = _status_delta(counts_before, assembler.by_status)
         return batch
 
+    def view(self, *, copy: bool = False) -> SourceView:
+        """The source as a diagnosis sees it now; with ``copy``, one that later records leave unchanged."""
+        assembler = self.assembler
+        return SourceView(self.label, self.history.copy() if copy else self.history,
+                          dict(assembler.token_reports) if copy else assembler.token_reports,
+                          assembler.tokens_in_log, tuple(self.invalid_bodies))
+
     def tick(self, now: datetime) -> list[Transition]:
         """Time passes with no records (the silence rule)."""
         return self.detector.tick(now)
@@ -81,10 +103,10 @@ class SourcePipeline:
             found = observe(ex)
             if found:
                 transitions.extend(found)
-                if self.diagnoser is not None:
+                if self.views_at_opening:
                     for t in found:
                         if t.kind is TransitionKind.OPENED:
-                            batch.diagnoses[t.incident.id] = self.diagnoser(self, t.incident)
+                            batch.opened[t.incident.id] = self.view(copy=True)
         if exchanges:
             batch.last_record_at = exchanges[-1].at
         return batch

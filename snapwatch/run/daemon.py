@@ -27,7 +27,7 @@ from snapwatch.alert.render import render
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
-from snapwatch.detect.pipeline import Batch, SourcePipeline
+from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
 from snapwatch.errors import SnapwatchError
 from snapwatch.ingest.lines import CutCounts, LineSplitter
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Incident, Transition, TransitionKind
@@ -163,7 +163,7 @@ class Daemon:
                         else Detector(rules, path))
             history = History.restore(saved["history"]) if "history" in saved else History()
             pipeline = SourcePipeline(source.config, rules, label=path, detector=detector, history=history,
-                                      diagnoser=self.investigator.diagnose_opened)
+                                      views_at_opening=True)
             found = source.files[path] = _File(pipeline)
         return found
 
@@ -307,11 +307,12 @@ class Daemon:
     def _after_batch(self, f: _File, batch: Batch, checkpoint: Checkpoint | None) -> None:
         now = self.clock()
         self.telemetry.exchanges(batch.exchanges)
+        diagnoses: dict[str, Diagnosis] = {}  # incident id → its diagnosis as it opened, for later transitions
         for transition in batch.transitions:
-            self._on_transition(f.pipeline, transition, batch.diagnoses.get(transition.incident.id), now)
+            self._on_transition(f.pipeline, transition, diagnoses, batch.opened, now)
         if len(f.pipeline.assembler.tokens) > f.tokens_known:  # the backend sends a token not seen before
             f.tokens_known = len(f.pipeline.assembler.tokens)
-            self.investigator.rediagnose(f.pipeline, exclude=batch.diagnoses.keys())  # those were just diagnosed
+            self.investigator.rediagnose(f.pipeline, exclude=batch.opened.keys())  # those were just diagnosed
         f.owed.add(batch)
         if checkpoint is not None:
             f.checkpoint = checkpoint
@@ -328,11 +329,12 @@ class Daemon:
         return [IncidentRecord(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
                                i.resolved_at, self.investigator.verdicts.get(i.id)) for i in latest.values()]
 
-    def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnosis: Diagnosis | None,
-                       now: datetime) -> None:
+    def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
+                       opened: Mapping[str, SourceView], now: datetime) -> None:
         incident = t.incident
-        if t.kind is TransitionKind.OPENED and diagnosis is None:  # opened by the clock (silence), not a record
-            diagnosis = self.investigator.diagnose_opened(pipeline, incident)
+        if t.kind is TransitionKind.OPENED:  # from the view as it opened; a clock-opened one (silence) has none
+            diagnoses[incident.id] = self.investigator.diagnose_opened(pipeline, incident, opened.get(incident.id))
+        diagnosis = diagnoses.get(incident.id)
         if t.kind is not TransitionKind.UPDATED:
             verdict = self.investigator.verdicts.get(incident.id, "unknown")
             log.warning("incident %s: %s on %s since %s (%d failed: %s) verdict %s", t.kind.value,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from snapwatch.config import TokenConfig
-from snapwatch.detect.pipeline import SourcePipeline
+from snapwatch.detect.pipeline import SourceView
 from snapwatch.diagnose.case import Evidence
 from snapwatch.diagnose.rank import diagnose
 from snapwatch.diagnose.traffic import invalid_reasons
@@ -51,36 +51,36 @@ def load_context(token_config: TokenConfig, environ: Mapping[str, str], *, check
     return Context(token_config, configured, pending)
 
 
-def diagnose_incident(pipeline: SourcePipeline, incident: Incident | None, ctx: Context, now: datetime) -> Diagnosis:
+def diagnose_incident(view: SourceView, incident: Incident | None, ctx: Context, now: datetime) -> Diagnosis:
     """Rank the causes of ``incident`` (None: of the present state) from one source's evidence."""
     configured = ctx.configured
     return diagnose(
         Evidence(
             now=now,
             incident=incident,
-            history=pipeline.history,
+            history=view.history,
             configured=configured.report() if configured is not None else None,
             configured_source=configured.source if configured is not None else None,
             configured_pixel=configured.pixel if configured is not None else None,
-            seen=dict(pipeline.assembler.token_reports),
+            seen=dict(view.token_reports),
             config=ctx.token_config,
             restart_pending=ctx.restart_pending,
             probe=ctx.probe,
             # A hygiene note: under "security" for an incident, but a finding of the present (diagnose).
-            tokens_in_log=incident is None and pipeline.assembler.tokens_in_log,
+            tokens_in_log=incident is None and view.tokens_in_log,
             log_gaps=ctx.log_gaps,
-            invalid_reasons=invalid_reasons(pipeline.invalid_bodies),
-            log_paths=(pipeline.label,),
+            invalid_reasons=invalid_reasons(view.invalid_bodies),
+            log_paths=(view.label,),
         )
     )
 
 
-def security_findings(pipeline: SourcePipeline) -> list[Finding]:
+def security_findings(view: SourceView) -> list[Finding]:
     """Hygiene findings about the log itself (the token written in clear text), whatever the incidents."""
-    last = pipeline.history.last_request
+    last = view.history.last_request
     now = last.at if last is not None else datetime.now(UTC)
-    found = diagnose(Evidence(now=now, history=pipeline.history, tokens_in_log=pipeline.assembler.tokens_in_log,
-                              log_paths=(pipeline.label,)))
+    found = diagnose(Evidence(now=now, history=view.history, tokens_in_log=view.tokens_in_log,
+                              log_paths=(view.label,)))
     return [f for f in found.findings if f.code is FindingCode.TOKEN_IN_LOG]
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from snapwatch.alert.policy import AlertPolicy
 from snapwatch.config import Config
-from snapwatch.detect.pipeline import SourcePipeline
+from snapwatch.detect.pipeline import SourcePipeline, SourceView
 from snapwatch.model import Diagnosis, Gap, Incident, Rule, TokenKind
 from snapwatch.run.configured import service_restart_pending
 from snapwatch.run.evidence import Context, diagnose_incident, gap_text, load_context
@@ -74,14 +74,16 @@ class Investigator:
     def gap(self, gap: Gap) -> None:
         self.context = replace(self.context, log_gaps=(*self.context.log_gaps, gap_text(gap)))
 
-    def diagnose_opened(self, pipeline: SourcePipeline, incident: Incident) -> Diagnosis:
-        """Diagnose an incident as it opens (the pipeline calls this before later records arrive)."""
+    def diagnose_opened(self, pipeline: SourcePipeline, incident: Incident,
+                        view: SourceView | None = None) -> Diagnosis:
+        """Diagnose an incident as it opened: from ``view``, the source as it was at that moment (the
+        pipeline's ``Batch.opened``), or the source as it is now when the clock opened it (silence)."""
         self.refresh_token()
         now = self.clock()
         probe = self.context.probe
         if probe is not None and now - probe.at > self.config.probe.min_interval:
             self.context = replace(self.context, probe=None)  # an old answer is not evidence about now
-        diagnosis = diagnose_incident(pipeline, incident, self.context, now)
+        diagnosis = diagnose_incident(view or pipeline.view(), incident, self.context, now)
         self.verdicts[incident.id] = diagnosis.verdict
         self._maybe_probe(pipeline, incident)
         return diagnosis
@@ -131,7 +133,7 @@ class Investigator:
         now = self.clock()
         for current in pipeline.detector.open_incidents():
             if current.rule is Rule.AUTH_FAILURES and incident_id in (None, current.id) and current.id not in exclude:
-                diagnosis = diagnose_incident(pipeline, current, self.context, now)
+                diagnosis = diagnose_incident(pipeline.view(), current, self.context, now)
                 self.verdicts[current.id] = diagnosis.verdict
                 self.policy.on_diagnosis(current.id, diagnosis, now)
 

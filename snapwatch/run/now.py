@@ -103,7 +103,7 @@ def diagnose_now(config: Config, environ: Mapping[str, str], now: datetime, *, p
         # whose event_time is far from its own clock.
         result = prober.probe(ctx.configured.raw.reveal(), pixel or "", datetime.now(UTC))
         ctx = replace(ctx, probe=result) if result is not None else ctx
-    return diagnose_incident(pipeline, incident, ctx, now)
+    return diagnose_incident(pipeline.view(), incident, ctx, now)
 
 
 def render_findings(diagnosis: Diagnosis) -> str:

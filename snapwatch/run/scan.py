@@ -16,7 +16,7 @@ from typing import BinaryIO, TextIO
 from snapwatch.alert.render import duration
 from snapwatch.codec import iso
 from snapwatch.config import Config, SourceConfig, TokenConfig
-from snapwatch.detect.pipeline import Batch, Diagnoser, SourcePipeline
+from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
 from snapwatch.errors import SourceError
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
@@ -29,6 +29,9 @@ CHUNK = 1 << 20
 # blocks (4 MiB ones were slower still); below 64 KiB the per-block calls start to show.
 READ_BLOCK = 256 << 10
 _ROTATED = re.compile(r"^(?P<base>.+?)(?:[.-](?P<n>\d{1,8}))?(?P<gz>\.gz)?$")
+
+# Diagnoses an incident from the source as it was when the incident opened.
+Diagnoser = Callable[[SourceView, Incident], Diagnosis]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,25 +165,27 @@ def scan_files(
     records: dict[str, IncidentRecord] = {}
     for base, group in itertools.groupby(files, key=lambda f: f.base):
         source = template.model_copy(update={"path": base})
-        pipeline = SourcePipeline(source, config.rules, label=base, diagnoser=diagnoser)
+        pipeline = SourcePipeline(source, config.rules, label=base, views_at_opening=diagnoser is not None)
         splitter = LineSplitter(source.max_line_bytes)
         for log_file in group:
             for block in read_chunks(log_file.path, progress):
-                _apply(pipeline.feed(splitter.push(block)), records)
+                _apply(pipeline.feed(splitter.push(block)), records, diagnoser)
             # A rotated file ends where the next begins: a line cut by rotation is finished here.
-            _apply(pipeline.feed(splitter.flush()), records)
-        _apply(pipeline.flush(), records)
+            _apply(pipeline.feed(splitter.flush()), records, diagnoser)
+        _apply(pipeline.flush(), records, diagnoser)
         _merge_source(report, pipeline, splitter)
     report.incidents = sorted(records.values(), key=lambda r: r.incident.opened_at)
     return report
 
 
-def _apply(batch: Batch, records: dict[str, IncidentRecord]) -> None:
+def _apply(batch: Batch, records: dict[str, IncidentRecord], diagnoser: Diagnoser | None) -> None:
     for transition in batch.transitions:
         incident = transition.incident
         record = records.get(incident.id)
         if record is None:
-            record = records[incident.id] = IncidentRecord(incident, batch.diagnoses.get(incident.id))
+            view = batch.opened.get(incident.id)
+            diagnosis = diagnoser(view, incident) if diagnoser is not None and view is not None else None
+            record = records[incident.id] = IncidentRecord(incident, diagnosis)
         record.incident = incident
 
 
@@ -200,7 +205,7 @@ def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSp
         seen.accepted += usage.accepted
         seen.rejected += usage.rejected
     if assembler.tokens_in_log:
-        report.security.extend(security_findings(pipeline))
+        report.security.extend(security_findings(pipeline.view()))
     report.by_status.update(assembler.by_status)
     report.requests_by_api.update(assembler.requests_by_api)
     stats = assembler.stats
@@ -219,9 +224,9 @@ def scan_with_diagnosis(paths: Iterable[str | Path], config: Config, token_confi
     paths = list(paths)  # read twice below (sizes for the bar, then the scan): a one-shot iterable must not run dry
     ctx = load_context(token_config, environ, check_service=False, strict=strict_token)
 
-    def diagnoser(pipeline: SourcePipeline, incident: Incident) -> Diagnosis:
+    def diagnoser(view: SourceView, incident: Incident) -> Diagnosis:
         at = incident.last_at  # token age and expiry are judged at the records' time, not the wall clock
-        return diagnose_incident(pipeline, incident, ctx, at)
+        return diagnose_incident(view, incident, ctx, at)
 
     bar = ProgressBar(sum(f.size for f in order_files(paths))) if progress else None
     try:
