@@ -417,6 +417,7 @@ def test_a_store_without_the_flaps_column_gains_it(tmp_path: Path) -> None:
     p.on_transition(opened(a), None, T0)
     conn = sqlite3.connect(tmp_path / "s.db")
     conn.execute("ALTER TABLE alert_state DROP COLUMN flaps")
+    conn.execute("PRAGMA user_version=1")  # as a file from before the store owned the alert tables
     conn.commit()
     conn.close()
     again = policy(tmp_path / "s.db")

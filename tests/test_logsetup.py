@@ -47,7 +47,7 @@ def test_plain_format_has_timestamp_level_and_name() -> None:
     logging.getLogger("snapwatch.tail.follow").info("following %s", "/var/log/app/a.log")
     line = out.getvalue()
     assert re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO snapwatch\.follow: following /var/log/app/a\.log\n", line
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO snapwatch\.tail\.follow: following /var/log/app/a\.log\n", line
     )
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from snapwatch.ingest.tokens import fingerprint
 from snapwatch.model import Checkpoint, Gap
-from snapwatch.store.state import SCHEMA_VERSION, IncidentRecord, StateError, Store, TokenUpdate
+from snapwatch.store.schema import SCHEMA_VERSION, StateError
+from snapwatch.store.state import IncidentRecord, Store
 from tests.conftest import assert_no_secret
 
 T0 = datetime(2025, 12, 3, 23, 35, 17, tzinfo=UTC)
@@ -60,34 +61,29 @@ def test_a_failing_batch_moves_neither_checkpoint_nor_counters(tmp_path: Path) -
         assert store.counters("/var/log/app.log") == {"200": 1}
 
 
-def test_incidents_tokens_snapshots_gaps(tmp_path: Path) -> None:
+def test_incidents_memory_gaps(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         opened = IncidentRecord("i1", "auth-failures", "/var/log/app.log", "open", T0, verdict="token-drift")
-        store.commit_batch(cp(1), incident_changes=[opened], detector_snapshot={"streak": 4},
-                           token_updates=[TokenUpdate("3f9a1c0b7d2e", "px", T0, T0, accepted=2)],
+        store.commit_batch(cp(1), incident_changes=[opened], source_memory={"streak": 4},
                            gaps=[Gap("/var/log/app.log", "/var/log/app.log", 1, 2, None, T0, None, "gone")])
         assert store.status()["incidents"] == [
             {"id": "i1", "rule": "auth-failures", "source": "/var/log/app.log", "state": "open",
              "opened_at": T0.isoformat(), "verdict": "token-drift"}]
         resolved = IncidentRecord("i1", "auth-failures", "/var/log/app.log", "resolved", T0,
                                   T0 + timedelta(minutes=5), "token-drift")
-        later = T0 + timedelta(hours=1)
-        store.commit_batch(cp(2), incident_changes=[resolved], detector_snapshot={"streak": 0},
-                           token_updates=[TokenUpdate("3f9a1c0b7d2e", "px", later, later, rejected=3)])
+        store.commit_batch(cp(2), incident_changes=[resolved], source_memory={"streak": 0})
         assert store.status()["incidents"] == []
         assert store.incidents() == [resolved]
-        assert store.detector_snapshot("/var/log/app.log") == {"streak": 0}
-        (hist,) = store.token_history("3f9a1c0b7d2e")
-        assert (hist.first_seen, hist.last_seen, hist.accepted, hist.rejected) == (T0, later, 2, 3)
+        assert store.source_memory("/var/log/app.log") == {"streak": 0}
         (gap,) = store.gaps()
         assert gap.lost_bytes is None and gap.since == T0 and gap.reason == "gone"
 
 
-def test_outbox_counted_when_that_table_exists(tmp_path: Path) -> None:
+def test_outbox_counted_by_state(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         with store.transaction() as c:
-            c.execute("CREATE TABLE outbox (id TEXT PRIMARY KEY, state TEXT)")
-            c.executemany("INSERT INTO outbox VALUES (?, ?)",
+            c.executemany("INSERT INTO outbox (alert_id, target, target_display, message, state, created_at,"
+                          " next_attempt_at) VALUES (?, 't', 't', '{}', ?, '', '')",
                           [("a", "pending"), ("b", "delivered"), ("c", "delivered"), ("d", "failed")])
         assert store.status()["outbox"] == {"pending": 1, "delivered": 2, "failed": 1}
 
@@ -110,8 +106,7 @@ def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_no_token_in_the_state_file(tmp_path: Path, canvas_token: str) -> None:
     fp = fingerprint(canvas_token)
     with Store.open(tmp_path) as store:
-        store.commit_batch(cp(5), token_updates=[TokenUpdate(fp, "pixel-1", T0, T0, accepted=1)],
-                           detector_snapshot={"token": fp})
+        store.commit_batch(cp(5), source_memory={"token": fp})
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert fp.encode() in data  # the fingerprint is there …

@@ -48,11 +48,10 @@ from snapwatch.model import (
     Transition,
     TransitionKind,
 )
-from snapwatch.store.state import joined_transaction
+from snapwatch.store.schema import joined_transaction, migrate
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 _HOUR = 3_600_000_000  # microseconds
 _KEEP_CLOSED = 7 * 24 * _HOUR  # finished incidents are remembered this long, so a replayed transition is a no-op
 _RANK = {rule: i for i, rule in enumerate(Rule)}  # "most important rule" leads a group: the contract's order
@@ -61,26 +60,6 @@ _PROBES = {FindingCode.PROBE_ACCEPTED.value, FindingCode.PROBE_REJECTED.value, F
 # hour for one rule and source: a backend flapping faster than group_wait is a fault, not noise, and must
 # not go unreported. From then on its blips are announced, bounded by max_per_hour like everything else.
 FLAP_BLIPS = 3
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS alert_state (incident_id TEXT PRIMARY KEY, rule TEXT NOT NULL,"
-    " source TEXT NOT NULL, opened_us INTEGER NOT NULL,"
-    " state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),"
-    " grp TEXT NOT NULL,"  # the OPENED group: the id of the incident that started it
-    " due_us INTEGER NOT NULL,"  # when the group's OPENED alert is due
-    " opened TEXT NOT NULL CHECK (opened IN ('pending', 'sent', 'held', 'swallowed')),"
-    " announced INTEGER NOT NULL DEFAULT 0,"  # some alert about it was handed out
-    " reminder_us INTEGER, reminder_seq INTEGER NOT NULL DEFAULT 0,"
-    " update_owed INTEGER NOT NULL DEFAULT 0, update_seq INTEGER NOT NULL DEFAULT 0,"
-    " sent_key TEXT,"  # the verdict and probe findings as last handed out
-    " resolved TEXT NOT NULL DEFAULT 'no' CHECK (resolved IN ('no', 'owed', 'sent', 'skipped')),"
-    " closed_us INTEGER, incident TEXT NOT NULL, diagnosis TEXT,"
-    " flaps INTEGER NOT NULL DEFAULT 0)",  # an announced blip: the blips of its rule and source in the hour
-    "CREATE INDEX IF NOT EXISTS alert_state_pending ON alert_state (opened, source, due_us)",
-    "CREATE TABLE IF NOT EXISTS alert_sent (at_us INTEGER NOT NULL, alert_id TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS alert_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-)
-
 
 def alert_id(host: str, incident_id: str, kind: AlertKind, seq: int) -> str:
     """The stable id of an alert: 32 hex of SHA-256 over ``host|incident id|kind|sequence number``."""
@@ -131,15 +110,7 @@ class AlertPolicy:
         self._host = host
         self._wait = micros(alerts.group_wait)
         self._repeat = max(1, micros(alerts.repeat_every))
-        with joined_transaction(self._conn):
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            if "flaps" not in {c[1] for c in conn.execute("PRAGMA table_info(alert_state)")}:
-                # a store written before blips were counted: the column is additive, old rows had none
-                conn.execute("ALTER TABLE alert_state ADD COLUMN flaps INTEGER NOT NULL DEFAULT 0")
-            conn.execute("INSERT OR IGNORE INTO alert_meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            for key in ("held", "held_seq"):
-                conn.execute("INSERT OR IGNORE INTO alert_meta VALUES (?, 0)", (key,))
+        migrate(conn)  # the tables are the store's (store.schema); a bare connection is brought up to date
 
     # -- recording -------------------------------------------------------------------------------
 

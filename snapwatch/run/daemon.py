@@ -158,7 +158,7 @@ class Daemon:
         found = source.files.get(path)
         if found is None:
             rules = self.config.rules
-            saved = self.store.detector_snapshot(path) or {}
+            saved = self.store.source_memory(path) or {}
             detector = (Detector.restore(rules, path, saved["detector"]) if "detector" in saved
                         else Detector(rules, path))
             history = History.restore(saved["history"]) if "history" in saved else History()
@@ -323,7 +323,7 @@ class Daemon:
         snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
         self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
-                                detector_snapshot=snapshot, incident_changes=self._incident_rows(owed.incidents))
+                                source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents))
 
     def _incident_rows(self, latest: Mapping[str, Incident]) -> list[IncidentRecord]:
         return [IncidentRecord(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,

@@ -27,7 +27,7 @@ def _from_state(state_dir: Path, source: SourceConfig, path: str, config: Config
     if not (state_dir / "state.db").exists():
         return None
     with Store.open(state_dir) as store:
-        saved = store.detector_snapshot(path)
+        saved = store.source_memory(path)
     if not saved:
         return None
     detector = Detector.restore(config.rules, path, saved["detector"]) if "detector" in saved else None

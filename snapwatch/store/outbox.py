@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from snapwatch.codec import Message
-from snapwatch.store.state import joined_transaction
+from snapwatch.store.schema import joined_transaction, migrate
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,7 @@ class Outbox:
         self._conn = conn
         self._rng = rng or random.Random()  # noqa: S311  (jitter, not cryptography)
         self._base, self._max = base_delay, max_delay
-        with joined_transaction(self._conn):
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-                " alert_id TEXT NOT NULL, target TEXT NOT NULL, target_display TEXT NOT NULL,"
-                " message TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending'"
-                " CHECK (state IN ('pending', 'delivered', 'failed')),"
-                " attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, next_attempt_at TEXT NOT NULL,"
-                " delivered_at TEXT, last_error TEXT, UNIQUE (alert_id, target))"
-            )
-            conn.execute("CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, target, created_at, seq)")
+        migrate(conn)  # the table is created by the store's migrations (store.schema)
 
     def enqueue(self, message: Message, targets: Sequence[tuple[str, str]], now: datetime) -> int:
         """Owe ``message`` to each ``(key, display)`` target in one transaction; returns the rows added.

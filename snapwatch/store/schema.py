@@ -1,0 +1,142 @@
+"""The state file's schema: one ordered list of migrations, the version kept in ``PRAGMA user_version``.
+
+Every table of ``state.db`` is created here and nowhere else. Migration N brings a file at version N-1
+to version N; a file is brought up to date in one transaction per step, whoever opens it first (the
+store, or a policy or outbox handed a bare connection in tests). To change the schema, append a step:
+never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from snapwatch.errors import SnapwatchError
+
+
+class StateError(SnapwatchError):
+    """The state file cannot be used (newer schema, not a database, no permission)."""
+
+
+@contextmanager
+def joined_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction on ``conn`` (opened with ``isolation_level=None``): BEGIN IMMEDIATE … COMMIT,
+    ROLLBACK on any exception; or, when ``conn`` is already in a transaction, that one, joined (its owner
+    commits or rolls back)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _v1_sources_and_incidents(conn: sqlite3.Connection) -> None:
+    _script(conn, """
+    CREATE TABLE IF NOT EXISTS sources (
+        path TEXT PRIMARY KEY, dev INTEGER NOT NULL, inode INTEGER NOT NULL, offset INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL, mtime_ns INTEGER NOT NULL DEFAULT 0, requests INTEGER NOT NULL DEFAULT 0,
+        last_record_at TEXT);
+    CREATE TABLE IF NOT EXISTS counters (
+        path TEXT NOT NULL, status TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (path, status));
+    CREATE TABLE IF NOT EXISTS detector_snapshots (path TEXT PRIMARY KEY, json TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS incidents (
+        id TEXT PRIMARY KEY, rule TEXT NOT NULL, source TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+        opened_at TEXT NOT NULL, resolved_at TEXT, verdict TEXT, json TEXT NOT NULL DEFAULT '{}');
+    CREATE TABLE IF NOT EXISTS token_history (
+        fingerprint TEXT NOT NULL, pixel TEXT NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+        accepted INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (fingerprint, pixel));
+    CREATE TABLE IF NOT EXISTS log_gaps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, dev INTEGER, inode INTEGER,
+        lost_bytes INTEGER, since TEXT, until TEXT, reason TEXT NOT NULL);
+    """)
+
+
+def _v2_alerts_and_outbox(conn: sqlite3.Connection) -> None:
+    # Files of version 1 may already hold these tables (the alert policy and the outbox used to create
+    # their own): IF NOT EXISTS keeps their rows, and a pre-flaps alert_state gains the column.
+    _script(conn, """
+    CREATE TABLE IF NOT EXISTS alert_state (incident_id TEXT PRIMARY KEY, rule TEXT NOT NULL,
+        source TEXT NOT NULL, opened_us INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+        grp TEXT NOT NULL,                -- the OPENED group: the id of the incident that started it
+        due_us INTEGER NOT NULL,          -- when the group's OPENED alert is due
+        opened TEXT NOT NULL CHECK (opened IN ('pending', 'sent', 'held', 'swallowed')),
+        announced INTEGER NOT NULL DEFAULT 0,  -- some alert about it was handed out
+        reminder_us INTEGER, reminder_seq INTEGER NOT NULL DEFAULT 0,
+        update_owed INTEGER NOT NULL DEFAULT 0, update_seq INTEGER NOT NULL DEFAULT 0,
+        sent_key TEXT,                    -- the verdict and probe findings as last handed out
+        resolved TEXT NOT NULL DEFAULT 'no' CHECK (resolved IN ('no', 'owed', 'sent', 'skipped')),
+        closed_us INTEGER, incident TEXT NOT NULL, diagnosis TEXT,
+        flaps INTEGER NOT NULL DEFAULT 0); -- an announced blip: the blips of its rule and source in the hour
+    CREATE INDEX IF NOT EXISTS alert_state_pending ON alert_state (opened, source, due_us);
+    CREATE TABLE IF NOT EXISTS alert_sent (at_us INTEGER NOT NULL, alert_id TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS alert_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT OR IGNORE INTO alert_meta VALUES ('held', 0);
+    INSERT OR IGNORE INTO alert_meta VALUES ('held_seq', 0);
+    DELETE FROM alert_meta WHERE key = 'schema';
+    CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL, target TEXT NOT NULL, target_display TEXT NOT NULL,
+        message TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, next_attempt_at TEXT NOT NULL,
+        delivered_at TEXT, last_error TEXT, UNIQUE (alert_id, target));
+    CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, target, created_at, seq);
+    """)
+    if "flaps" not in {c[1] for c in conn.execute("PRAGMA table_info(alert_state)")}:
+        conn.execute("ALTER TABLE alert_state ADD COLUMN flaps INTEGER NOT NULL DEFAULT 0")
+
+
+def _v3_source_memory(conn: sqlite3.Connection) -> None:
+    # The per-token history table was written but never read; a source's detector and history snapshot
+    # is its memory, and the table is named for it.
+    conn.execute("DROP TABLE IF EXISTS token_history")
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'detector_snapshots'").fetchone():
+        conn.execute("ALTER TABLE detector_snapshots RENAME TO source_memory")
+    else:
+        conn.execute("CREATE TABLE IF NOT EXISTS source_memory (path TEXT PRIMARY KEY, json TEXT NOT NULL)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _v1_sources_and_incidents,
+    _v2_alerts_and_outbox,
+    _v3_source_memory,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, where: object = "the state file") -> None:
+    """Bring the database on ``conn`` to SCHEMA_VERSION (a no-op when it is there).
+
+    Raises StateError when it was written by a newer snapwatch (its version is higher than this one's).
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"{where} has schema version {version}, newer than this snapwatch knows "
+            f"({SCHEMA_VERSION}); upgrade snapwatch or point state_dir elsewhere")
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        with joined_transaction(conn):
+            MIGRATIONS[target - 1](conn)
+            conn.execute(f"PRAGMA user_version={target}")
+
+
+def _script(conn: sqlite3.Connection, script: str) -> None:
+    # Not conn.executescript: it commits the open transaction first, and a step must commit together
+    # with its version number.
+    for statement in _statements(script):
+        conn.execute(statement)
+
+
+def _statements(script: str) -> Iterator[str]:
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    for statement in "\n".join(lines).split(";"):
+        if statement.strip():
+            yield statement
