@@ -1,4 +1,4 @@
-"""Stored forms for the state store: times; requests, exchanges, incidents, diagnoses as JSON (fingerprints only).
+"""Stored and shown forms: times and durations; requests, exchanges, incidents, diagnoses, messages as JSON.
 
 A request's path carries no query string and its token is kept as a fingerprint, so none of these
 forms can hold a token. Every ``*_from`` reads back what its ``*_json`` wrote and raises KeyError,
@@ -57,6 +57,24 @@ def dt(value: str | None) -> datetime | None: ...
 def dt(value: str | None) -> datetime | None:
     """Reads ``iso`` back; None stays None. Raises ValueError on anything else."""
     return None if value is None else datetime.fromisoformat(value)
+
+
+_UNITS = (("d", "day", 86400), ("h", "hour", 3600), ("m", "minute", 60), ("s", "second", 1))
+
+
+def duration(delta: timedelta, *, words: bool = False, parts: int = 3) -> str:
+    """A duration for people, the one spelling every output uses: ``1h 2m 3s``, ``45s``, ``2d 3h``; with
+    ``words``, ``1 day 2 hours``. At most ``parts`` units, largest first, whole seconds; the sign is
+    dropped (callers say "ago" or "in")."""
+    seconds = int(abs(delta).total_seconds())
+    out: list[str] = []
+    for short, word, size in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            out.append(f"{count} {word}{'s' if count != 1 else ''}" if words else f"{count}{short}")
+        if len(out) == parts:
+            break
+    return " ".join(out) or ("0 seconds" if words else "0s")
 
 
 def micros(delta: timedelta) -> int:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import timedelta
 
-from snapwatch.codec import TITLE_MAX, Message, iso
-from snapwatch.model import Alert, AlertKind, Diagnosis, Finding, Incident
+from snapwatch.codec import TITLE_MAX, Message, duration, iso
+from snapwatch.diagnose.text import Section, diagnosis_sections, sections_text
+from snapwatch.model import Alert, AlertKind, Diagnosis, Incident
 
-TOP_FINDINGS = 3  # findings shown with their evidence; the rest are listed by code only
 ALERTNAME = "SnapCapiIncident"
 
 _KIND_WORD = {
@@ -27,17 +26,7 @@ class _Doc:
     """The content of a message as (heading, lines, numbered) sections, before any markup."""
 
     intro: str
-    sections: tuple[tuple[str, tuple[str, ...], bool], ...]
-
-
-def duration(delta: timedelta) -> str:
-    """A short human duration: ``1h 2m 3s``, ``45s``, ``2d 3h``."""
-    secs = max(0, int(delta.total_seconds()))
-    days, rem = divmod(secs, 86400)
-    hours, rem = divmod(rem, 3600)
-    mins, secs = divmod(rem, 60)
-    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (mins, "m"), (secs, "s")) if n]
-    return " ".join(parts[:3]) or "0s"
+    sections: tuple[Section, ...]
 
 
 def _by_status(incident: Incident) -> str:
@@ -78,10 +67,6 @@ def _verdict_phrase(diag: Diagnosis | None) -> str:
     return f"{diag.findings[0].title} ({diag.verdict})"
 
 
-def _finding_line(f: Finding) -> str:
-    return f"{f.code.value}: {f.title} ({f.severity.value}, {f.confidence.value} confidence)"
-
-
 def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
     lines = [
         f"Rule: {inc.rule.value}",
@@ -109,33 +94,6 @@ def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _diagnosis_sections(diag: Diagnosis, full: bool) -> list[tuple[str, tuple[str, ...], bool]]:
-    top = diag.findings[:TOP_FINDINGS]
-    if not top:
-        return [("Verdict", ("unknown: no finding explains this incident yet",), False)]
-    verdict = top[0]
-    out: list[tuple[str, tuple[str, ...], bool]] = [("Verdict", (_finding_line(verdict),), False)]
-    if not full:
-        return out
-    if verdict.evidence:
-        out.append(("Evidence", verdict.evidence, False))
-    steps: list[str] = []
-    for finding in top:
-        steps.extend(s for s in finding.remediation if s not in steps)
-    if steps:
-        out.append(("Remediation, in order", tuple(steps), True))
-    others: list[str] = []
-    for finding in top[1:]:
-        others.append(_finding_line(finding))
-        others.extend(f"  evidence: {e}" for e in finding.evidence)
-    others.extend(_finding_line(f) for f in diag.findings[TOP_FINDINGS:])
-    if others:
-        out.append(("Other possible causes", tuple(others), False))
-    if diag.ruled_out:
-        out.append(("Ruled out", diag.ruled_out, False))
-    return out
-
-
 def _token_line(alert: Alert) -> str:
     if alert.token_fp is None:
         return "none seen in the failing requests"
@@ -145,7 +103,7 @@ def _token_line(alert: Alert) -> str:
 
 def _doc(alert: Alert) -> _Doc:
     inc, diag = alert.incident, alert.diagnosis
-    sections: list[tuple[str, tuple[str, ...], bool]] = []
+    sections: list[Section] = []
     if alert.kind is AlertKind.TEST:
         intro = (
             f"This is a test message from snapwatch on {alert.host}, sent {iso(alert.created_at, 'seconds')}. "
@@ -177,7 +135,7 @@ def _doc(alert: Alert) -> _Doc:
     if inc is not None:
         sections.append(("What happened", _happened(alert, inc), False))
     if diag is not None:
-        sections.extend(_diagnosis_sections(diag, full=alert.kind is not AlertKind.RESOLVED))
+        sections.extend(diagnosis_sections(diag, full=alert.kind is not AlertKind.RESOLVED))
     if alert.kind is not AlertKind.TEST and (inc is not None or alert.token_fp is not None):
         sections.append(("Token", (_token_line(alert),), False))
     sections.append(("Alert", (f"id {alert.id} ({alert.kind.value}, {iso(alert.created_at, 'seconds')})",), False))
@@ -186,9 +144,8 @@ def _doc(alert: Alert) -> _Doc:
 
 def _text(title: str, doc: _Doc) -> str:
     out = [title, "", doc.intro]
-    for heading, lines, numbered in doc.sections:
-        out += ["", f"{heading}:"]
-        out += [f"  {i}. {line}" if numbered else f"  {line}" for i, line in enumerate(lines, 1)]
+    for section in doc.sections:
+        out += ["", *sections_text([section])]
     return "\n".join(out) + "\n"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from snapwatch.codec import duration
 from snapwatch.ingest.tokens import Defect, TokenReport
 from snapwatch.model import TokenKind
 
@@ -56,22 +57,10 @@ DEFECT_TEXT: dict[Defect, str] = {
 }
 
 
-def _span(delta: timedelta) -> str:
-    """A duration in words, two units at most: '3 days 2 hours', '45 minutes', '12 seconds'."""
-    seconds = int(abs(delta).total_seconds())
-    parts: list[str] = []
-    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
-        if len(parts) == 2:
-            break
-    return " ".join(parts) or "0 seconds"
-
-
 def _when(at: datetime, now: datetime) -> str:
     delta = now - at
-    return f"{_span(delta)} ago" if delta >= timedelta(0) else f"in {_span(delta)}"
+    span = duration(delta, words=True, parts=2)
+    return f"{span} ago" if delta >= timedelta(0) else f"in {span}"
 
 
 def explain(report: TokenReport, source: str | None, now: datetime) -> list[str]:

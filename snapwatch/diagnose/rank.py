@@ -9,8 +9,7 @@ A Canvas S2S token's claims are never on their own evidence of a wrong token typ
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from snapwatch.codec import duration
 from snapwatch.diagnose import facts as knowledge
 from snapwatch.diagnose.case import DIRECT, PRESENT, Candidate, Case, Evidence, fps_in, iso
 from snapwatch.diagnose.traffic import hygiene, incident_kinds
@@ -68,7 +67,7 @@ def _token_checks(c: Case) -> None:
         elif rep.nbf is not None and c.t0 - rep.nbf <= window:
             changed = c.before is not None and c.before.attrs.token_fp not in (None, rep.fingerprint)
             c.add(F.TOKEN_RECENTLY_ISSUED, Confidence.MEDIUM if changed else Confidence.LOW, direct,
-                  f"{label}: issued (nbf) {iso(rep.nbf)}, {_minutes(c.t0 - rep.nbf)} before the failures "
+                  f"{label}: issued (nbf) {iso(rep.nbf)}, {duration(c.t0 - rep.nbf)} before the failures "
                   f"at {iso(c.t0)}")
 
 
@@ -212,11 +211,6 @@ def _probe(c: Case) -> None:
         c.add(F.PROBE_REJECTED, Confidence.HIGH, DIRECT, line)
     else:
         c.add(F.PROBE_FAILED, Confidence.LOW, DIRECT, line + "; this says nothing about the token")
-
-
-def _minutes(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
 
 def _finding(c: Case, cand: Candidate) -> Finding:

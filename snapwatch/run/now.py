@@ -13,6 +13,7 @@ from snapwatch.config import Config, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import SourcePipeline
+from snapwatch.diagnose.text import diagnosis_sections, sections_text
 from snapwatch.errors import SourceError
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.model import Diagnosis, Incident, Rule
@@ -107,18 +108,7 @@ def diagnose_now(config: Config, environ: Mapping[str, str], now: datetime, *, p
 
 
 def render_findings(diagnosis: Diagnosis) -> str:
-    """The ranked findings for a person: title, evidence, numbered steps; then what was ruled out."""
+    """The ranked findings for a person, as every output says a diagnosis (``diagnose.text``), all of them."""
     if not diagnosis.findings:
         return "Nothing to report: no finding applies.\n"
-    lines = [f"Verdict: {diagnosis.verdict}", ""]
-    for rank, finding in enumerate(diagnosis.findings, 1):
-        lines.append(f"{rank}. [{finding.severity.value}, {finding.confidence.value} confidence] "
-                     f"{finding.code.value}: {finding.title}")
-        lines.extend(f"     evidence: {line}" for line in finding.evidence)
-        lines.extend(f"     {step_no}) {step}" for step_no, step in enumerate(finding.remediation, 1))
-    if diagnosis.ruled_out:
-        lines.append("")
-        lines.append("Ruled out:")
-        lines.extend(f"  - {line}" for line in diagnosis.ruled_out)
-    return "\n".join(lines) + "\n"
-
+    return "\n".join(sections_text(diagnosis_sections(diagnosis, top=len(diagnosis.findings)))) + "\n"

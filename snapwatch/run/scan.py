@@ -13,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from snapwatch.alert.render import duration
-from snapwatch.codec import iso
+from snapwatch.codec import duration, iso
 from snapwatch.config import Config, SourceConfig, TokenConfig
 from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
+from snapwatch.diagnose.text import diagnosis_sections, sections_text
 from snapwatch.errors import SourceError
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
@@ -278,11 +278,7 @@ def render_text(report: ScanReport) -> str:
         lines.append(f"  - {inc.rule.value} from {inc.opened_at.isoformat()}, {span}; "
                      f"{inc.responses} failed ({statuses})")
         if record.diagnosis is not None and record.diagnosis.findings:
-            top = record.diagnosis.findings[0]
-            lines.append(f"    verdict: {top.code.value} ({top.confidence.value} confidence): {top.title}")
-            lines.extend(f"      evidence: {line}" for line in top.evidence[:3])
-            lines.extend(f"      {i}. {step}" for i, step in enumerate(top.remediation, 1))
-            lines.extend(f"    also: {f.code.value}: {f.title}" for f in record.diagnosis.findings[1:4])
+            lines.extend(sections_text(diagnosis_sections(record.diagnosis), indent="    "))
     tokens = data["tokens"]
     assert isinstance(tokens, list)
     lines.append(f"Tokens seen in requests: {len(tokens) or 'none'}")
