@@ -35,7 +35,7 @@ from snapwatch.run.investigate import Investigator
 from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.run.telemetry import FileView, Reposter, Telemetry
 from snapwatch.store.outbox import Outbox
-from snapwatch.store.state import IncidentRecord, Store
+from snapwatch.store.state import IncidentRow, Store
 from snapwatch.tail.follow import Chunk, Notice
 from snapwatch.tail.watch import Follower, Quiet
 
@@ -325,8 +325,8 @@ class Daemon:
                                 requests=owed.requests, last_record_at=owed.last_record_at,
                                 source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents))
 
-    def _incident_rows(self, latest: Mapping[str, Incident]) -> list[IncidentRecord]:
-        return [IncidentRecord(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
+    def _incident_rows(self, latest: Mapping[str, Incident]) -> list[IncidentRow]:
+        return [IncidentRow(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
                                i.resolved_at, self.investigator.verdicts.get(i.id)) for i in latest.values()]
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],

@@ -88,7 +88,7 @@ def read_chunks(path: Path, progress: Callable[[int], None] | None = None) -> It
 
 
 @dataclass(slots=True)
-class IncidentRecord:
+class ScannedIncident:
     """An incident as scan reports it: its last snapshot and the diagnosis made when it opened."""
 
     incident: Incident
@@ -118,7 +118,7 @@ class ScanReport:
     files: list[str] = field(default_factory=list)
     by_status: Counter[str] = field(default_factory=Counter)
     requests_by_api: Counter[str] = field(default_factory=Counter)
-    incidents: list[IncidentRecord] = field(default_factory=list)
+    incidents: list[ScannedIncident] = field(default_factory=list)
     tokens_seen: dict[str, TokenSeen] = field(default_factory=dict)  # by fingerprint, across every log
     security: list[Finding] = field(default_factory=list)
     stats: ParseStats = field(default_factory=ParseStats)
@@ -162,7 +162,7 @@ def scan_files(
     files = order_files(paths)
     report = ScanReport(files=[str(f.path) for f in files])
     template = config.sources[0] if config.sources else SourceConfig(path="")
-    records: dict[str, IncidentRecord] = {}
+    records: dict[str, ScannedIncident] = {}
     for base, group in itertools.groupby(files, key=lambda f: f.base):
         source = template.model_copy(update={"path": base})
         pipeline = SourcePipeline(source, config.rules, label=base, views_at_opening=diagnoser is not None)
@@ -178,14 +178,14 @@ def scan_files(
     return report
 
 
-def _apply(batch: Batch, records: dict[str, IncidentRecord], diagnoser: Diagnoser | None) -> None:
+def _apply(batch: Batch, records: dict[str, ScannedIncident], diagnoser: Diagnoser | None) -> None:
     for transition in batch.transitions:
         incident = transition.incident
         record = records.get(incident.id)
         if record is None:
             view = batch.opened.get(incident.id)
             diagnosis = diagnoser(view, incident) if diagnoser is not None and view is not None else None
-            record = records[incident.id] = IncidentRecord(incident, diagnosis)
+            record = records[incident.id] = ScannedIncident(incident, diagnosis)
         record.incident = incident
 
 

@@ -26,7 +26,7 @@ from snapwatch.store.schema import StateError, joined_transaction, migrate
 
 
 @dataclass(frozen=True, slots=True)
-class IncidentRecord:
+class IncidentRow:
     """An incident row as stored; ``json`` holds whatever else the caller keeps (counts, diagnosis)."""
 
     id: str
@@ -91,7 +91,7 @@ class Store:
                      status_counts: Mapping[str, int] | None = None, requests: int = 0,
                      last_record_at: datetime | None = None,
                      source_memory: Mapping[str, Any] | None = None,
-                     incident_changes: Sequence[IncidentRecord] = (), gaps: Sequence[Gap] = ()) -> None:
+                     incident_changes: Sequence[IncidentRow] = (), gaps: Sequence[Gap] = ()) -> None:
         """Commit, in ONE transaction, a checkpoint and everything the lines before it produced.
 
         ``status_counts`` (status code as text → responses) and ``requests`` are added to the
@@ -158,11 +158,11 @@ class Store:
         row = self.conn.execute("SELECT json FROM source_memory WHERE path=?", (path,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def incidents(self, *, open_only: bool = False) -> list[IncidentRecord]:
+    def incidents(self, *, open_only: bool = False) -> list[IncidentRow]:
         """Incidents in the order they opened."""
         where = "WHERE state='open'" if open_only else ""
         rows = self.conn.execute(f"SELECT * FROM incidents {where} ORDER BY opened_at, id")  # noqa: S608
-        return [IncidentRecord(r[0], r[1], r[2], r[3], dt(r[4]), dt(r[5]), r[6], r[7])
+        return [IncidentRow(r[0], r[1], r[2], r[3], dt(r[4]), dt(r[5]), r[6], r[7])
                 for r in rows]
 
     def gaps(self) -> list[Gap]:
