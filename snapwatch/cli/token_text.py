@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from snapwatch.codec import duration
+from snapwatch.diagnose.facts import BUSINESS_MANAGER_PATH
 from snapwatch.ingest.tokens import Defect, TokenReport
 from snapwatch.model import TokenKind
 
-BUSINESS_MANAGER = "Business Manager → Business Details → Conversions API Tokens"
+BUSINESS_MANAGER = BUSINESS_MANAGER_PATH
 
 KIND_TEXT: dict[TokenKind, str] = {
     TokenKind.CANVAS_S2S: (
