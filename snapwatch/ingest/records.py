@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections import deque
-from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from snapwatch.config import SourceConfig
-from snapwatch.errors import ConfigError
 from snapwatch.ingest.lineformats import LineReader
+from snapwatch.ingest.pairing import MAX_QUEUED_REQUESTS, Pairing
 from snapwatch.ingest.rawtext import clean, original_offset
 from snapwatch.ingest.shapes import (
     PendingRequest,
@@ -22,15 +20,13 @@ from snapwatch.ingest.shapes import (
     new_exchange,
     new_request,
 )
-from snapwatch.model import Exchange, ParseStats, Request
+from snapwatch.ingest.stamps import EPOCH, Stamps, zone_of
+from snapwatch.model import Exchange, ParseStats
 from snapwatch.redact import redact
 
 MAX_BODY_CHARS = 65536  # the raw body kept for diagnosis is cut here
 # Every body kept (only non-2xx ones are) goes through ``redact`` first: a backend's error wrapper may quote
 # the request URL, token and all, and kept bodies reach evidence, alerts and the state file.
-MAX_QUEUED_REQUESTS = 1024  # unanswered requests kept per event name
-MAX_EVENT_NAMES = 1024
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # A record line: "YYYY-mm-dd HH:MM:SS[,ms] - LEVEL - message". Anything else continues the record above.
 _PREFIX = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:,[0-9]+)? - [A-Za-z]+ -(?: |(?=\n))")
@@ -58,16 +54,6 @@ _HEADER_REST = re.compile(r"(.*?)(?: Event)?(?: \(([^)]*)\))?[ \t]*")
 _STATUS = re.compile(rb"(?:HTTP )?Status Code:(.*)")
 _AUTH_IN_HEADERS = re.compile(r"""(?i)authorization['"]?\s*[:=]\s*['"]?([^'",}]*)""")
 _CLOSERS = {"{": "}", "[": "]"}
-
-
-def _zone(name: str) -> tzinfo | None:
-    """None stands for the machine's local zone (resolved per timestamp, so DST is honoured)."""
-    if name == "local":
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"sources: timezone: unknown time zone {name!r}") from exc
 
 
 class _Open:
@@ -111,11 +97,10 @@ class Assembler:
         self.held_bytes = 0
         self.requests_by_api: dict[str, int] = {}  # api value → requests (cumulative)
         self._by_status: dict[bytes, int] = {}  # status digits or b"none" → responses (cumulative)
-        self._zone = _zone(config.timezone)
-        self._lines = None if config.format == "backend" else LineReader(config, self._zone, self.stats)
-        self._times: dict[bytes, datetime] = {}
-        self._last_at = _EPOCH
-        self._queues: dict[str, deque[Request | PendingRequest]] = {}
+        zone = zone_of(config.timezone)
+        self._lines = None if config.format == "backend" else LineReader(config, zone, self.stats)
+        self._stamps = Stamps(zone, self.stats)
+        self._pairing = Pairing(self.stats)
         self._heads: dict[bytes, tuple[str, str]] = {}
         self._requests: dict[tuple[str, bytes | None], tuple[str, RequestFields]] = {}
         self._head: PendingRequest | None = None  # the request whose head lines are being read
@@ -166,8 +151,7 @@ class Assembler:
         self._end_head()
         self.held_bytes = 0
         if end_of_input:
-            self.stats.unpaired_requests += sum(len(q) for q in self._queues.values())
-            self._queues.clear()
+            self._pairing.end_of_input()
         return out
 
     # ---- the backend format ------------------------------------------------------------------------
@@ -184,8 +168,9 @@ class Assembler:
                 return -1
         # The hot loop: one find and one anchored match per block, everything bound to locals.
         match, rfind, find, mark = _BLOCK.match, buf.rfind, buf.find, _MARK_SEARCH
-        times, heads, requests = self._times, self._heads, self._requests
-        queues, source, by_status, api_count = self._queues, self.source, self._by_status, self.requests_by_api
+        stamps, heads, requests = self._stamps, self._heads, self._requests
+        times, time_of, take, room_for = stamps.cache, stamps.time, self._pairing.take, self._pairing.room_for
+        queues, source, by_status, api_count = self._pairing.queues, self.source, self._by_status, self.requests_by_api
         last_url: bytes | None = None
         last_hint = api = ""
         fields: RequestFields | None = None
@@ -201,12 +186,12 @@ class Assembler:
                 continue  # header-like text inside a payload or body, not a record of its own
             pos = m.end()
             prefix, outgoing, rest, url, status_b, body = m.groups()
-            at = self._last_at = times.get(prefix) or self._time(prefix)
+            at = stamps.last_at = times.get(prefix) or time_of(prefix)
             event, hint = heads.get(rest) or self._header_rest(rest)
             if outgoing:
                 queue = queues.get(event)
                 if queue is None or len(queue) >= MAX_QUEUED_REQUESTS:
-                    queue = self._make_room(event)
+                    queue = room_for(event)
                 if url is None:  # not the usual head: read it line by line
                     self._head = PendingRequest(at, event, hint)
                     queue.append(self._head)
@@ -227,13 +212,7 @@ class Assembler:
                     return line_start
                 continue
             by_status[status_b] = by_status.get(status_b, 0) + 1
-            queue = queues.get(event)
-            request: Request | None = None
-            if queue:
-                head = queue.popleft()
-                request = build_request(head) if isinstance(head, PendingRequest) else head
-            else:
-                self.stats.unpaired_responses += 1
+            request = take(event)
             status = int(status_b)
             text = "" if 200 <= status < 300 else redact(body.decode("utf-8"))[:MAX_BODY_CHARS]
             out.append(new_exchange(at, event, status, text, request, source))
@@ -249,7 +228,7 @@ class Assembler:
 
     def _request_fields(self, key: tuple[str, bytes | None]) -> tuple[str, RequestFields]:
         hint, url = key
-        req = PendingRequest(_EPOCH, "", hint)
+        req = PendingRequest(EPOCH, "", hint)
         if url is not None:
             req.url = self._book.url(url)
         built = build_request(req)
@@ -299,9 +278,7 @@ class Assembler:
         self._end_headers_line(req)
         api = api_key(req)
         self.requests_by_api[api] = self.requests_by_api.get(api, 0) + 1
-        queue = self._queues.get(req.event)
-        if queue and queue[-1] is req:
-            queue[-1] = build_request(req)
+        self._pairing.finished(req)
 
     def _end_headers_line(self, req: PendingRequest) -> None:
         if self._head_text is not None:
@@ -371,57 +348,13 @@ class Assembler:
         body = "" if not o.keep_body or o.body is None else redact("\n".join(o.body))[:MAX_BODY_CHARS]
         self._emit(o.at, o.event, o.status, body, out)
 
-    def _make_room(self, event: str) -> deque[Request | PendingRequest]:
-        """The queue for ``event``, with room for one more request (the oldest unanswered one goes)."""
-        queue = self._queues.get(event)
-        if queue is None:
-            if len(self._queues) >= MAX_EVENT_NAMES:
-                oldest = next(iter(self._queues))
-                self.stats.unpaired_requests += len(self._queues.pop(oldest))
-            queue = self._queues[event] = deque()
-        if len(queue) >= MAX_QUEUED_REQUESTS:
-            queue.popleft()
-            self.stats.unpaired_requests += 1
-        return queue
-
     def _emit(self, at: datetime, event: str, status: int | None, body: str, out: list[Exchange]) -> None:
-        queue = self._queues.get(event)
-        request = None
-        if queue:
-            head = queue.popleft()
-            request = build_request(head) if isinstance(head, PendingRequest) else head
-        if request is None:
-            self.stats.unpaired_responses += 1
+        request = self._pairing.take(event)
         if status is None:
             self.stats.responses_without_status += 1
         key = b"none" if status is None else str(status).encode("ascii")
         self._by_status[key] = self._by_status.get(key, 0) + 1
         out.append(new_exchange(at, event, status, body, request, self.source))
-
-    # ---- shared field readers ----------------------------------------------------------------------
-    def _time(self, stamp: bytes) -> datetime:
-        """The time of a record line from its prefix (its first 19 bytes are the timestamp); a stamp
-        that does not parse counts and reuses the last good one."""
-        at = self._times.get(stamp)
-        if at is None:
-            at = self._parse_stamp(stamp)
-            if at is None:
-                self.stats.bad_timestamps += 1
-                return self._last_at
-            if len(self._times) >= 4096:
-                self._times.clear()
-            self._times[stamp] = at
-        self._last_at = at
-        return at
-
-    def _parse_stamp(self, s: bytes) -> datetime | None:
-        # The zone goes straight into the constructor: datetime.replace costs as much as building anew.
-        try:
-            at = datetime(int(s[0:4]), int(s[5:7]), int(s[8:10]), int(s[11:13]), int(s[14:16]), int(s[17:19]), 0,
-                          self._zone)
-        except ValueError:
-            return None
-        return at.astimezone() if self._zone is None else at
 
     # ---- jsonl and regex ---------------------------------------------------------------------------
     def _feed_records(self, buf: bytes, out: list[Exchange]) -> None:
