@@ -35,6 +35,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+from snapwatch.alert.budget import HourlyBudget
 from snapwatch.codec import at_micros, diagnosis_from, incident_from, incident_json, micros, micros_at
 from snapwatch.config import AlertsConfig
 from snapwatch.model import (
@@ -73,8 +74,8 @@ class _Batch:
         self.policy, self.now, self.n = policy, now, micros_at(now)
         self.token_fp, self.token_kind = token_fp, token_kind
         self.cap = policy._cfg.max_per_hour
-        self.used = policy._used()
-        self.reserved = policy._reserved()
+        self.used = policy._budget.used()
+        self.reserved = policy._budget.reserved()
         self.held = 0
         self.out: list[Alert] = []
 
@@ -111,6 +112,7 @@ class AlertPolicy:
         self._wait = micros(alerts.group_wait)
         self._repeat = max(1, micros(alerts.repeat_every))
         migrate(conn)  # the tables are the store's (store.schema); a bare connection is brought up to date
+        self._budget = HourlyBudget(conn, alerts)
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -245,7 +247,7 @@ class AlertPolicy:
             self._hand_reminders(b)
             if b.held:
                 log.info("alert cap of %d per hour reached: %d alert(s) held back", b.cap, b.held)
-                self._set_meta("held", self._meta("held") + b.held)
+                self._budget.set_meta("held", self._budget.meta("held") + b.held)
         return b.out
 
     def _hand_opened(self, b: _Batch) -> None:
@@ -279,12 +281,12 @@ class AlertPolicy:
                            " WHERE resolved = 'owed' AND announced = 0 AND opened != 'pending'", (b.n,))
 
     def _hand_summary(self, b: _Batch) -> None:
-        pending = self._meta("held")
+        pending = self._budget.meta("held")
         if pending and not b.held and b.fits():
-            seq = self._meta("held_seq")
+            seq = self._budget.meta("held_seq")
             b.make(AlertKind.HELD_BACK, None, seq, held_back=pending)
-            self._set_meta("held", 0)
-            self._set_meta("held_seq", seq + 1)
+            self._budget.set_meta("held", 0)
+            self._budget.set_meta("held_seq", seq + 1)
 
     def _hand_updates(self, b: _Batch) -> None:
         for row in self._rows("state = 'open' AND announced = 1 AND update_owed = 1 ORDER BY opened_us"):
@@ -347,53 +349,21 @@ class AlertPolicy:
         ):
             if at is not None:
                 times.append(at)
-        cap, reserved = self._cfg.max_per_hour, self._reserved()
+        budget = self._budget
+        cap, reserved = self._cfg.max_per_hour, budget.reserved()
         if one("SELECT COUNT(*) FROM alert_state WHERE resolved = 'owed' AND announced = 1").fetchone()[0]:
-            at = self._capacity_at(n, cap - 1)
+            at = budget.capacity_at(n, cap - 1)
             if at is not None:
                 times.append(at)
-        if self._meta("held"):
-            at = self._capacity_at(n, cap - reserved - 1)
+        if budget.meta("held"):
+            at = budget.capacity_at(n, cap - reserved - 1)
             if at is not None:
                 times.append(at)
         return None if not times else at_micros(min(times), now)
 
-    # -- bookkeeping -----------------------------------------------------------------------------
-
-    def _used(self) -> int:
-        used: int = self._conn.execute("SELECT COUNT(*) FROM alert_sent").fetchone()[0]
-        return used
-
-    def _reserved(self) -> int:
-        if not self._cfg.send_resolved:
-            return 0
-        reserved: int = self._conn.execute(
-            "SELECT COUNT(*) FROM alert_state WHERE announced = 1 AND resolved IN ('no', 'owed')").fetchone()[0]
-        return reserved
-
-    def _capacity_at(self, n: int, allowed: int) -> int | None:
-        """When at most ``allowed`` hand-outs remain in the sliding hour (``n`` if that is so already).
-
-        Counts every hand-out still stored, not only those within the hour before ``n``: asked about a
-        later ``now`` than the last ``due``, the answer is the moment room returned, not ``n``.
-        """
-        if allowed < 0:
-            return None  # only a resolution can free room; the caller asks again after transitions
-        sent: list[int] = [at for (at,) in self._conn.execute("SELECT at_us FROM alert_sent ORDER BY at_us")]
-        if len(sent) <= allowed:
-            return n
-        return sent[len(sent) - allowed - 1] + _HOUR
-
-    def _meta(self, key: str) -> int:
-        row = self._conn.execute("SELECT value FROM alert_meta WHERE key = ?", (key,)).fetchone()
-        return 0 if row is None else int(row[0])
-
-    def _set_meta(self, key: str, value: int) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO alert_meta VALUES (?, ?)", (key, value))
-
     def held_back(self) -> int:
         """How many alerts are held back and not yet reported in a HELD_BACK summary."""
-        return self._meta("held")
+        return self._budget.meta("held")
 
 
 # -- time, keys and stored rows -----------------------------------------------------------------------
