@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from snapwatch.codec import dt, exchange_from, exchange_json, iso, micros
 from snapwatch.config import RulesConfig
+from snapwatch.detect.tally import Bucket, Tally, incident_id, status_key, tally_from, tally_json
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import (
     Exchange,
@@ -21,47 +20,6 @@ from snapwatch.model import (
 
 SNAPSHOT_VERSION = 1
 
-
-def incident_id(rule: Rule, source: str, opened_at: datetime, serial: int) -> str:
-    """The stable id of an incident: first 16 hex of SHA-256 over ``rule|source|opened_at iso|serial``.
-
-    ``serial`` counts the incidents this source's detector has opened: logs stamp whole seconds, so two
-    incidents of one rule may open in the same second, and each must keep an id of its own. The serial
-    is part of the snapshot, so a detector restored after a crash gives a replayed incident the same id.
-    """
-    return hashlib.sha256(f"{rule.value}|{source}|{opened_at.isoformat()}|{serial}".encode()).hexdigest()[:16]
-
-
-def status_key(status: int | None) -> str:
-    """How a status is named in ``by_status``: its digits, or ``"none"`` when the record had none."""
-    return "none" if status is None else str(status)
-
-
-@dataclass(slots=True)
-class _Tally:
-    """Failures counted together: a streak still below its threshold, or an open incident."""
-
-    opened_at: datetime
-    first: Exchange | None
-    last_at: datetime
-    count: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    id: str = ""  # set when the tally becomes an incident
-
-    def add(self, at: datetime, key: str) -> None:
-        self.count += 1
-        self.by_status[key] = self.by_status.get(key, 0) + 1
-        self.last_at = at
-
-
-@dataclass(slots=True)
-class _Bucket:
-    """The error-rate window's responses that share one timestamp (logs stamp to the second)."""
-
-    at: datetime
-    total: int = 0
-    fails: dict[str, int] | None = None  # None while every response here was 2xx
-    first: Exchange | None = None  # the bucket's first failure (evidence when the rule opens)
 
 
 class Detector:
@@ -129,11 +87,11 @@ class Detector:
         self._last_at = since
         self._serial = 0  # incidents opened so far (part of each incident's id)
         self._ok_run = 0  # consecutive 2xx since the last non-2xx; only kept while an incident is open
-        self._pending: dict[Rule, _Tally] = {}  # streaks in progress, below their threshold
-        self._open: dict[Rule, _Tally] = {}  # in the order they opened
+        self._pending: dict[Rule, Tally] = {}  # streaks in progress, below their threshold
+        self._open: dict[Rule, Tally] = {}  # in the order they opened
         self._invalid: deque[Exchange] = deque()
-        self._buckets: deque[_Bucket] = deque()
-        self._tail: _Bucket | None = None
+        self._buckets: deque[Bucket] = deque()
+        self._tail: Bucket | None = None
         self._er_total = 0
         self._er_failed = 0
         self._er_by_status: dict[str, int] = {}
@@ -150,7 +108,7 @@ class Detector:
         if last is None or at > last:
             after = self._silence_after
             if after is not None and last is not None and at - last > after and Rule.SILENCE not in self._open:
-                self._open_incident(Rule.SILENCE, _Tally(last + after, None, last + after), out)
+                self._open_incident(Rule.SILENCE, Tally(last + after, None, last + after), out)
             self._last_at = at
         if self._open and Rule.SILENCE in self._open:
             self._resolve(Rule.SILENCE, at, out)
@@ -198,7 +156,7 @@ class Detector:
         if after is None or last is None or Rule.SILENCE in self._open or now - last <= after:
             return []
         out: list[Transition] = []
-        self._open_incident(Rule.SILENCE, _Tally(last + after, None, last + after), out)
+        self._open_incident(Rule.SILENCE, Tally(last + after, None, last + after), out)
         return out
 
     def open_incidents(self) -> list[Incident]:
@@ -224,7 +182,7 @@ class Detector:
             return
         pending = self._pending.get(rule)
         if pending is None:
-            pending = self._pending[rule] = _Tally(at, ex, at)
+            pending = self._pending[rule] = Tally(at, ex, at)
         pending.add(at, key)
         if pending.count >= need:
             del self._pending[rule]
@@ -244,7 +202,7 @@ class Detector:
         window.append(ex)
         if len(window) >= self._inv_count:
             first = window[0]
-            tally = _Tally(first.response.at, first, at, len(window), {key: len(window)})
+            tally = Tally(first.response.at, first, at, len(window), {key: len(window)})
             window.clear()
             self._open_incident(Rule.INVALID_EVENTS, tally, out)
 
@@ -264,11 +222,11 @@ class Detector:
         self._er_failed += 1
         if self._er_total >= self._er_min and self._er_failed / self._er_total >= self._er_threshold:
             first = next(b.first for b in self._buckets if b.first is not None)
-            tally = _Tally(first.response.at, first, at, self._er_failed, self._er_by_status)
+            tally = Tally(first.response.at, first, at, self._er_failed, self._er_by_status)
             self._clear_error_window()
             self._open_incident(Rule.ERROR_RATE, tally, out)
 
-    def _new_bucket(self, at: datetime) -> _Bucket:
+    def _new_bucket(self, at: datetime) -> Bucket:
         """Start the bucket for a newer timestamp, dropping buckets that fell out of the window first."""
         cutoff = at - self._er_window
         buckets = self._buckets
@@ -283,7 +241,7 @@ class Detector:
                         self._er_by_status[k] = left
                     else:
                         del self._er_by_status[k]
-        bucket = _Bucket(at)
+        bucket = Bucket(at)
         buckets.append(bucket)
         self._tail = bucket
         return bucket
@@ -296,7 +254,7 @@ class Detector:
 
     # -- transitions -------------------------------------------------------------------------
 
-    def _open_incident(self, rule: Rule, tally: _Tally, out: list[Transition]) -> None:
+    def _open_incident(self, rule: Rule, tally: Tally, out: list[Transition]) -> None:
         self._serial += 1
         tally.id = incident_id(rule, self.source, tally.opened_at, self._serial)
         self._open[rule] = tally
@@ -316,7 +274,7 @@ class Detector:
         tally.last_at = at
         out.append(Transition(TransitionKind.RESOLVED, self._incident(rule, tally, at)))
 
-    def _incident(self, rule: Rule, t: _Tally, resolved_at: datetime | None = None) -> Incident:
+    def _incident(self, rule: Rule, t: Tally, resolved_at: datetime | None = None) -> Incident:
         return Incident(
             id=t.id,
             rule=rule,
@@ -341,8 +299,8 @@ class Detector:
             "ok_run": self._ok_run,
             "serial": self._serial,
             "open_ids": {r.value: t.id for r, t in self._open.items()},
-            "pending": {r.value: _tally_json(t) for r, t in self._pending.items()},
-            "open": {r.value: _tally_json(t) for r, t in self._open.items()},
+            "pending": {r.value: tally_json(t) for r, t in self._pending.items()},
+            "open": {r.value: tally_json(t) for r, t in self._open.items()},
             "invalid": [exchange_json(e) for e in self._invalid],
             "error_window": {
                 "base": iso(base),
@@ -370,8 +328,8 @@ class Detector:
             det._last_at = dt(data["last_at"])
             det._ok_run = int(data["ok_run"])
             # a streak of a rule disabled since the snapshot is dropped; open incidents all stay
-            det._pending = {Rule(r): _tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))}
-            det._open = {Rule(r): _tally_from(t) for r, t in data["open"].items()}
+            det._pending = {Rule(r): tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))}
+            det._open = {Rule(r): tally_from(t) for r, t in data["open"].items()}
             det._serial = int(data["serial"])
             for rule, tally in det._open.items():
                 tally.id = str(data["open_ids"][rule.value])
@@ -381,7 +339,7 @@ class Detector:
             if det._er_on and window["buckets"]:
                 base = dt(window["base"])
                 for micros, total, fails, first in window["buckets"]:
-                    bucket = _Bucket(base + timedelta(microseconds=int(micros)))
+                    bucket = Bucket(base + timedelta(microseconds=int(micros)))
                     bucket.total = int(total)
                     if fails is not None:
                         bucket.fails = {str(k): int(n) for k, n in fails.items()}
@@ -395,25 +353,3 @@ class Detector:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapwatchError(f"detector state for {source} is unreadable: {exc!r}") from exc
         return det
-
-
-def _tally_json(t: _Tally) -> dict[str, Any]:
-    return {
-        "opened_at": iso(t.opened_at),
-        "first": None if t.first is None else exchange_json(t.first),
-        "last_at": iso(t.last_at),
-        "count": t.count,
-        "by_status": dict(t.by_status),
-    }
-
-
-def _tally_from(d: dict[str, Any]) -> _Tally:
-    first = d["first"]
-    return _Tally(
-        dt(d["opened_at"]),
-        None if first is None else exchange_from(first),
-        dt(d["last_at"]),
-        int(d["count"]),
-        {str(k): int(n) for k, n in d["by_status"].items()},
-    )
-

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from snapwatch.config import RulesConfig, SourceConfig
-from snapwatch.detect.detector import Detector, status_key
+from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
+from snapwatch.detect.tally import status_key
 from snapwatch.ingest.records import Assembler
 from snapwatch.ingest.tokens import TokenReport
 from snapwatch.model import Exchange, Transition, TransitionKind
