@@ -16,28 +16,27 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from snapwatch.alert.notify import Notifier, Target, targets_from_urls
+from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.policy import AlertPolicy
 from snapwatch.alert.render import render
+from snapwatch.alert.targets import targets_for
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect.detector import Detector
-from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
 from snapwatch.errors import SnapwatchError
-from snapwatch.ingest.lines import CutCounts, LineSplitter
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Incident, Transition, TransitionKind
+from snapwatch.run.followed import FollowedFile, Owed, Source
 from snapwatch.run.investigate import Investigator
 from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.run.telemetry import FileView, Reposter, Telemetry
 from snapwatch.store.outbox import Outbox
 from snapwatch.store.state import IncidentRow, Store
 from snapwatch.tail.follow import Chunk, Notice
-from snapwatch.tail.watch import Follower, Quiet
+from snapwatch.tail.watch import Quiet
 
 if TYPE_CHECKING:
     from snapwatch.alert.alertmanager import AlertmanagerTarget
@@ -50,49 +49,6 @@ TICK = 1.0  # seconds between timer checks (silence rule, due alerts, retries) w
 
 def wall_clock() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(slots=True)
-class _Owed:
-    """A batch processed but not yet committed (the assembler still holds part of a response)."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    requests: int = 0
-    last_record_at: datetime | None = None
-    incidents: dict[str, Incident] = field(default_factory=dict)  # by id: the latest state of each one changed
-
-    def add(self, batch: Batch) -> None:
-        for status, n in batch.by_status.items():
-            self.counts[status] = self.counts.get(status, 0) + n
-        self.requests += batch.requests
-        if batch.last_record_at is not None:
-            self.last_record_at = batch.last_record_at
-        for t in batch.transitions:
-            self.incidents[t.incident.id] = t.incident
-
-
-@dataclass(slots=True)
-class _File:
-    """One followed file: its pipeline and what it still owes the store."""
-
-    pipeline: SourcePipeline
-    owed: _Owed = field(default_factory=_Owed)
-    checkpoint: Checkpoint | None = None
-    tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
-    skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
-
-
-class _Source:
-    """One configured source: its follower and a pipeline per file it follows."""
-
-    def __init__(self, config: SourceConfig, checkpoints: Mapping[str, Checkpoint]) -> None:
-        self.config = config
-        self.cuts = CutCounts()  # over-long lines cut by the splitters of every file of this source
-        self.cuts_said = 0
-        self.follower = Follower(config, checkpoints,
-                                 splitter_factory=lambda: LineSplitter(config.max_line_bytes, self.cuts))
-        self.files: dict[str, _File] = {}
-        self.task: asyncio.Task[None] | None = None
 
 
 class Daemon:
@@ -110,8 +66,8 @@ class Daemon:
         self.console = console  # where alerts go when no target is configured (default: stderr)
         self.store = Store.open(config.state_dir)
         self.sd = SystemdNotifier(self.environ)
-        self.sources: dict[str, _Source] = {}
-        self.events: asyncio.Queue[tuple[_Source, Chunk | Gap | Notice | Quiet]] = asyncio.Queue(maxsize=256)
+        self.sources: dict[str, Source] = {}
+        self.events: asyncio.Queue[tuple[Source, Chunk | Gap | Notice | Quiet]] = asyncio.Queue(maxsize=256)
         self.stop_requested = asyncio.Event()
         self.reload_requested = False
         self.telemetry = Telemetry(config)
@@ -124,17 +80,7 @@ class Daemon:
 
     def _targets(self, config: Config) -> tuple[list[Target], AlertmanagerTarget | None]:
         """The alert targets ``config`` names; raises NotifyError for a URL that cannot be used."""
-        alerts = config.alerts
-        # With only Alertmanager configured, the console is not a target: Alertmanager routes the alerts.
-        console_or_urls = alerts.urls or not alerts.alertmanager
-        targets: list[Target] = targets_from_urls(alerts.urls, self.console) if console_or_urls else []
-        manager = None
-        if alerts.alertmanager:
-            from snapwatch.alert.alertmanager import AlertmanagerTarget  # noqa: PLC0415  (httpx only when used)
-
-            manager = AlertmanagerTarget(alerts.alertmanager)
-            targets.append(manager)
-        return targets, manager
+        return targets_for(config.alerts, self.console)
 
     def _apply_alerting(self, config: Config, targets: list[Target], manager: AlertmanagerTarget | None) -> None:
         alerts = config.alerts
@@ -146,7 +92,7 @@ class Daemon:
         self.notifier = Notifier(self.outbox, targets, timeout=alerts.timeout.total_seconds(), max_age=alerts.max_age)
 
     def _add_source(self, config: SourceConfig) -> None:
-        self.sources[config.path] = _Source(config, self.store.checkpoints())
+        self.sources[config.path] = Source(config, self.store.checkpoints())
 
     def _drop_source(self, path: str) -> None:
         source = self.sources.pop(path)
@@ -154,17 +100,11 @@ class Daemon:
             source.task.cancel()
         source.follower.close()
 
-    def _pipeline(self, source: _Source, path: str) -> _File:
+    def _pipeline(self, source: Source, path: str) -> FollowedFile:
         found = source.files.get(path)
         if found is None:
-            rules = self.config.rules
-            saved = self.store.source_memory(path) or {}
-            detector = (Detector.restore(rules, path, saved["detector"]) if "detector" in saved
-                        else Detector(rules, path))
-            history = History.restore(saved["history"]) if "history" in saved else History()
-            pipeline = SourcePipeline(source.config, rules, label=path, detector=detector, history=history,
-                                      views_at_opening=True)
-            found = source.files[path] = _File(pipeline)
+            found = source.files[path] = FollowedFile.restored(source.config, path, self.config.rules,
+                                                               self.store.source_memory(path))
         return found
 
     def reload(self) -> None:
@@ -248,10 +188,10 @@ class Daemon:
     def _request_reload(self) -> None:
         self.reload_requested = True  # acted on by the loop within TICK
 
-    def _start(self, source: _Source) -> None:
+    def _start(self, source: Source) -> None:
         source.task = asyncio.get_running_loop().create_task(self._pump(source))
 
-    async def _pump(self, source: _Source) -> None:
+    async def _pump(self, source: Source) -> None:
         try:
             async for event in source.follower.events(flush_after=self.flush_after, recheck=self.recheck):
                 await self.events.put((source, event))
@@ -285,7 +225,7 @@ class Daemon:
 
     # -- events -----------------------------------------------------------------------------------
 
-    def _handle(self, source: _Source, event: Chunk | Gap | Notice | Quiet) -> None:
+    def _handle(self, source: Source, event: Chunk | Gap | Notice | Quiet) -> None:
         if isinstance(event, Chunk):
             f = self._pipeline(source, event.path)
             batch = f.pipeline.feed(event.data) if event.data else Batch()
@@ -304,7 +244,7 @@ class Daemon:
         else:
             log.info("%s: %s %s", event.path, event.kind.value, event.detail)
 
-    def _after_batch(self, f: _File, batch: Batch, checkpoint: Checkpoint | None) -> None:
+    def _after_batch(self, f: FollowedFile, batch: Batch, checkpoint: Checkpoint | None) -> None:
         now = self.clock()
         self.telemetry.exchanges(batch.exchanges)
         diagnoses: dict[str, Diagnosis] = {}  # incident id → its diagnosis as it opened, for later transitions
@@ -318,7 +258,7 @@ class Daemon:
             f.checkpoint = checkpoint
         if f.pipeline.assembler.held_bytes:
             return  # part of a response is still held: commit once it completes (or the quiet flush)
-        owed, f.owed = f.owed, _Owed()
+        owed, f.owed = f.owed, Owed()
         pipeline = f.pipeline
         snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
         self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
@@ -393,7 +333,7 @@ class Daemon:
         for alert in self.policy.announced_open(now, token_fp, token_kind):
             self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
 
-    def _say_skipped(self, path: str, f: _File) -> None:
+    def _say_skipped(self, path: str, f: FollowedFile) -> None:
         """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
         for kind, total in f.pipeline.assembler.stats.to_json().items():
             if kind == "unmatched_lines":

@@ -1,0 +1,70 @@
+"""The daemon's per-source state: the follower, a pipeline per followed file, and what each owes the store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from snapwatch.config import RulesConfig, SourceConfig
+from snapwatch.detect.detector import Detector
+from snapwatch.detect.history import History
+from snapwatch.detect.pipeline import Batch, SourcePipeline
+from snapwatch.ingest.lines import CutCounts, LineSplitter
+from snapwatch.model import Checkpoint, Incident
+from snapwatch.tail.watch import Follower
+
+
+@dataclass(slots=True)
+class Owed:
+    """A batch processed but not yet committed (the assembler still holds part of a response)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    last_record_at: datetime | None = None
+    incidents: dict[str, Incident] = field(default_factory=dict)  # by id: the latest state of each one changed
+
+    def add(self, batch: Batch) -> None:
+        for status, n in batch.by_status.items():
+            self.counts[status] = self.counts.get(status, 0) + n
+        self.requests += batch.requests
+        if batch.last_record_at is not None:
+            self.last_record_at = batch.last_record_at
+        for t in batch.transitions:
+            self.incidents[t.incident.id] = t.incident
+
+
+@dataclass(slots=True)
+class FollowedFile:
+    """One followed file: its pipeline and what it still owes the store."""
+
+    pipeline: SourcePipeline
+    owed: Owed = field(default_factory=Owed)
+    checkpoint: Checkpoint | None = None
+    tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
+    skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
+
+    @classmethod
+    def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
+                 memory: Mapping[str, Any] | None) -> FollowedFile:
+        """A file's pipeline with the detector and history the store remembers for it (``memory``)."""
+        saved = memory or {}
+        detector = Detector.restore(rules, path, saved["detector"]) if "detector" in saved else Detector(rules, path)
+        history = History.restore(saved["history"]) if "history" in saved else History()
+        return cls(SourcePipeline(config, rules, label=path, detector=detector, history=history,
+                                  views_at_opening=True))
+
+
+class Source:
+    """One configured source: its follower and a pipeline per file it follows."""
+
+    def __init__(self, config: SourceConfig, checkpoints: Mapping[str, Checkpoint]) -> None:
+        self.config = config
+        self.cuts = CutCounts()  # over-long lines cut by the splitters of every file of this source
+        self.cuts_said = 0
+        self.follower = Follower(config, checkpoints,
+                                 splitter_factory=lambda: LineSplitter(config.max_line_bytes, self.cuts))
+        self.files: dict[str, FollowedFile] = {}
+        self.task: asyncio.Task[None] | None = None
