@@ -5,7 +5,7 @@
 
 (a) ``for line in f: if b"Status Code: 401" in line: n += 1``; (b) LineSplitter + Assembler over
 blocks of ``snapwatch.run.scan.READ_BLOCK`` bytes (the scan path's reads); (c)
-``snapwatch.cli.main.main(["scan", "--json", path])`` with stdout captured, when the CLI exists. Each is
+``snapwatch.cli.app.main(["scan", "--json", path])`` with stdout captured, when the CLI exists. Each is
 run ``--rounds`` times, interleaved, and the best time counts.
 Prints seconds, the ratio against (a) and the peak RSS.
 """
@@ -59,7 +59,7 @@ def parse(path: str) -> int:
 
 def cli_scan(path: str) -> int | None:
     try:
-        cli = importlib.import_module("snapwatch.cli.main")
+        cli = importlib.import_module("snapwatch.cli.app")
     except ImportError:
         return None
     main = getattr(cli, "main", None)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 best = min(runs[name])
                 print(f"{label} {best:7.3f} s   ratio {best / base:5.2f}   401s={results[name]}")
             else:
-                print(f"{label}   (snapwatch.cli.main.main not available)")
+                print(f"{label}   (snapwatch.cli.app.main not available)")
         print(f"peak RSS {peak_rss_mb():.0f} MiB (before timing: {rss_before:.0f} MiB)")
         if args.keep:
             kept = Path(tempfile.gettempdir()) / "snapwatch-bench.log"

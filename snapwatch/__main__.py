@@ -2,6 +2,6 @@
 
 import sys
 
-from snapwatch.cli.main import main
+from snapwatch.cli.app import main
 
 sys.exit(main())

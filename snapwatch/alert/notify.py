@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, TextIO
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from snapwatch.alert.render import render
+from snapwatch.alert.messages import render
 from snapwatch.codec import Message
 from snapwatch.errors import NotifyError
 from snapwatch.model import Alert, AlertKind

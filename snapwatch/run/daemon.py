@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from snapwatch.alert.messages import render
 from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.policy import AlertPolicy
-from snapwatch.alert.render import render
 from snapwatch.alert.targets import targets_for
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect.detector import Detector
