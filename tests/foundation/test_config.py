@@ -1,0 +1,98 @@
+"""Config loading: defaults, the example file, ${ENV} expansion and one-line FILE:LINE:COL errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from snapwatch.cli.app import main
+from snapwatch.config import Config, format_duration, load_config, parse_config, parse_duration
+from snapwatch.errors import EX_CONFIG, ConfigError
+from tests.helpers.paths import ROOT
+
+
+def test_example_config_loads_and_matches_the_defaults() -> None:
+    config = load_config(ROOT / "config.example.yaml", environ={})
+    assert config.sources[0].path == "/var/log/app/snap_conversions_api.log"
+    # The example documents the defaults: apart from the example source, it must equal Config().
+    assert config.model_copy(update={"sources": []}) == Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sources:\n  - path: /x.log\n    formt: backend\n", "cfg.yaml:3:5: sources[0].formt: unknown key"),
+        ("rules:\n  auth_failures:\n    streak: 0\n", "cfg.yaml:3:13: rules.auth_failures.streak: "),
+        ("alerts:\n  group_wait: 5x\n", "cfg.yaml:2:15: alerts.group_wait: '5x' is not a duration"),
+        ("sources:\n  - format: jsonl\n", "cfg.yaml:2:5: sources[0].path: required key is missing"),
+        ("probe:\n  enabled: maybe\n", "cfg.yaml:2:12: probe.enabled: "),
+        ("rules:\n  error_rate:\n    threshold: 1.5\n", "cfg.yaml:3:16: rules.error_rate.threshold: "),
+        ("sources:\n  - path: /x\n    start_at: middle\n", "cfg.yaml:3:15: sources[0].start_at: "),
+        ("alerts: [1, 2\n", "cfg.yaml:2:1: (yaml): "),
+        ("state_dir: /a\nstate_dir: /b\n", "cfg.yaml:2:1: state_dir: duplicate key"),
+        ("- just\n- a list\n", "cfg.yaml:1:1: (top): expected a mapping"),
+        ("alerts:\n  timeout: 99999999999999d\n", "cfg.yaml:2:12: alerts.timeout: '99999999999999d' is not a "),
+        ("alerts:\n  timeout: .inf\n", "cfg.yaml:2:12: alerts.timeout: inf is not a duration snapwatch can use"),
+        ("state_dir: 2025-13-01\n", "cfg.yaml:1:12: state_dir: cannot read this value: month must be in 1..12"),
+        ("sources:\n  - path: /x\n    timezone: Mars/Olympus\n",
+         "cfg.yaml:3:15: sources[0].timezone: unknown time zone 'Mars/Olympus'"),
+        ("sources:\n  - path: /x\n    format: regex\n    pattern: '(?P<ts>'\n",
+         "cfg.yaml:4:14: sources[0].pattern: not a valid regular expression"),
+        ("sources:\n  - path: /x\n    format: regex\n    pattern: '(?P<ts>\\S+)'\n",
+         "cfg.yaml:4:14: sources[0].pattern: needs the named groups status"),
+        ("sources:\n  - path: /x\n    format: regex\n", "cfg.yaml:2:5: sources[0]: the regex format needs a pattern"),
+    ],
+)
+def test_each_mistake_is_one_line_with_its_position(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "cfg.yaml", environ={})
+    message = str(info.value)
+    assert message.startswith(expected), message
+    assert "\n" not in message
+    assert info.value.exit_code == EX_CONFIG
+
+
+def test_several_mistakes_are_all_reported_in_file_order() -> None:
+    text = "rules:\n  silence:\n    after: soon\nstate_dir: [1]\nbogus: 1\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml", environ={})
+    lines = str(info.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["rules.silence.after", "state_dir", "bogus"]
+    assert lines[0].startswith("c.yaml:3:12:")
+
+
+def test_environment_references_are_expanded_and_missing_ones_named() -> None:
+    text = "alerts:\n  urls:\n    - ${HOOK}\n"
+    config = parse_config(text, "c.yaml", environ={"HOOK": "json://127.0.0.1:9/x"})
+    assert config.alerts.urls == ["json://127.0.0.1:9/x"]
+    with pytest.raises(ConfigError, match=r"^c\.yaml:3:7: alerts\.urls\[0\]: environment variable HOOK"):
+        parse_config(text, "c.yaml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600), ("1d", 86400), ("250ms", 0.25), (12, 12)]
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+    assert parse_duration(format_duration(parse_duration(text))) == timedelta(seconds=seconds)
+
+
+def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("alerts:\n  urls: ['json://user:hunter22secret@127.0.0.1:9/hook']\n")
+    assert main(["check-config", "-c", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "hunter22secret" not in out
+    assert "group_wait: 10s" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  auth_failures:\n    streek: 3\n")
+    assert main(["check-config", "-c", str(bad)]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert err == f"snapwatch: {bad}:3:5: rules.auth_failures.streek: unknown key\n"
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == EX_CONFIG
+    assert "cannot read" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""What the tests share: peers on loopback, waiting, clocks, builders, tokens, paths."""

@@ -1,0 +1,103 @@
+"""New evidence during an open incident: the daemon diagnoses it again and the alert says what changed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from snapwatch.config import AlertsConfig, Config
+from snapwatch.ingest.tokens import fingerprint
+from snapwatch.run.daemon import Daemon
+from tests.helpers.clock import seconds
+from tests.helpers.daemon import stop, streak_config
+from tests.helpers.peers import Backend, Hook
+from tests.helpers.tokens import assert_no_secret, make_canvas_token
+
+OLD, NEW = make_canvas_token(seed="old"), make_canvas_token(nbf=1764900000, seed="new")
+T0 = datetime(2025, 12, 5, 10, 0, 0, tzinfo=UTC)
+
+
+def _config(tmp: Path, hook: Hook, env_file: Path) -> Config:
+    alerts = AlertsConfig(urls=[f"json://127.0.0.1:{hook.port}/hook"], group_wait=timedelta(milliseconds=300),
+                          repeat_every=timedelta(days=1), timeout=timedelta(seconds=2))
+    return streak_config(tmp / "capi.log", tmp / "state", env_file, alerts)
+
+
+async def _run(tmp: Path) -> tuple[list[dict[str, object]], io.StringIO]:
+    hook, backend = Hook(), Backend(tmp / "capi.log", name="snapwatch.tests.rediagnose")
+    env_file = tmp / ".env"
+    env_file.write_text(f"SNAP_ACCESS_TOKEN={OLD}\n", encoding="utf-8")
+    console = io.StringIO()
+    daemon = Daemon(_config(tmp, hook, env_file), None, environ={}, host="web-1", flush_after=0.2, console=console)
+    task = asyncio.create_task(daemon.run())
+    try:
+        backend.calls(OLD, [200] * 5 + [401] * 6, seconds(T0, 11))
+        first = await asyncio.to_thread(hook.wait_for, 1, 10.0)
+        # Someone regenerates the token and updates the .env; the backend keeps sending the old one.
+        env_file.write_text(f"SNAP_ACCESS_TOKEN={NEW}\n", encoding="utf-8")
+        both = await asyncio.to_thread(hook.wait_for, 2, 10.0)
+        assert first[0] == both[0]
+        return [body for _, body in both], console
+    finally:
+        await stop(daemon, task)
+        backend.close()
+        hook.stop()
+
+
+def test_a_new_token_in_the_env_file_turns_the_verdict_into_drift(tmp_path: Path) -> None:
+    bodies, console = asyncio.run(_run(tmp_path))
+    opened, update = (str(b.get("title", "")) + "\n" + str(b.get("message", "")) for b in bodies)
+    # Opened: the backend sends the configured token, which Snap accepted before.
+    assert "token-previously-accepted" in opened and "token-drift" not in opened.split("\n")[0]
+    # Then the .env holds a token the backend does not send: the verdict is drift, with the fix.
+    assert "token-drift" in update.split("\n")[0]
+    assert fingerprint(NEW) in update and fingerprint(OLD) in update
+    assert_no_secret(json.dumps(bodies) + console.getvalue(), OLD, NEW)
+
+
+def test_systemd_is_asked_off_the_loop_and_its_answer_strengthens_the_verdict(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow systemctl (2 s here) must not hold the loop: the update arrives first, the answer later."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    started = int(time.time()) - 3600  # the backend's unit started an hour ago, before the new .env
+    script = bindir / "systemctl"
+    script.write_text(f'#!/bin/sh\nsleep 2\nprintf "%s\\n" "@{started}"\n', encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+
+    async def main() -> tuple[float, bool | None, str]:
+        hook, backend = Hook(), Backend(tmp_path / "capi.log", name="snapwatch.tests.rediagnose2")
+        env_file = tmp_path / ".env"
+        env_file.write_text(f"SNAP_ACCESS_TOKEN={OLD}\n", encoding="utf-8")
+        config = _config(tmp_path, hook, env_file)
+        config = config.model_copy(update={"token": config.token.model_copy(update={"service": "shop.service"})})
+        daemon = Daemon(config, None, environ={}, host="web-1", flush_after=0.2, console=io.StringIO())
+        task = asyncio.create_task(daemon.run())
+        try:
+            backend.calls(OLD, [200] * 5 + [401] * 6, seconds(T0, 11))
+            await asyncio.to_thread(hook.wait_for, 1, 10.0)
+            env_file.write_text(f"SNAP_ACCESS_TOKEN={NEW}\n", encoding="utf-8")
+            written = time.monotonic()
+            await asyncio.to_thread(hook.wait_for, 2, 10.0)
+            update_after = time.monotonic() - written
+            deadline = time.monotonic() + 10
+            while daemon.investigator.context.restart_pending is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            verdict = next(iter(daemon.investigator.verdicts.values()))
+            return update_after, daemon.investigator.context.restart_pending, verdict
+        finally:
+            await stop(daemon, task)
+            backend.close()
+            hook.stop()
+
+    update_after, pending, verdict = asyncio.run(main())
+    assert update_after < 1.8  # the 2 s systemctl did not hold the loop
+    assert pending is True and verdict == "token-drift"
