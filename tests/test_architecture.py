@@ -10,7 +10,7 @@ import grimp
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "snapwatch"
-PURE = ("ingest", "detect", "diagnose")
+PURE = ("ingest", "detect", "diagnose", "report")
 IMPURE_MODULES = {"sqlite3", "subprocess", "httpx", "asyncio", "watchfiles", "apprise"}
 # What each subpackage offers the others: change it on purpose, here and in docs/architecture.md.
 PUBLIC_FACES = {
@@ -61,6 +61,24 @@ PUBLIC_FACES = {
         "fingerprint",
         "inspect",
         "zone_of",
+    },
+    "report": {
+        "Bucket",
+        "CLASSES",
+        "EnvChange",
+        "LogGap",
+        "Marker",
+        "ReportData",
+        "ReportDiagnosis",
+        "ReportFinding",
+        "ReportIncident",
+        "ReportToken",
+        "Restart",
+        "TokenChange",
+        "minute_buckets",
+        "render_report",
+        "sample_report",
+        "status_class",
     },
     "run": {
         "Daemon",

@@ -6,6 +6,8 @@ import html
 from datetime import datetime, timedelta, tzinfo
 from typing import Final
 
+from snapwatch import codec
+
 # Month names spelled here, not by strftime("%b"), so the output does not depend on the locale.
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -56,18 +58,8 @@ def span(start: datetime, end: datetime, tz: tzinfo) -> str:
 
 
 def duration(delta: timedelta) -> str:
-    """A duration in words, two units at most: '3 days 2 hours', '34 minutes 5 seconds', '0 seconds'."""
-    seconds = int(abs(delta).total_seconds())
-    parts: list[str] = []
-    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
-        elif parts:
-            break  # "2 hours" rather than "2 hours 0 minutes 9 seconds"
-        if len(parts) == 2:
-            break
-    return " ".join(parts) or "0 seconds"
+    """A duration in words, two units at most (``codec.duration``, the one spelling): '3 days 2 hours'."""
+    return codec.duration(delta, words=True, parts=2)
 
 
 def number(n: int) -> str:
