@@ -28,6 +28,7 @@ from snapwatch.model import (
     Severity,
     TokenKind,
 )
+from snapwatch.redact import redact
 
 BODY_MAX = 2000  # characters of a response body kept with a stored incident
 
@@ -75,6 +76,12 @@ def duration(delta: timedelta, *, words: bool = False, parts: int = 3) -> str:
         if len(out) == parts:
             break
     return " ".join(out) or ("0 seconds" if words else "0s")
+
+
+def stored_json(value: object) -> str:
+    """``value`` as the JSON text the state file keeps: sorted keys, and passed through the one redactor
+    (a token that reached evidence or a body is stored as its label, never as itself)."""
+    return redact(json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
 def micros(delta: timedelta) -> int:
@@ -179,7 +186,7 @@ class Message:
 
     def to_json(self) -> str:
         """A JSON document that ``from_json`` reads back into an equal Message."""
-        return json.dumps(
+        return stored_json(
             {
                 "alert_id": self.alert_id,
                 "kind": self.kind.value,
@@ -191,9 +198,7 @@ class Message:
                 "annotations": self.annotations,
                 "starts_at": iso(self.starts_at),
                 "ends_at": iso(self.ends_at),
-            },
-            ensure_ascii=False,
-            sort_keys=True,
+            }
         )
 
     @classmethod

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from snapwatch.codec import TITLE_MAX, Message, duration, iso
 from snapwatch.diagnose.text import Section, diagnosis_sections, sections_text
 from snapwatch.model import Alert, AlertKind, Diagnosis, Incident
+from snapwatch.redact import redact
 
 ALERTNAME = "SnapCapiIncident"
 
@@ -207,15 +208,17 @@ def render(alert: Alert) -> Message:
     """Render an alert for every target kind. Uses only what the Alert holds (fingerprints, never tokens)."""
     title = _title(alert)
     doc = _doc(alert)
+    # Every text of the message passes the one redactor: a known token or a random-looking value that
+    # reached an incident's evidence (a 400 body quoting the request, a swapped pixel) leaves as its label.
     return Message(
         alert_id=alert.id,
         kind=alert.kind,
-        title=title,
-        markdown=_markdown(doc),
-        text=_text(title, doc),
-        html=_html(doc),
-        labels=_labels(alert),
-        annotations=_annotations(alert, title, doc),
+        title=redact(title),
+        markdown=redact(_markdown(doc)),
+        text=redact(_text(title, doc)),
+        html=redact(_html(doc)),
+        labels={k: redact(v) for k, v in _labels(alert).items()},
+        annotations={k: redact(v) for k, v in _annotations(alert, title, doc).items()},
         starts_at=alert.incident.opened_at if alert.incident is not None else None,
         ends_at=alert.incident.resolved_at if alert.incident is not None else None,
     )

@@ -23,7 +23,7 @@ from snapwatch.alert.messages import render
 from snapwatch.codec import Message
 from snapwatch.errors import NotifyError
 from snapwatch.model import Alert, AlertKind
-from snapwatch.redact import redact
+from snapwatch.redact import SECRETS, redact
 from snapwatch.store.outbox import Outbox, OutboxRow
 
 if TYPE_CHECKING:
@@ -91,6 +91,18 @@ def url_secrets(url: str) -> tuple[str, ...]:
     return tuple(sorted((s for s in found if len(s) >= 3), key=len, reverse=True))
 
 
+def _passwords(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return []
+    found = [parts.password or ""] + [v for k, v in parse_qsl(parts.query) if k.lower() in _SECRET_KEYS]
+    return [unquote(s) for s in found if s]
+
+
+_SECRET_KEYS = {"pass", "password", "pwd", "secret", "token", "key", "apikey", "api_key"}
+
+
 def scrub(text: str, secrets: Sequence[str]) -> str:
     """``text`` on one line, with every secret masked, tokens redacted, and at most 300 characters."""
     for secret in secrets:
@@ -131,6 +143,23 @@ class _AppriseCapture(logging.Filter):
         return True
 
 
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+class _AppriseUrls(logging.Filter):
+    """Every record of apprise's own logger, whoever sends: URLs only in the masked form snapwatch shows
+    (``mailto://…@host``; apprise's "privacy" form keeps a password's first and last character), then
+    the one redactor."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        record.msg, record.args = redact(_URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)), None
+        return True
+
+
 @contextmanager
 def _apprise_logs(secrets: Sequence[str]) -> Iterator[_AppriseCapture]:
     capture = _AppriseCapture(secrets)
@@ -155,6 +184,7 @@ def _load_apprise() -> ModuleType:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r"'imghdr' is deprecated", category=DeprecationWarning)
                 apprise.Apprise.instantiate("json://localhost")  # loads every plugin module
+            logging.getLogger("apprise").addFilter(_AppriseUrls())
             _load_apprise.done = True  # type: ignore[attr-defined]
     return apprise
 
@@ -165,6 +195,8 @@ class AppriseTarget:
     def __init__(self, url: str) -> None:
         self._apprise, self._url = _load_apprise(), url.strip()
         self._secrets = url_secrets(url)
+        for secret in _passwords(url):  # shown as the mask wherever they turn up, not only in apprise's logs
+            SECRETS.add(secret, shown_as=MASK, min_length=8)
         self.key = "apprise:" + hashlib.sha256(self._url.encode()).hexdigest()[:16]
         self.display = mask_url(url)
         self._email = self._url.split("://", 1)[0].lower() in EMAIL_SCHEMES

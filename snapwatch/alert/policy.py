@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from snapwatch.alert.budget import HourlyBudget
-from snapwatch.codec import at_micros, diagnosis_from, incident_from, incident_json, micros, micros_at
+from snapwatch.codec import at_micros, diagnosis_from, incident_from, incident_json, micros, micros_at, stored_json
 from snapwatch.config import AlertsConfig
 from snapwatch.model import (
     Alert,
@@ -141,7 +141,7 @@ class AlertPolicy:
                 return
             if row["state"] == "open" or t.kind is TransitionKind.RESOLVED:  # a replayed open keeps the end
                 self._conn.execute("UPDATE alert_state SET incident = ? WHERE incident_id = ?",
-                                   (json.dumps(incident_json(inc)), inc.id))
+                                   (stored_json(incident_json(inc)), inc.id))
             if diagnosis is not None:
                 self._store_diagnosis(row, diagnosis)
             if t.kind is TransitionKind.RESOLVED and row["state"] == "open":
@@ -178,15 +178,15 @@ class AlertPolicy:
             " resolved, closed_us, incident, diagnosis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (inc.id, inc.rule.value, inc.source, micros_at(inc.opened_at), "resolved" if done else "open",
              grp, due, "swallowed" if done else "pending", "skipped" if done else "no", n if done else None,
-             json.dumps(incident_json(inc)),
-             None if diagnosis is None else json.dumps(diagnosis.to_json())))
+             stored_json(incident_json(inc)),
+             None if diagnosis is None else stored_json(diagnosis.to_json())))
 
     def _store_diagnosis(self, row: sqlite3.Row, diagnosis: Diagnosis) -> None:
         owed = (row["state"] == "open" and bool(row["announced"])
                 and _material(diagnosis, row["sent_key"]))
         self._conn.execute(
             "UPDATE alert_state SET diagnosis = ?, update_owed = update_owed OR ? WHERE incident_id = ?",
-            (json.dumps(diagnosis.to_json()), owed, row["incident_id"]))
+            (stored_json(diagnosis.to_json()), owed, row["incident_id"]))
 
     def _blips(self, row: sqlite3.Row, n: int) -> int:
         """The other blips of this rule on this source that ended within the last hour, swallowed or announced."""

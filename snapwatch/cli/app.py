@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TextIO, cast
 
 from snapwatch import __version__
 from snapwatch.errors import EX_OK, EX_RUNTIME, EX_USAGE, SnapwatchError, UsageError
+from snapwatch.redact import redact
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,9 +59,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class RedactingStream(io.TextIOBase):
+    """A text stream that passes every write through the one redactor before ``target`` sees it.
+
+    Commands write whole lines, whole documents, or JSON chunk by chunk (each string in one chunk), so a
+    secret is never split between writes.
+    """
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
     """Run one command; returns the exit code. User mistakes print one line per error, never a traceback."""
-    out = stdout or sys.stdout
+    out = cast(TextIO, RedactingStream(stdout or sys.stdout))
     try:
         args = build_parser().parse_args(argv)
         from snapwatch.cli import commands  # noqa: PLC0415  (keeps `--help` fast)
@@ -67,7 +93,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
         return commands.dispatch(args, out)
     except SnapwatchError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"snapwatch: {line}", file=sys.stderr)
+            print(redact(f"snapwatch: {line}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def _dump(data: object, out: TextIO) -> None:
+    # json writes one chunk per key, value and punctuation: every string arrives whole at the redactor.
     json.dump(data, out, indent=2, ensure_ascii=False)
     out.write("\n")
 

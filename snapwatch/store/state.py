@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from snapwatch.codec import dt, iso
+from snapwatch.codec import dt, iso, stored_json
 from snapwatch.model import Checkpoint, Gap
 from snapwatch.store.schema import StateError, joined_transaction, migrate
 
@@ -122,7 +122,7 @@ class Store:
                               (source, str(status), count))
             if source_memory is not None:
                 c.execute("INSERT OR REPLACE INTO source_memory (path, json) VALUES (?, ?)",
-                          (source, json.dumps(source_memory, sort_keys=True)))
+                          (source, stored_json(source_memory)))
             for inc in incident_changes:
                 c.execute("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (inc.id, inc.rule, inc.source, inc.state, iso(inc.opened_at),
