@@ -69,6 +69,7 @@ class FindingCode(StrEnum):
     AUTH_PLACEMENT = "auth-placement"
     ENDPOINT_CHANGED = "endpoint-changed"
     PIXEL_CHANGED = "pixel-changed"
+    PIXEL_MALFORMED = "pixel-malformed"
     V2_DEPRECATED = "v2-deprecated"
     PROBE_ACCEPTED = "probe-accepted"
     PROBE_REJECTED = "probe-rejected"

@@ -4,7 +4,7 @@ Two lines of defence. By value: every token snapwatch has seen (in a URL, a head
 probe) and every target password is remembered, in memory only, and replaced wherever it turns up,
 in any of the forms text gives it (as is, normalised, URL-encoded, JSON-escaped), by its label
 ``token 3f9a1c0b7d2e``. By shape, for values never seen: JWTs, ``access_token`` values, Bearer
-credentials, and long random-looking segments of URL paths.
+credentials, and long random-looking runs of characters (a key in a URL path, a body, an event name).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]+){0,2}")
 _ACCESS_TOKEN = re.compile(r"""(?i)(access_token(?:%3D|["']?\s*[=:]\s*["']?))(?!token [0-9a-f]{12})[^\s&"',;<>]+""")
 # An opaque token in an Authorization header; 16+ characters so prose like "Bearer header" stays readable.
 _BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{16,}")
-# A URL path segment of 33+ token characters (a pixel id is a 36-character UUID: kept, see below).
-_PATH_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9._~+=-]{33,}(?=[/?#\s\"'<>)]|$)")
+# A run of 33+ token characters (a URL path segment, a word in a body or an event name): masked when it
+# looks random (see ``looks_random``: a UUID, a hex digest or a file name does not).
+_RANDOM_RUN = re.compile(r"(?<![A-Za-z0-9._~+=-])[A-Za-z0-9._~+=-]{33,}(?![A-Za-z0-9._~+=-])")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -102,14 +103,14 @@ class KnownSecrets:
 SECRETS = KnownSecrets()
 
 
-def _path_segment(match: re.Match[str]) -> str:
+def _random_run(match: re.Match[str]) -> str:
     value = match.group(0)
     return label(value) if looks_random(value) else value
 
 
 def redact(text: str) -> str:
     """``text`` with every known secret replaced by its label, then JWTs, ``access_token`` values and
-    Bearer credentials by ``[redacted]`` and random-looking URL path segments by their label."""
+    Bearer credentials by ``[redacted]``, and any other random-looking run of 33+ characters by its label."""
     if SECRETS._ordered:
         text = SECRETS.replace(text)
     if "eyJ" in text:
@@ -118,9 +119,7 @@ def redact(text: str) -> str:
         text = _ACCESS_TOKEN.sub(r"\1" + REDACTED, text)
     if "earer" in text or "EARER" in text:
         text = _BEARER.sub(r"\1" + REDACTED, text)
-    if "/" in text:
-        text = _PATH_SEGMENT.sub(_path_segment, text)
-    return text
+    return _RANDOM_RUN.sub(_random_run, text) if len(text) > 32 else text
 
 
 class RedactingFilter(logging.Filter):

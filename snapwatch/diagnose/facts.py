@@ -187,6 +187,12 @@ FINDINGS: Mapping[FindingCode, FindingFacts] = {
             "If {pixel} is right, " + _NEW_TOKEN[0].lower() + _NEW_TOKEN[1:],
             "If {pixel} is a mistake, fix {pixel_key} in {env_file} and {restart}",
         )),
+    FindingCode.PIXEL_MALFORMED: FindingFacts(
+        Severity.CRITICAL, "The pixel id is not a pixel id: the pixel and the token look swapped", (
+            "In {env_file}, compare {pixel_key} and {key}: a pixel id is a UUID (8-4-4-4-12 hex digits); the "
+            "requests carry a token-like value where the pixel id belongs. Swap the two values back",
+            "{restart}, then check that the logged URLs read /v3/<pixel id>/events?{query_param}=…",
+        )),
     FindingCode.V2_DEPRECATED: FindingFacts(Severity.WARNING, "Requests go to the deprecated v2 endpoint", (
         "Move to v3: POST {v3_url} (the token goes in the {query_param} query parameter)",
     )),

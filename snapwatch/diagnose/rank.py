@@ -20,7 +20,7 @@ F = FindingCode
 
 # Tie-break among equal scores: the more specific, more actionable cause first.
 PRIORITY: tuple[FindingCode, ...] = (
-    F.TOKEN_MISSING, F.TOKEN_DRIFT, F.AUTH_PLACEMENT, F.TOKEN_QUOTED, F.TOKEN_WHITESPACE,
+    F.PIXEL_MALFORMED, F.TOKEN_MISSING, F.TOKEN_DRIFT, F.AUTH_PLACEMENT, F.TOKEN_QUOTED, F.TOKEN_WHITESPACE,
     F.TOKEN_BEARER_PREFIX, F.TOKEN_MALFORMED, F.TOKEN_EXPIRED, F.TOKEN_NOT_YET_VALID, F.TOKEN_STAGING,
     F.PIXEL_CHANGED, F.TOKEN_CHANGED, F.ENDPOINT_CHANGED, F.TOKEN_REJECTED_FOR_PIXEL, F.PROBE_REJECTED,
     F.TOKEN_PREVIOUSLY_ACCEPTED, F.TOKEN_NOT_CANVAS, F.TOKEN_RECENTLY_ISSUED, F.RATE_LIMITED,
@@ -112,6 +112,16 @@ def _placement(c: Case) -> None:
         # Snap accepted requests placed the same way before, so the placement alone does not explain it.
         directness, confidence = PRESENT, Confidence.LOW
     c.add(F.AUTH_PLACEMENT, confidence, directness, *evidence)
+
+
+def _pixel_slot(c: Case) -> None:
+    req = c.req
+    # Ingest replaces a random-looking value in the pixel slot by its label (a key, not an id, sits there).
+    if req is None or req.pixel is None or not req.pixel.startswith("token "):
+        return
+    c.add(F.PIXEL_MALFORMED, Confidence.HIGH, DIRECT,
+          f"{iso(req.at)}: the failing request goes to {req.path}: where the pixel id belongs it carries "
+          f"{req.pixel} (a long random-looking value, not a UUID)")
 
 
 def _changes(c: Case) -> None:
@@ -233,7 +243,8 @@ def rank(candidates: list[Candidate]) -> list[Candidate]:
 def diagnose(ev: Evidence) -> Diagnosis:
     """Ranked findings for the evidence; ``ruled_out`` says what the evidence excludes."""
     c = Case(ev)
-    for step in (_drift, _placement, _changes, _token_checks, _acceptance, _probe, incident_kinds, hygiene):
+    steps = (_drift, _placement, _pixel_slot, _changes, _token_checks, _acceptance, _probe, incident_kinds, hygiene)
+    for step in steps:
         step(c)
     ranked = rank(list(c.found.values()))
     return Diagnosis(findings=tuple(_finding(c, k) for k in ranked), ruled_out=tuple(c.ruled_out))

@@ -6,7 +6,6 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from dotenv import dotenv_values
@@ -17,6 +16,7 @@ from snapwatch.diagnose import facts as knowledge
 from snapwatch.diagnose.case import Evidence
 from snapwatch.diagnose.rank import diagnose
 from snapwatch.diagnose.traffic import invalid_reasons
+from snapwatch.ingest.shapes import url_parts
 from snapwatch.ingest.tokens import TokenReport, fingerprint, inspect, kind_of
 from snapwatch.model import (
     Api,
@@ -52,15 +52,11 @@ class Loaded:
 
 
 def _request(at: datetime, event: str, url: str) -> tuple[Request, str | None]:
-    parts = urlsplit(url)
-    segments = parts.path.split("/")
-    api = Api.V3 if parts.path.startswith("/v3/") else Api.V2 if parts.path.startswith("/v2/") else Api.UNKNOWN
-    pixel = segments[2] if api is Api.V3 else None
-    raw = parse_qs(parts.query, keep_blank_values=True).get("access_token", [None])[0]
+    api, path, pixel, raw = url_parts(url)  # as the parser reads a logged URL (a key in the pixel slot masked)
     placement = Placement.QUERY if raw is not None else Placement.NONE if api is Api.V3 else Placement.UNKNOWN
     fp = fingerprint(raw) if raw is not None else None
     kind = kind_of(raw) if raw is not None else None
-    return Request(at, event, api, parts.path, pixel, placement, fp, kind), raw
+    return Request(at, event, api, path, pixel, placement, fp, kind), raw
 
 
 def load(name: str) -> Loaded:

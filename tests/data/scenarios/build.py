@@ -182,6 +182,12 @@ SCENARIOS: dict[str, dict[str, object]] = {
                   "exclude": ["token-rejected-for-pixel", "token-previously-accepted", "endpoint-changed"],
                   "ruled_out_contains": ["token type"]},
     ),
+    "pixel-token-swapped": dict(
+        description="the .env has the pixel id and the token swapped: the token sits in the URL's pixel slot",
+        tokens={"A": OLD}, env=PIXEL, incident="auth-failures",
+        exchanges=[run(T0, f"https://tr.snapchat.com/v3/{{A}}/events?access_token={PIXEL}", 401, 10)],
+        expected={"verdict": "pixel-malformed", "exclude": ["token-rejected-for-pixel", "token-previously-accepted"]},
+    ),
     "endpoint-v2-to-v3": dict(
         description="the backend moved from v2 to v3 and 401s began", tokens={"A": OLD}, env="{A}",
         incident="auth-failures",
