@@ -72,7 +72,8 @@ def test_accepted_and_the_request_snap_receives(snap: FakeSnap, caplog: pytest.L
     ]
     check_clean(result, token, caplog)
     # httpx logged the request line, with the token (known to the probe) shown as its label, not dropped.
-    assert any(f"access_token=token {fingerprint(token)}" in r.getMessage() for r in caplog.records if r.name == "httpx")
+    shown = f"access_token=token {fingerprint(token)}"
+    assert any(shown in r.getMessage() for r in caplog.records if r.name == "httpx")
     assert any(r.name.startswith("httpcore") for r in caplog.records)
 
 
