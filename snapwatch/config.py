@@ -200,6 +200,12 @@ class MetricsConfig(_Strict):
     listen: str | None = None
 
 
+class HistoryConfig(_Strict):
+    """What the state file keeps for ``snapwatch report``: responses per minute and token switches."""
+
+    retention: Duration = timedelta(days=30)
+
+
 class Config(_Strict):
     """The whole configuration. ``Config()`` is the built-in default used by scan, token and demo."""
 
@@ -209,6 +215,7 @@ class Config(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     probe: ProbeConfig = ProbeConfig()
     metrics: MetricsConfig = MetricsConfig()
+    history: HistoryConfig = HistoryConfig()
     state_dir: Path = Path("/var/lib/snapwatch")
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -24,6 +25,7 @@ from snapwatch.alert.messages import render
 from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.policy import AlertPolicy
 from snapwatch.alert.targets import targets_for
+from snapwatch.codec import incident_json
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
@@ -33,6 +35,7 @@ from snapwatch.run.followed import FollowedFile, Owed, Source
 from snapwatch.run.investigate import Investigator
 from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.run.telemetry import FileView, Reposter, Telemetry
+from snapwatch.store.history import HistoryReader
 from snapwatch.store.outbox import Outbox
 from snapwatch.store.state import IncidentRow, Store
 from snapwatch.tail.follow import Chunk, Notice
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+PRUNE_EVERY = timedelta(hours=1)  # history older than history.retention is forgotten this often
 TICK = 1.0  # seconds between timer checks (silence rule, due alerts, retries) when nothing happens
 
 
@@ -75,6 +79,7 @@ class Daemon:
         self.investigator = Investigator(config, self.environ, clock, self.policy,
                                          on_new_evidence=self._rediagnose_all)
         self._delivery: asyncio.Task[object] | None = None
+        self._pruned_at = datetime.min.replace(tzinfo=UTC)
 
     # -- setup and reload -------------------------------------------------------------------------
 
@@ -253,7 +258,7 @@ class Daemon:
         if len(f.pipeline.assembler.tokens) > f.tokens_known:  # the backend sends a token not seen before
             f.tokens_known = len(f.pipeline.assembler.tokens)
             self.investigator.rediagnose(f.pipeline, exclude=batch.opened.keys())  # those were just diagnosed
-        f.owed.add(batch)
+        f.owed.add(batch, f.pipeline.timeline)
         if checkpoint is not None:
             f.checkpoint = checkpoint
         if f.pipeline.assembler.held_bytes:
@@ -263,11 +268,14 @@ class Daemon:
         snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
         self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
-                                source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents))
+                                source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents),
+                                minutes=owed.minutes, switches=owed.switches)
 
     def _incident_rows(self, latest: Mapping[str, Incident]) -> list[IncidentRow]:
+        # The incident as it stands is kept with its row (counts, first failure): the history a report reads.
         return [IncidentRow(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
-                               i.resolved_at, self.investigator.verdicts.get(i.id)) for i in latest.values()]
+                            i.resolved_at, self.investigator.verdicts.get(i.id), json.dumps(incident_json(i)))
+                for i in latest.values()]
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
                        opened: Mapping[str, SourceView], now: datetime) -> None:
@@ -301,6 +309,9 @@ class Daemon:
                                      for i in f.pipeline.detector.open_incidents()})
             self.reposter.tick(now)
         self._report_status()
+        if now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            HistoryReader(self.store.conn).prune(now - self.config.history.retention)
 
     def _rediagnose_all(self) -> None:
         for source in self.sources.values():

@@ -12,6 +12,7 @@ from snapwatch.config import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
+from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
 from snapwatch.model import Checkpoint, Incident
 from snapwatch.tail.watch import Follower
@@ -25,8 +26,14 @@ class Owed:
     requests: int = 0
     last_record_at: datetime | None = None
     incidents: dict[str, Incident] = field(default_factory=dict)  # by id: the latest state of each one changed
+    minutes: dict[tuple[datetime, str], int] = field(default_factory=dict)  # (minute, status) → responses
+    switches: list[TokenSwitch] = field(default_factory=list)
 
-    def add(self, batch: Batch) -> None:
+    def add(self, batch: Batch, timeline: Timeline) -> None:
+        minutes, switches = timeline.take()
+        for key, n in minutes.items():
+            self.minutes[key] = self.minutes.get(key, 0) + n
+        self.switches += switches
         for status, n in batch.by_status.items():
             self.counts[status] = self.counts.get(status, 0) + n
         self.requests += batch.requests
