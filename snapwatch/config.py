@@ -187,6 +187,7 @@ class AlertsConfig(_Strict):
     max_per_hour: int = Field(default=20, ge=1)
     timeout: Duration = timedelta(seconds=10)
     max_age: Duration = timedelta(hours=24)
+    attach_report: bool = False  # e-mail targets get the incident's HTML report with its RESOLVED message
 
 
 class ProbeConfig(_Strict):

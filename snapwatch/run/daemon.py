@@ -33,6 +33,7 @@ from snapwatch.errors import SnapwatchError
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Incident, Transition, TransitionKind
 from snapwatch.run.followed import FollowedFile, Owed, Source
 from snapwatch.run.investigate import Investigator
+from snapwatch.run.report import attachment_for
 from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.run.telemetry import FileView, Reposter, Telemetry
 from snapwatch.store.history import HistoryReader
@@ -265,7 +266,8 @@ class Daemon:
             return  # part of a response is still held: commit once it completes (or the quiet flush)
         owed, f.owed = f.owed, Owed()
         pipeline = f.pipeline
-        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
+        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot(),
+                    "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}}
         self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
                                 source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents),
@@ -327,7 +329,8 @@ class Daemon:
         conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
         try:
             for alert in self.policy.due(now, token_fp, token_kind):
-                message = self.notifier.enqueue(alert, now)
+                attachment = attachment_for(self.store, self.config, alert, now, self.host)
+                message = self.notifier.enqueue(alert, now, attachment)
                 if self.reposter is not None:
                     self.reposter.handed_out(alert, message, now)
         except BaseException:
@@ -344,26 +347,9 @@ class Daemon:
         for alert in self.policy.announced_open(now, token_fp, token_kind):
             self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
 
-    def _say_skipped(self, path: str, f: FollowedFile) -> None:
-        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
-        for kind, total in f.pipeline.assembler.stats.to_json().items():
-            if kind == "unmatched_lines":
-                continue  # a regex source's other lines are expected; scan reports how many
-            new = total - f.skipped_said.get(kind, 0)
-            if new > 0:
-                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
-                            path, new, kind.replace("_", " "), total)
-                f.skipped_said[kind] = total
-
     def _report_status(self) -> None:
         for source in self.sources.values():
-            for path, f in source.files.items():
-                self._say_skipped(path, f)
-            if source.cuts.long_lines > source.cuts_said:
-                log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
-                            source.config.path, source.cuts.long_lines - source.cuts_said,
-                            source.config.max_line_bytes, source.cuts.long_lines)
-                source.cuts_said = source.cuts.long_lines
+            source.say_what_was_cut()
         views = [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(),
                           f.pipeline.detector.open_incidents())
                  for s in self.sources.values() for path, f in s.files.items()]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from snapwatch.codec import incident_from
+from snapwatch.config import Config
 from snapwatch.detect.history import History
 from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.errors import SnapwatchError
-from snapwatch.model import Diagnosis, Gap, Incident
+from snapwatch.model import Alert, AlertKind, Diagnosis, Gap, Incident
 from snapwatch.report import (
     Bucket,
     LogGap,
@@ -23,9 +25,12 @@ from snapwatch.report import (
     TokenChange,
     status_class,
 )
+from snapwatch.report.page import render_report
 from snapwatch.run.scan import ScanReport
 from snapwatch.store.history import HistoryReader
 from snapwatch.store.state import Store
+
+log = logging.getLogger(__name__)
 
 MARGIN = timedelta(minutes=30)  # shown around a single incident (``--incident``)
 
@@ -159,16 +164,29 @@ def _tokens(store: Store) -> tuple[ReportToken, ...]:
             usages = list(History.restore(data).usages())
         except ValueError:
             continue
+        kinds = saved.get("token_kinds")
+        kind_of = kinds if isinstance(kinds, dict) else {}
         for u in usages:
             if u.token_fp is None:
                 continue
             seen = by_fp.get(u.token_fp)
             if seen is None:
-                by_fp[u.token_fp] = ReportToken(u.token_fp, "unknown", u.first_seen, u.last_seen, u.accepted,
-                                                u.rejected)
+                by_fp[u.token_fp] = ReportToken(u.token_fp, str(kind_of.get(u.token_fp, "unknown")), u.first_seen,
+                                                u.last_seen, u.accepted, u.rejected)
             else:
-                by_fp[u.token_fp] = ReportToken(u.token_fp, "unknown", min(seen.first_seen, u.first_seen),
+                by_fp[u.token_fp] = ReportToken(u.token_fp, seen.kind, min(seen.first_seen, u.first_seen),
                                                 max(seen.last_seen, u.last_seen), seen.accepted + u.accepted,
                                                 seen.rejected + u.rejected)
     return tuple(sorted(by_fp.values(), key=lambda t: t.first_seen))
 
+
+def attachment_for(store: Store, config: Config, alert: Alert, now: datetime, host: str) -> str | None:
+    """The incident's report for a RESOLVED alert when ``alerts.attach_report`` asks for it, else None."""
+    if not config.alerts.attach_report or alert.kind is not AlertKind.RESOLVED or alert.incident is None:
+        return None
+    try:
+        data = from_state(store, host=host, tz=UTC, now=now, incident_id=alert.incident.id)
+    except SnapwatchError as exc:
+        log.warning("no report attached to the RESOLVED alert of %s: %s", alert.incident.id, exc)
+        return None
+    return render_report(data)

@@ -3,6 +3,7 @@ what the daemon saw (a revoke, an incident, a token switch at the recovery); the
 
 from __future__ import annotations
 
+import email
 import json
 import re
 from collections import Counter
@@ -16,7 +17,7 @@ from snapwatch.report import status_class
 from tests.helpers import cli
 from tests.helpers.daemon import write_config
 from tests.helpers.paths import DATA
-from tests.helpers.peers import Backend
+from tests.helpers.peers import SMTP_PASSWORD, Backend, Hook, Mailbox, smtp_server
 from tests.helpers.process import DaemonProcess, status_json
 from tests.helpers.tokens import make_canvas_token
 from tests.report.readback import bars, by_class, parse, svg_of
@@ -130,3 +131,43 @@ def test_a_report_from_files_renders_in_chromium(browser: list[str], tmp_path: P
     done = cli.snapwatch_process("report", "-o", str(out), str(DATA / "scenarios" / "revoked" / "backend.log"))
     assert done.returncode == 0 and done.stderr.startswith(f"snapwatch: wrote {out}"), done.stderr
     _assert_drawn(_screenshot(browser, out, tmp_path / "shot.png", "1200,1600"))
+
+
+@pytest.mark.timeout(120)
+def test_an_email_resolved_message_carries_the_report_and_every_resolved_names_the_command(tmp_path: Path) -> None:
+    old, new = make_canvas_token(seed="mail-old"), make_canvas_token(seed="mail-new")
+    log = tmp_path / "capi.log"
+    backend = Backend(log, name="snapwatch.tests.report-mail")
+    box, hook = Mailbox(), Hook()
+    try:
+        with smtp_server(box) as port:
+            mail = f"mailto://ops:{SMTP_PASSWORD}@127.0.0.1:{port}?to=oncall@example.com&from=snapwatch@example.com"
+            config = write_config(
+                tmp_path / "config.yaml", [log], tmp_path / "state",
+                "rules:\n  auth_failures:\n    streak: 5\n    recovery: 3\n"
+                f"alerts:\n  group_wait: 0s\n  attach_report: true\n  urls:\n    - {json.dumps(mail)}\n"
+                f"    - json://127.0.0.1:{hook.port}/hook\n", timezone="UTC")
+            daemon = DaemonProcess(config)
+            try:
+                daemon.wait_for("; ready", 30)
+                _healthy_then_revoked_then_swapped(backend, old, new, datetime.now(UTC).replace(microsecond=0)
+                                                   - timedelta(minutes=5))
+                messages = box.wait_for(2, 60)
+                bodies = [body for _, body in hook.wait_for(2, 60)]
+            finally:
+                backend.close()
+                code, _ = daemon.terminate()
+            assert code == 0, daemon.output()
+    finally:
+        hook.stop()
+    resolved = [email.message_from_bytes(m) for m in messages if b"RESOLVED" in m]
+    assert len(resolved) == 1
+    attached = [p for p in resolved[0].walk() if p.get_filename() == "snapwatch-report.html"]
+    assert len(attached) == 1
+    page = attached[0].get_payload(decode=True).decode()
+    assert len(by_class(svg_of(page), "rect", "incident")) == 1
+    firing = [email.message_from_bytes(m) for m in messages if b"RESOLVED" not in m]
+    assert not any(p.get_filename() for p in firing[0].walk())  # only the RESOLVED message carries it
+    [incident_id] = {b["message"].split("snapwatch report --incident ")[1].split()[0]
+                     for b in bodies if "RESOLVED" in b["title"]}
+    assert f'data-incident="{incident_id}"' in page
