@@ -183,6 +183,7 @@ class Message:
     annotations: dict[str, str] = field(default_factory=dict)  # summary, evidence, remediation
     starts_at: datetime | None = None  # the incident's opened_at (None for test and held-back notices)
     ends_at: datetime | None = None  # the incident's resolved_at, when it is resolved
+    attachment: str | None = None  # an HTML report, attached where a target takes files (e-mail)
 
     def to_json(self) -> str:
         """A JSON document that ``from_json`` reads back into an equal Message."""
@@ -198,6 +199,7 @@ class Message:
                 "annotations": self.annotations,
                 "starts_at": iso(self.starts_at),
                 "ends_at": iso(self.ends_at),
+                "attachment": self.attachment,
             }
         )
 
@@ -205,7 +207,7 @@ class Message:
     def from_json(cls, doc: str) -> Message:
         """Parse ``to_json`` output; raises ValueError (one line) on anything else.
 
-        Documents written before ``starts_at``/``ends_at`` existed read back with both None.
+        Documents written before ``starts_at``/``ends_at``/``attachment`` existed read them back as None.
         """
         try:
             data = json.loads(doc)
@@ -213,10 +215,13 @@ class Message:
             labels, annotations = data["labels"], data["annotations"]
             kind = AlertKind(data["kind"])
             starts_at, ends_at = dt(data.get("starts_at")), dt(data.get("ends_at"))
+            attachment = data.get("attachment")
+            if attachment is not None and not isinstance(attachment, str):
+                raise TypeError("attachment is not a string")
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a stored message: {exc}") from exc
         for name, value in (*strs.items(), *labels.items(), *annotations.items()):
             if not isinstance(value, str) or not isinstance(name, str):
                 raise ValueError(f"not a stored message: {name} is not a string")
         return cls(kind=kind, labels=dict(labels), annotations=dict(annotations), starts_at=starts_at,
-                   ends_at=ends_at, **strs)
+                   ends_at=ends_at, attachment=attachment, **strs)

@@ -187,6 +187,7 @@ class AlertsConfig(_Strict):
     max_per_hour: int = Field(default=20, ge=1)
     timeout: Duration = timedelta(seconds=10)
     max_age: Duration = timedelta(hours=24)
+    attach_report: bool = False  # e-mail targets get the incident's HTML report with its RESOLVED message
 
 
 class ProbeConfig(_Strict):
@@ -200,6 +201,12 @@ class MetricsConfig(_Strict):
     listen: str | None = None
 
 
+class HistoryConfig(_Strict):
+    """What the state file keeps for ``snapwatch report``: responses per minute and token switches."""
+
+    retention: Duration = timedelta(days=30)
+
+
 class Config(_Strict):
     """The whole configuration. ``Config()`` is the built-in default used by scan, token and demo."""
 
@@ -209,6 +216,7 @@ class Config(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     probe: ProbeConfig = ProbeConfig()
     metrics: MetricsConfig = MetricsConfig()
+    history: HistoryConfig = HistoryConfig()
     state_dir: Path = Path("/var/lib/snapwatch")
 
 

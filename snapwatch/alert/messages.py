@@ -139,6 +139,8 @@ def _doc(alert: Alert) -> _Doc:
         sections.extend(diagnosis_sections(diag, full=alert.kind is not AlertKind.RESOLVED))
     if alert.kind is not AlertKind.TEST and (inc is not None or alert.token_fp is not None):
         sections.append(("Token", (_token_line(alert),), False))
+    if alert.kind is AlertKind.RESOLVED and inc is not None:
+        sections.append(("Report", (f"snapwatch report --incident {inc.id} -o outage.html",), False))
     sections.append(("Alert", (f"id {alert.id} ({alert.kind.value}, {iso(alert.created_at, 'seconds')})",), False))
     return _Doc(intro=intro, sections=tuple(sections))
 

@@ -7,14 +7,16 @@ import hashlib
 import ipaddress
 import logging
 import re
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, TextIO
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -171,6 +173,18 @@ def _apprise_logs(secrets: Sequence[str]) -> Iterator[_AppriseCapture]:
         logger.removeFilter(capture)
 
 
+@contextmanager
+def _attachment(message: Message | None) -> Iterator[str | None]:
+    """The message's report as a file apprise can attach, removed afterwards (None: nothing to attach)."""
+    if message is None or message.attachment is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="snapwatch-report-") as folder:
+        path = Path(folder) / "snapwatch-report.html"
+        path.write_text(message.attachment, encoding="utf-8")
+        yield str(path)
+
+
 _load_lock = threading.Lock()
 
 
@@ -221,7 +235,8 @@ class AppriseTarget:
             try:
                 sender = self._apprise.Apprise(asset=self._apprise.AppriseAsset(async_mode=False))
                 sender.add(plugin)
-                result = sender.notify(body=body, title=message.title, body_format=body_format)
+                with _attachment(message if self._email else None) as attach:
+                    result = sender.notify(body=body, title=message.title, body_format=body_format, attach=attach)
                 ok = bool(result)
                 # apprise 2 may send on its own threads and hands back what it logged; apprise 1 logs here.
                 for entry in getattr(result, "logs", list)():
@@ -301,9 +316,12 @@ class Notifier:
         self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.targets)), thread_name_prefix="notify")
         self._busy = False
 
-    def enqueue(self, alert: Alert, now: datetime) -> Message:
-        """Render ``alert`` and owe it to every target (idempotent by alert id)."""
+    def enqueue(self, alert: Alert, now: datetime, attachment: str | None = None) -> Message:
+        """Render ``alert`` (with ``attachment``, an HTML report, when given) and owe it to every target
+        (idempotent by alert id)."""
         message = render(alert)
+        if attachment is not None:
+            message = replace(message, attachment=attachment)
         self.outbox.enqueue(message, [(t.key, t.display) for t in self.targets], now)
         return message
 

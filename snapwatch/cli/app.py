@@ -54,8 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     command("test-alert", "send a test message to every configured target")
     p = command("status", "what the state holds: positions, counters, incidents, outbox")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--history", action="store_true", help="also list recent incidents, resolved ones too")
+    p = command("report", "one self-contained HTML page: timeline, incidents with verdicts, tokens")
+    p.add_argument("--since", help="from the daemon's history: this far back (default 24h)")
+    p.add_argument("--incident", metavar="ID", help="from the daemon's history: one incident and the time around it")
+    p.add_argument("--env-file", help="with FILEs: the backend's .env, as for scan")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the page here (default: standard output)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="log files to read, as scan reads them")
     p = command("demo", "a self-contained live run: healthy traffic, a 401 streak, the alert, the recovery")
     p.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--report", metavar="FILE", help="also write the run's HTML report (snapwatch report) here")
     return parser
 
 

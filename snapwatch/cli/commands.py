@@ -16,7 +16,7 @@ from typing import TextIO
 import yaml
 
 from snapwatch.cli.configfile import config_path, resolve_config
-from snapwatch.config import Config, TokenConfig
+from snapwatch.config import Config, TokenConfig, parse_duration
 from snapwatch.errors import EX_OK, EX_RUNTIME, UsageError
 from snapwatch.run.logs import setup_logging
 
@@ -108,10 +108,47 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
     config = resolve_config(args, required=True)
     with Store.open(config.state_dir) as store:
         data = store.status()
+        if args.history:
+            data["history"] = store.recent_incidents(datetime.now(UTC) - config.history.retention)
     if args.json:
         _dump(data, out)
         return EX_OK
     out.write(_status_text(data))
+    return EX_OK
+
+
+def report(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.ingest.stamps import zone_of  # noqa: PLC0415
+    from snapwatch.run.report import from_scan, from_state, page_of  # noqa: PLC0415
+    from snapwatch.run.scan import scan_with_diagnosis  # noqa: PLC0415
+    from snapwatch.store.state import Store  # noqa: PLC0415
+
+    config = resolve_config(args, required=not args.files)
+    if args.files and (args.since or args.incident):
+        raise UsageError("report: --since and --incident read the daemon's history; give them without FILEs")
+    now = datetime.now(UTC)
+    named = config.sources[0].timezone if config.sources else "local"
+    tz = zone_of(named) or now.astimezone().tzinfo or UTC
+    host = socket.gethostname()
+    if args.files:
+        token_config = config.token
+        if args.env_file:
+            token_config = token_config.model_copy(update={"env_file": Path(args.env_file)})
+        scanned = scan_with_diagnosis(args.files, config, token_config, os.environ, strict_token=bool(args.env_file))
+        data = from_scan(scanned, host=host, tz=tz, now=now)
+    else:
+        since = parse_duration(args.since) if args.since else None
+        with Store.open(config.state_dir) as store:
+            data = from_state(store, host=host, tz=tz, now=now, since=since, incident_id=args.incident)
+    page = page_of(data)
+    if args.output in (None, "-"):
+        out.write(page)
+    else:
+        target = Path(args.output)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(target)  # a reader never sees half a page
+        print(f"snapwatch: wrote {target} ({len(data.incidents)} incident(s))", file=sys.stderr)
     return EX_OK
 
 
@@ -135,6 +172,12 @@ def _status_text(data: dict[str, object]) -> str:
     assert isinstance(gaps, list)
     lines.extend(f"log gap in {g['path']}: {g['lost_bytes'] if g['lost_bytes'] is not None else 'unknown'} bytes "
                  f"lost ({g['reason']})" for g in gaps)
+    history = data.get("history")
+    if isinstance(history, list):
+        lines.append(f"recent incidents: {len(history) or 'none'}")
+        lines.extend(f"  {h['id']}: {h['rule']} on {h['source']}, {h['opened_at']} → {h['resolved_at'] or 'open'}"
+                     f" ({h['duration']}), {h['failed']} failed; verdict {h['verdict'] or 'unknown'}"
+                     for h in history)
     return "\n".join(lines) + "\n"
 
 
@@ -182,7 +225,7 @@ def test_alert(args: argparse.Namespace, out: TextIO) -> int:
 def demo(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.cli.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(out, fast=args.fast)
+    return run_demo(out, fast=args.fast, report=Path(args.report) if args.report else None)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
@@ -190,6 +233,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "scan": scan,
     "token": token,
     "status": status,
+    "report": report,
     "run": run,
     "diagnose": diagnose,
     "test-alert": test_alert,

@@ -53,7 +53,7 @@ async def _backend(log_path: Path, env_file: Path, say: TextIO, pace: float) -> 
         handler.close()
 
 
-async def _run(out: TextIO, pace: float) -> int:
+async def _run(out: TextIO, pace: float, report: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="snapwatch-demo-") as tmp:
         folder = Path(tmp)
         log_path, env_file = folder / "snap_conversions_api.log", folder / ".env"
@@ -72,10 +72,24 @@ async def _run(out: TextIO, pace: float) -> int:
         daemon.stop_requested.set()
         code = await running
         out.write(f"snapwatch demo: done; {counts.get('delivered', 0)} alert(s) delivered to the console\n")
+        if report is not None:
+            _write_report(folder, report)
+            out.write(f"snapwatch demo: the report of this run is in {report}\n")
         return code
 
 
-def run_demo(out: TextIO, *, fast: bool = False) -> int:
-    """Run the live demo; returns 0. ``fast`` paces the backend quicker (for tests)."""
+def _write_report(folder: Path, target: Path) -> None:
+    """The run's report, from the daemon's history, as ``snapwatch report --since 1h`` would write it."""
+    from snapwatch.run.report import from_state, page_of  # noqa: PLC0415  (only when asked for)
+    from snapwatch.store.state import Store  # noqa: PLC0415
+
+    with Store.open(folder / "state") as store:
+        data = from_state(store, host="demo-host", tz=UTC, now=datetime.now(UTC), since=timedelta(hours=1))
+    target.write_text(page_of(data), encoding="utf-8")
+
+
+def run_demo(out: TextIO, *, fast: bool = False, report: Path | None = None) -> int:
+    """Run the live demo; returns 0. ``fast`` paces the backend quicker (for tests); ``report`` writes the
+    run's HTML report there."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    return asyncio.run(_run(out, 0.02 if fast else 0.15))
+    return asyncio.run(_run(out, 0.02 if fast else 0.15, report))

@@ -17,6 +17,7 @@ from snapwatch.config import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.tally import status_key
+from snapwatch.detect.timeline import Timeline
 from snapwatch.ingest.records import Assembler
 from snapwatch.ingest.tokens import TokenReport
 from snapwatch.model import Exchange, Transition, TransitionKind
@@ -60,6 +61,8 @@ class SourcePipeline:
         self.assembler = Assembler(source, self.label)
         self.detector = detector or Detector(rules, self.label)
         self.history = history or History()
+        last = self.history.last_request
+        self.timeline = Timeline(last.token_fp if last is not None else None)
         # Bodies of the latest 400 responses: the invalid-events diagnosis counts their reasons.
         self.invalid_bodies: deque[str] = deque(maxlen=200)
 
@@ -110,6 +113,7 @@ class SourcePipeline:
                             batch.opened[t.incident.id] = self.view(copy=True)
         if exchanges:
             batch.last_record_at = exchanges[-1].at
+            self.timeline.observe_all(exchanges)
         return batch
 
 

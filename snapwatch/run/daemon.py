@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -24,6 +24,7 @@ from snapwatch.alert.messages import render
 from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.policy import AlertPolicy
 from snapwatch.alert.targets import targets_for
+from snapwatch.codec import incident_json, stored_json
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
@@ -31,8 +32,10 @@ from snapwatch.errors import SnapwatchError
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Incident, Transition, TransitionKind
 from snapwatch.run.followed import FollowedFile, Owed, Source
 from snapwatch.run.investigate import Investigator
+from snapwatch.run.report import attachment_for
 from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.run.telemetry import FileView, Reposter, Telemetry
+from snapwatch.store.history import HistoryReader
 from snapwatch.store.outbox import Outbox
 from snapwatch.store.state import IncidentRow, Store
 from snapwatch.tail.follow import Chunk, Notice
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+PRUNE_EVERY = timedelta(hours=1)  # history older than history.retention is forgotten this often
 TICK = 1.0  # seconds between timer checks (silence rule, due alerts, retries) when nothing happens
 
 
@@ -75,6 +79,7 @@ class Daemon:
         self.investigator = Investigator(config, self.environ, clock, self.policy,
                                          on_new_evidence=self._rediagnose_all)
         self._delivery: asyncio.Task[object] | None = None
+        self._pruned_at = datetime.min.replace(tzinfo=UTC)
 
     # -- setup and reload -------------------------------------------------------------------------
 
@@ -253,21 +258,25 @@ class Daemon:
         if len(f.pipeline.assembler.tokens) > f.tokens_known:  # the backend sends a token not seen before
             f.tokens_known = len(f.pipeline.assembler.tokens)
             self.investigator.rediagnose(f.pipeline, exclude=batch.opened.keys())  # those were just diagnosed
-        f.owed.add(batch)
+        f.owed.add(batch, f.pipeline.timeline)
         if checkpoint is not None:
             f.checkpoint = checkpoint
         if f.pipeline.assembler.held_bytes:
             return  # part of a response is still held: commit once it completes (or the quiet flush)
         owed, f.owed = f.owed, Owed()
         pipeline = f.pipeline
-        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
+        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot(),
+                    "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}}
         self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
-                                source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents))
+                                source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents),
+                                minutes=owed.minutes, switches=owed.switches)
 
     def _incident_rows(self, latest: Mapping[str, Incident]) -> list[IncidentRow]:
+        # The incident as it stands is kept with its row (counts, first failure): the history a report reads.
         return [IncidentRow(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
-                               i.resolved_at, self.investigator.verdicts.get(i.id)) for i in latest.values()]
+                            i.resolved_at, self.investigator.verdicts.get(i.id), stored_json(incident_json(i)))
+                for i in latest.values()]
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
                        opened: Mapping[str, SourceView], now: datetime) -> None:
@@ -301,6 +310,9 @@ class Daemon:
                                      for i in f.pipeline.detector.open_incidents()})
             self.reposter.tick(now)
         self._report_status()
+        if now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            HistoryReader(self.store.conn).prune(now - self.config.history.retention)
 
     def _rediagnose_all(self) -> None:
         for source in self.sources.values():
@@ -316,7 +328,8 @@ class Daemon:
         conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
         try:
             for alert in self.policy.due(now, token_fp, token_kind):
-                message = self.notifier.enqueue(alert, now)
+                attachment = attachment_for(self.store, self.config, alert, now, self.host)
+                message = self.notifier.enqueue(alert, now, attachment)
                 if self.reposter is not None:
                     self.reposter.handed_out(alert, message, now)
         except BaseException:
@@ -333,26 +346,9 @@ class Daemon:
         for alert in self.policy.announced_open(now, token_fp, token_kind):
             self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
 
-    def _say_skipped(self, path: str, f: FollowedFile) -> None:
-        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
-        for kind, total in f.pipeline.assembler.stats.to_json().items():
-            if kind == "unmatched_lines":
-                continue  # a regex source's other lines are expected; scan reports how many
-            new = total - f.skipped_said.get(kind, 0)
-            if new > 0:
-                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
-                            path, new, kind.replace("_", " "), total)
-                f.skipped_said[kind] = total
-
     def _report_status(self) -> None:
         for source in self.sources.values():
-            for path, f in source.files.items():
-                self._say_skipped(path, f)
-            if source.cuts.long_lines > source.cuts_said:
-                log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
-                            source.config.path, source.cuts.long_lines - source.cuts_said,
-                            source.config.max_line_bytes, source.cuts.long_lines)
-                source.cuts_said = source.cuts.long_lines
+            source.say_what_was_cut()
         views = [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(),
                           f.pipeline.detector.open_incidents())
                  for s in self.sources.values() for path, f in s.files.items()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,9 +13,12 @@ from snapwatch.config import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
+from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
 from snapwatch.model import Checkpoint, Incident
 from snapwatch.tail.watch import Follower
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -25,8 +29,14 @@ class Owed:
     requests: int = 0
     last_record_at: datetime | None = None
     incidents: dict[str, Incident] = field(default_factory=dict)  # by id: the latest state of each one changed
+    minutes: dict[tuple[datetime, str], int] = field(default_factory=dict)  # (minute, status) → responses
+    switches: list[TokenSwitch] = field(default_factory=list)
 
-    def add(self, batch: Batch) -> None:
+    def add(self, batch: Batch, timeline: Timeline) -> None:
+        minutes, switches = timeline.take()
+        for key, n in minutes.items():
+            self.minutes[key] = self.minutes.get(key, 0) + n
+        self.switches += switches
         for status, n in batch.by_status.items():
             self.counts[status] = self.counts.get(status, 0) + n
         self.requests += batch.requests
@@ -68,3 +78,20 @@ class Source:
                                  splitter_factory=lambda: LineSplitter(config.max_line_bytes, self.cuts))
         self.files: dict[str, FollowedFile] = {}
         self.task: asyncio.Task[None] | None = None
+
+    def say_what_was_cut(self) -> None:
+        """Log what the parsers could not take at face value, as it happens: nothing is skipped silently."""
+        for path, f in self.files.items():
+            for kind, total in f.pipeline.assembler.stats.to_json().items():
+                if kind == "unmatched_lines":
+                    continue  # a regex source's other lines are expected; scan reports how many
+                new = total - f.skipped_said.get(kind, 0)
+                if new > 0:
+                    log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
+                                path, new, kind.replace("_", " "), total)
+                    f.skipped_said[kind] = total
+        if self.cuts.long_lines > self.cuts_said:
+            log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
+                        self.config.path, self.cuts.long_lines - self.cuts_said, self.config.max_line_bytes,
+                        self.cuts.long_lines)
+            self.cuts_said = self.cuts.long_lines

@@ -16,6 +16,7 @@ from typing import BinaryIO, TextIO
 from snapwatch.codec import duration, iso
 from snapwatch.config import Config, SourceConfig, TokenConfig
 from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
+from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.diagnose.text import diagnosis_sections, sections_text
 from snapwatch.errors import SourceError
 from snapwatch.ingest.lines import LineSplitter
@@ -122,6 +123,9 @@ class ScanReport:
     tokens_seen: dict[str, TokenSeen] = field(default_factory=dict)  # by fingerprint, across every log
     security: list[Finding] = field(default_factory=list)
     stats: ParseStats = field(default_factory=ParseStats)
+    # What a report draws: (log, minute, status) → responses, and (log, switch) in log order.
+    minutes: dict[tuple[str, datetime, str], int] = field(default_factory=dict)
+    switches: list[tuple[str, TokenSwitch]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         incidents = []
@@ -174,6 +178,9 @@ def scan_files(
             _apply(pipeline.feed(splitter.flush()), records, diagnoser)
         _apply(pipeline.flush(), records, diagnoser)
         _merge_source(report, pipeline, splitter)
+        minutes, switches = pipeline.timeline.take()
+        report.minutes.update(((base, minute, status), n) for (minute, status), n in minutes.items())
+        report.switches += [(base, s) for s in switches]
     report.incidents = sorted(records.values(), key=lambda r: r.incident.opened_at)
     return report
 

@@ -104,10 +104,24 @@ def _v3_source_memory(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS source_memory (path TEXT PRIMARY KEY, json TEXT NOT NULL)")
 
 
+def _v4_history(conn: sqlite3.Connection) -> None:
+    # What the report draws: responses per minute and status, and each switch of the request token.
+    _script(conn, """
+    CREATE TABLE IF NOT EXISTS traffic_minutes (
+        path TEXT NOT NULL, minute TEXT NOT NULL, status TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (path, minute, status));
+    CREATE INDEX IF NOT EXISTS traffic_minutes_time ON traffic_minutes (minute);
+    CREATE TABLE IF NOT EXISTS token_switches (
+        path TEXT NOT NULL, at TEXT NOT NULL, before TEXT, after TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS token_switches_time ON token_switches (at);
+    """)
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _v1_sources_and_incidents,
     _v2_alerts_and_outbox,
     _v3_source_memory,
+    _v4_history,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

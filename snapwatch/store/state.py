@@ -20,8 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from snapwatch.codec import dt, iso, stored_json
+from snapwatch.codec import dt, duration, iso, stored_json
+from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.model import Checkpoint, Gap
+from snapwatch.store.history import utc
 from snapwatch.store.schema import StateError, joined_transaction, migrate
 
 
@@ -91,12 +93,16 @@ class Store:
                      status_counts: Mapping[str, int] | None = None, requests: int = 0,
                      last_record_at: datetime | None = None,
                      source_memory: Mapping[str, Any] | None = None,
-                     incident_changes: Sequence[IncidentRow] = (), gaps: Sequence[Gap] = ()) -> None:
+                     incident_changes: Sequence[IncidentRow] = (), gaps: Sequence[Gap] = (),
+                     minutes: Mapping[tuple[datetime, str], int] | None = None,
+                     switches: Sequence[TokenSwitch] = ()) -> None:
         """Commit, in ONE transaction, a checkpoint and everything the lines before it produced.
 
         ``status_counts`` (status code as text → responses) and ``requests`` are added to the
         source's persistent counters; ``last_record_at`` only moves forward; the source's memory (detector
-        and history snapshot) replaces the stored one; incidents are upserted by id; gaps are appended.
+        and history snapshot) replaces the stored one; incidents are upserted by id; gaps are appended;
+        ``minutes`` ((minute, status) → responses) are added to the per-minute history, token switches
+        appended.
         The source is ``checkpoint.path`` (or ``path`` when there is no checkpoint to move).
         """
         source = checkpoint.path if checkpoint is not None else path
@@ -127,6 +133,12 @@ class Store:
                 c.execute("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (inc.id, inc.rule, inc.source, inc.state, iso(inc.opened_at),
                            iso(inc.resolved_at), inc.verdict, inc.json))
+            if minutes:
+                c.executemany("INSERT INTO traffic_minutes VALUES (?, ?, ?, ?) ON CONFLICT (path, minute, status) "
+                              "DO UPDATE SET count = count + excluded.count",
+                              [(source, utc(minute), status, n) for (minute, status), n in minutes.items()])
+            c.executemany("INSERT INTO token_switches VALUES (?, ?, ?, ?)",
+                          [(source, utc(s.at), s.before, s.after) for s in switches])
             for g in gaps:
                 c.execute("INSERT INTO log_gaps (path, dev, inode, lost_bytes, since, until, reason) "
                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -164,6 +176,21 @@ class Store:
         rows = self.conn.execute(f"SELECT * FROM incidents {where} ORDER BY opened_at, id")  # noqa: S608
         return [IncidentRow(r[0], r[1], r[2], r[3], dt(r[4]), dt(r[5]), r[6], r[7])
                 for r in rows]
+
+    def recent_incidents(self, since: datetime) -> list[dict[str, object]]:
+        """Incidents open now or resolved after ``since``, the latest first, as ``status --history`` shows them."""
+        out: list[dict[str, object]] = []
+        for row in reversed(self.incidents()):
+            if row.resolved_at is not None and row.resolved_at < since:
+                continue
+            stored = json.loads(row.json or "{}")
+            end = row.resolved_at or (stored.get("last_at") and dt(stored["last_at"]))
+            out.append({"id": row.id, "rule": row.rule, "source": row.source, "state": row.state,
+                        "opened_at": iso(row.opened_at), "resolved_at": iso(row.resolved_at),
+                        "duration": duration(end - row.opened_at) if isinstance(end, datetime) else None,
+                        "failed": stored.get("responses"), "by_status": dict(stored.get("by_status") or {}),
+                        "verdict": row.verdict})
+        return out
 
     def gaps(self) -> list[Gap]:
         rows = self.conn.execute("SELECT path, dev, inode, lost_bytes, since, until, reason FROM log_gaps "

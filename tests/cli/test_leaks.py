@@ -152,6 +152,7 @@ def test_scan_and_diagnose_hold_no_secret(setup: tuple[Path, Path, Path]) -> Non
         "scan --json": ("scan", "--json", "--env-file", str(env), str(log)),
         "diagnose": ("diagnose", "-c", str(config), "--now", "2025-12-05T10:05:00+00:00"),
         "diagnose --json": ("diagnose", "--json", "-c", str(config), "--now", "2025-12-05T10:05:00+00:00"),
+        "report": ("report", "--env-file", str(env), str(log)),
     }.items():
         done = cli.snapwatch_process(*argv)
         assert done.returncode == 0, done.stderr
@@ -186,6 +187,9 @@ def test_the_daemon_its_alerts_status_and_state_hold_no_secret(setup: tuple[Path
             assert code == 0, daemon.output()
     finally:
         hook.stop()
+    history = json.loads(cli.snapwatch_process("status", "--history", "--json", "-c", str(config)).stdout)
+    reports = [cli.snapwatch_process("report", "-c", str(config), "--incident", h["id"]) for h in history["history"]]
+    assert reports and all(r.returncode == 0 for r in reports), [r.stderr for r in reports]
     assert "state.db-wal" in state, sorted(state)  # the WAL is searched while the daemon holds it
     state_after = {p.name: p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file()}
     blobs: dict[str, str | bytes] = {
@@ -193,6 +197,8 @@ def test_the_daemon_its_alerts_status_and_state_hold_no_secret(setup: tuple[Path
         "daemon log": "".join(daemon.lines),
         "status": status_text.stdout + status_text.stderr,
         "status --json": json.dumps(status, ensure_ascii=False),
+        "status --history": json.dumps(history, ensure_ascii=False),
+        **{f"report {i}": r.stdout + r.stderr for i, r in enumerate(reports)},
         **{f"mail {i}": text for i, text in enumerate(_mail_texts(messages))},
         **{f"state {name}": data for name, data in state.items()},
         **{f"state after stop {name}": data for name, data in state_after.items()},
