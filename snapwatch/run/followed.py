@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,8 +14,12 @@ from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.ingest.lines import CutCounts, LineSplitter
-from snapwatch.model import Checkpoint, Incident
+from snapwatch.model import Checkpoint, Exchange, Incident
+from snapwatch.run.telemetry import FileView
+from snapwatch.store.state import IncidentRow
 from snapwatch.tail.watch import Follower
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -25,8 +30,15 @@ class Owed:
     requests: int = 0
     last_record_at: datetime | None = None
     incidents: dict[str, Incident] = field(default_factory=dict)  # by id: the latest state of each one changed
+    exchanges: list[Exchange] = field(default_factory=list)  # for the metrics, once committed
+
+    def incident_rows(self, verdicts: Mapping[str, str]) -> list[IncidentRow]:
+        """The incidents changed, as the store keeps them, with the verdicts known so far."""
+        return [IncidentRow(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
+                            i.resolved_at, verdicts.get(i.id)) for i in self.incidents.values()]
 
     def add(self, batch: Batch) -> None:
+        self.exchanges.extend(batch.exchanges)
         for status, n in batch.by_status.items():
             self.counts[status] = self.counts.get(status, 0) + n
         self.requests += batch.requests
@@ -45,6 +57,17 @@ class FollowedFile:
     checkpoint: Checkpoint | None = None
     tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
+
+    def say_skipped(self, path: str) -> None:
+        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
+        for kind, total in self.pipeline.assembler.stats.to_json().items():
+            if kind == "unmatched_lines":
+                continue  # a regex source's other lines are expected; scan reports how many
+            new = total - self.skipped_said.get(kind, 0)
+            if new > 0:
+                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
+                            path, new, kind.replace("_", " "), total)
+                self.skipped_said[kind] = total
 
     @classmethod
     def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
@@ -68,3 +91,24 @@ class Source:
                                  splitter_factory=lambda: LineSplitter(config.max_line_bytes, self.cuts))
         self.files: dict[str, FollowedFile] = {}
         self.task: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        """Stop following: the pump task cancelled, every file closed."""
+        if self.task is not None:
+            self.task.cancel()
+        self.follower.close()
+
+    def say_problems(self) -> None:
+        """Log, as they happen, the records not taken at face value and the over-long lines cut."""
+        for path, f in self.files.items():
+            f.say_skipped(path)
+        if self.cuts.long_lines > self.cuts_said:
+            log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
+                        self.config.path, self.cuts.long_lines - self.cuts_said, self.config.max_line_bytes,
+                        self.cuts.long_lines)
+            self.cuts_said = self.cuts.long_lines
+
+    def views(self) -> list[FileView]:
+        """What the metrics need of each followed file."""
+        return [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(), f.pipeline.detector.open_incidents())
+                for path, f in self.files.items()]
