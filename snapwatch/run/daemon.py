@@ -36,7 +36,7 @@ from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.run.statefailure import StateFailure, StateTrouble, as_unavailable
 from snapwatch.run.telemetry import Telemetry
 from snapwatch.store.state import Store
-from snapwatch.tail.follow import Chunk, Notice
+from snapwatch.tail.events import Chunk, Notice, NoticeKind
 from snapwatch.tail.watch import Quiet
 
 if TYPE_CHECKING:
@@ -289,7 +289,8 @@ class Daemon:
             self.telemetry.gap(event)
             self.investigator.gap(event)
         else:
-            log.info("%s: %s %s", event.path, event.kind.value, event.detail)
+            loud = event.kind in (NoticeKind.ERROR, NoticeKind.REFUSED)
+            log.log(logging.WARNING if loud else logging.INFO, "%s: %s %s", event.path, event.kind.value, event.detail)
 
     def _after_batch(self, f: FollowedFile, batch: Batch, checkpoint: Checkpoint | None) -> None:
         now = self.clock()
