@@ -329,12 +329,16 @@ class Places:
         self.filename = filename
         self._builder = builder
 
+    def mark(self, loc: Loc) -> Mark:
+        """The line and column of the deepest part of ``loc`` the file holds (1:1 when none)."""
+        return _locate(self._builder, loc, "") if self._builder is not None else (1, 1)
+
     def line(self, loc: Loc, message: str) -> str:
         """``FILE:LINE:COL: dotted.key: message`` at the deepest part of ``loc`` the file holds."""
         key = _dotted(loc) or "(top)"
         if self.filename is None:
             return f"{key}: {message}"
-        line, col = _locate(self._builder, loc, "") if self._builder is not None else (1, 1)
+        line, col = self.mark(loc)
         return f"{self.filename}:{line}:{col}: {key}: {message}"
 
 

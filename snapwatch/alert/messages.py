@@ -226,7 +226,7 @@ def notice(alert_id: str, host: str, what: str, lines: tuple[str, ...]) -> Messa
     """A message about snapwatch itself (``what``: one line; ``lines``: what it means and what to do)."""
     title = _one_line(f"[snapwatch] {_KIND_WORD[AlertKind.NOTICE]} on {host}: {what}")
     title = title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1] + "…"
-    doc = _Doc(f"snapwatch on {host}: {what}.", (("What to do", lines, True),))
+    doc = _Doc(f"On {host}, {what}.", (("What to do", lines, True),))
     return Message(alert_id=alert_id, kind=AlertKind.NOTICE, title=title, markdown=_markdown(doc),
                    text=_text(title, doc), html=_html(doc),
                    labels={"alertname": "SnapwatchProblem", "host": host, "severity": "critical"},

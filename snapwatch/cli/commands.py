@@ -144,9 +144,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.run.preflight import require_preflight  # noqa: PLC0415
     from snapwatch.run.startup import run as run_daemon  # noqa: PLC0415
 
-    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     config, places = resolve_config_places(args)
     require_preflight(config, places)  # the same checks as check-config: exit 78, which systemd does not restart
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     return run_daemon(config, config_path(args))
 
 

@@ -30,27 +30,28 @@ def preflight(config: Config, places: Places | None = None) -> list[Problem]:
     holds it); the state directory usable and safe (``store.statedir.problems``).
     """
     at = places or Places(None)
-    found: list[str] = []
+    found: list[tuple[tuple[str | int, ...], str]] = []
     if not config.sources:
-        found.append(at.line(("sources",), "no source to follow: list at least one log file under sources"))
+        found.append((("sources",), "no source to follow: list at least one log file under sources"))
     for i, url in enumerate(config.alerts.urls):
         try:
             AppriseTarget(url)
         except NotifyError as exc:
-            found.append(at.line(("alerts", "urls", i), str(exc)))
+            found.append((("alerts", "urls", i), str(exc)))
     if config.alerts.alertmanager:
         from snapwatch.alert.alertmanager import AlertmanagerTarget  # noqa: PLC0415  (httpx only when used)
 
         try:
             AlertmanagerTarget(config.alerts.alertmanager)
         except NotifyError as exc:
-            found.append(at.line(("alerts", "alertmanager"), str(exc).removeprefix("alerts.alertmanager: ")))
+            found.append((("alerts", "alertmanager"), str(exc).removeprefix("alerts.alertmanager: ")))
     if config.metrics.listen is not None:
         reason = listen_problem(config.metrics.listen, config)
         if reason:
-            found.append(at.line(("metrics", "listen"), reason))
-    found.extend(at.line(("state_dir",), reason) for reason in problems(config.state_dir))
-    return [Problem(line) for line in found]
+            found.append((("metrics", "listen"), reason))
+    found.extend((("state_dir",), reason) for reason in problems(config.state_dir))
+    found.sort(key=lambda item: at.mark(item[0]))  # in file order, as the loader reports its mistakes
+    return [Problem(at.line(loc, reason)) for loc, reason in found]
 
 
 def require_preflight(config: Config, places: Places | None = None) -> None:

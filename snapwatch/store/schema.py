@@ -40,7 +40,7 @@ def unavailable(exc: sqlite3.OperationalError, where: object = "the state file")
                "disk I/O error": ("a disk I/O error", "io"),
                "unable to open database file": ("it cannot be opened", "io")}
     reason, kind = next((r for needle, r in reasons.items() if needle in text), (text, "other"))
-    return StateUnavailable(f"cannot save to {where}: {reason} ({text})", kind)
+    return StateUnavailable(f"{where}: {reason} ({text})", kind)
 
 
 @contextmanager
