@@ -1,4 +1,4 @@
-"""The state directory is not trusted blindly: made 0700, refused when others control it, never followed through links."""
+"""The state directory is not trusted blindly: made 0700, refused when others control it, never followed as a link."""
 
 from __future__ import annotations
 
