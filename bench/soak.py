@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from snapwatch.config import SourceConfig  # noqa: E402
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call  # noqa: E402
-from snapwatch.tail.follow import Chunk  # noqa: E402
+from snapwatch.tail.events import Chunk  # noqa: E402
 from snapwatch.tail.watch import Follower  # noqa: E402
 
 STATUSES = (200, 401, 429, 500, 400)

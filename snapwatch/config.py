@@ -187,6 +187,7 @@ class AlertsConfig(_Strict):
     max_per_hour: int = Field(default=20, ge=1)
     timeout: Duration = timedelta(seconds=10)
     max_age: Duration = timedelta(hours=24)
+    retention: Duration = timedelta(days=14)  # delivered and failed outbox rows are kept this long, then pruned
     attach_report: bool = False  # e-mail targets get the incident's HTML report with its RESOLVED message
 
 
@@ -223,6 +224,9 @@ class Config(_Strict):
 # --- loading: YAML with positions, ${ENV} expansion, one-line errors -------------------------------------
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_CONFIG_BYTES = 1 << 20  # a real configuration is a few kilobytes
+MAX_VALUES = 10_000  # values a configuration may expand to, aliases included; a real one has a few hundred
+MAX_DEPTH = 32
 Mark = tuple[int, int]  # 1-based line and column
 Loc = tuple[str | int, ...]
 
@@ -249,8 +253,17 @@ class _Builder:
         self.environ = environ
         self.values: dict[Loc, Mark] = {}
         self.keys: dict[Loc, Mark] = {}
+        self.built = 0  # values built so far, an alias counted each time it is used
 
     def build(self, node: yaml.Node, loc: Loc = ()) -> object:
+        # Aliases share one composed node, so a few hundred bytes can stand for billions of values: the
+        # budget counts what is built, and stops a bomb before it costs time or memory.
+        self.built += 1
+        if self.built > MAX_VALUES:
+            raise self.error(node, loc, f"the file expands to more than {MAX_VALUES} values through YAML "
+                                        "aliases (an alias bomb?); write the values out instead")
+        if len(loc) > MAX_DEPTH:
+            raise self.error(node, loc, f"nested more than {MAX_DEPTH} levels deep")
         self.values[loc] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             out: dict[str, object] = {}
@@ -317,19 +330,56 @@ def _message(error: Mapping[str, Any]) -> str:
     return text.removeprefix("Value error, ")
 
 
+class Places:
+    """Where each setting of a loaded file stands, for messages about a valid config (``FILE:LINE:COL``)."""
+
+    def __init__(self, filename: str | None, builder: _Builder | None = None) -> None:
+        self.filename = filename
+        self._builder = builder
+
+    def mark(self, loc: Loc) -> Mark:
+        """The line and column of the deepest part of ``loc`` the file holds (1:1 when none)."""
+        return _locate(self._builder, loc, "") if self._builder is not None else (1, 1)
+
+    def line(self, loc: Loc, message: str) -> str:
+        """``FILE:LINE:COL: dotted.key: message`` at the deepest part of ``loc`` the file holds."""
+        key = _dotted(loc) or "(top)"
+        if self.filename is None:
+            return f"{key}: {message}"
+        line, col = self.mark(loc)
+        return f"{self.filename}:{line}:{col}: {key}: {message}"
+
+
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
     """Read, expand and validate a YAML config; raise ConfigError with ``FILE:LINE:COL: key: message``."""
+    return load_config_places(path, environ)[0]
+
+
+def load_config_places(path: Path | str, environ: Mapping[str, str] | None = None) -> tuple[Config, Places]:
+    """``load_config``, and where each setting stands in the file."""
     filename = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{filename}:1:1: (top): larger than {MAX_CONFIG_BYTES // 1024} KiB; "
+                              "a configuration is a few kilobytes")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"{filename}: cannot read: {reason}") from None
-    return parse_config(text, filename, os.environ if environ is None else environ)
+    return _parse(text, filename, os.environ if environ is None else environ)
 
 
 def parse_config(text: str, filename: str, environ: Mapping[str, str]) -> Config:
     """Validate config text; see load_config."""
+    return _parse(text, filename, environ)[0]
+
+
+def _parse(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Config, Places]:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{filename}:1:1: (top): larger than {MAX_CONFIG_BYTES // 1024} KiB; "
+                          "a configuration is a few kilobytes")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -338,12 +388,14 @@ def parse_config(text: str, filename: str, environ: Mapping[str, str]) -> Config
         raise ConfigError(f"{filename}:{where}: (yaml): {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{filename}:1:1: (yaml): {exc}") from None
+    except RecursionError:  # the composer recurses per level: [[[[…]]]] thousands deep
+        raise ConfigError(f"{filename}:1:1: (yaml): nested more than {MAX_DEPTH} levels deep") from None
     builder = _Builder(filename, environ)
     data = {} if root is None else builder.build(root)
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}:1:1: (top): expected a mapping of settings")
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data), Places(filename, builder)
     except ValidationError as exc:
         found: list[tuple[Mark, str]] = []
         for error in exc.errors():

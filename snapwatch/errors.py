@@ -5,6 +5,7 @@ from __future__ import annotations
 EX_OK = 0
 EX_RUNTIME = 1
 EX_USAGE = 2
+EX_LOCKED = 75  # sysexits.h EX_TEMPFAIL: another snapwatch holds the state directory; try again later
 EX_CONFIG = 78  # sysexits.h EX_CONFIG: the systemd unit does not restart on it
 
 
@@ -18,6 +19,12 @@ class ConfigError(SnapwatchError):
     """The configuration is invalid; the message reads ``FILE:LINE:COL: dotted.key: message``."""
 
     exit_code = EX_CONFIG
+
+
+class StateLockedError(SnapwatchError):
+    """Another snapwatch runs on the same state directory; the message names its pid."""
+
+    exit_code = EX_LOCKED
 
 
 class SourceError(SnapwatchError):

@@ -257,6 +257,7 @@ class AlertKind(StrEnum):
     RESOLVED = "resolved"
     HELD_BACK = "held-back"  # max_per_hour bit: says how many were held back
     TEST = "test"
+    NOTICE = "notice"  # about snapwatch itself (it cannot save its state), sent directly, not through the outbox
 
 
 @dataclass(frozen=True, slots=True)

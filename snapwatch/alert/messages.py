@@ -19,6 +19,7 @@ _KIND_WORD = {
     AlertKind.RESOLVED: "RESOLVED",
     AlertKind.HELD_BACK: "HELD BACK",
     AlertKind.TEST: "TEST",
+    AlertKind.NOTICE: "PROBLEM",
 }
 
 
@@ -224,3 +225,14 @@ def render(alert: Alert) -> Message:
         starts_at=alert.incident.opened_at if alert.incident is not None else None,
         ends_at=alert.incident.resolved_at if alert.incident is not None else None,
     )
+
+
+def notice(alert_id: str, host: str, what: str, lines: tuple[str, ...]) -> Message:
+    """A message about snapwatch itself (``what``: one line; ``lines``: what it means and what to do)."""
+    title = _one_line(f"[snapwatch] {_KIND_WORD[AlertKind.NOTICE]} on {host}: {what}")
+    title = title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1] + "…"
+    doc = _Doc(f"On {host}, {what}.", (("What to do", lines, True),))
+    return Message(alert_id=alert_id, kind=AlertKind.NOTICE, title=title, markdown=_markdown(doc),
+                   text=_text(title, doc), html=_html(doc),
+                   labels={"alertname": "SnapwatchProblem", "host": host, "severity": "critical"},
+                   annotations={"summary": title, "description": "\n".join(lines)})

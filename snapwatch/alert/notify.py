@@ -10,7 +10,7 @@ import re
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -332,16 +332,18 @@ class Notifier:
         self._busy = True
         try:
             expired = self.outbox.expire(now, self._max_age)
-            queues: dict[str, list[OutboxRow]] = {}
-            for row in self.outbox.due(now, self._by_key):
-                queues.setdefault(row.target, []).append(row)
-            rounds = await asyncio.gather(*(self._send_queue(self._by_key[k], rows, now) for k, rows in queues.items()))
+            self.outbox.prune(now)
+            # Each queue is read as it is sent, a page at a time: 10,000 alerts owed to a dead target cost
+            # one page of memory, and its first failure ends its round.
+            keys = self.outbox.pending_targets(self._by_key)
+            rounds = await asyncio.gather(*(self._send_queue(self._by_key[k], self.outbox.queue(k, now), now)
+                                            for k in keys))
         finally:
             self._busy = False
         errors = tuple(e for r in rounds for e in r[1])
         return Delivery(sum(r[0] for r in rounds), len(errors), expired, errors)
 
-    async def _send_queue(self, target: Target, rows: list[OutboxRow], now: datetime) -> tuple[int, list[str]]:
+    async def _send_queue(self, target: Target, rows: Iterable[OutboxRow], now: datetime) -> tuple[int, list[str]]:
         loop, sent = asyncio.get_running_loop(), 0
         for row in rows:
             try:

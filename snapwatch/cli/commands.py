@@ -15,7 +15,7 @@ from typing import TextIO
 
 import yaml
 
-from snapwatch.cli.configfile import config_path, resolve_config
+from snapwatch.cli.configfile import config_path, resolve_config, resolve_config_places
 from snapwatch.config import Config, TokenConfig, parse_duration
 from snapwatch.errors import EX_OK, EX_RUNTIME, UsageError
 from snapwatch.run.logs import setup_logging
@@ -41,7 +41,10 @@ def masked_config(config: Config) -> dict[str, object]:
 
 
 def check_config(args: argparse.Namespace, out: TextIO) -> int:
-    config = resolve_config(args, required=True)
+    from snapwatch.run.preflight import require_preflight  # noqa: PLC0415  (apprise is slow to import)
+
+    config, places = resolve_config_places(args)
+    require_preflight(config, places)  # what `run` would refuse, exactly as `run` refuses it
     out.write(yaml.safe_dump(masked_config(config), sort_keys=False, allow_unicode=True))
     return EX_OK
 
@@ -182,12 +185,12 @@ def _status_text(data: dict[str, object]) -> str:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from snapwatch.run.daemon import run as run_daemon  # noqa: PLC0415
+    from snapwatch.run.preflight import require_preflight  # noqa: PLC0415
+    from snapwatch.run.startup import run as run_daemon  # noqa: PLC0415
 
+    config, places = resolve_config_places(args)
+    require_preflight(config, places)  # the same checks as check-config: exit 78, which systemd does not restart
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
-    config = resolve_config(args, required=True)
-    if not config.sources:
-        raise UsageError("the config has no sources to follow")
     return run_daemon(config, config_path(args))
 
 

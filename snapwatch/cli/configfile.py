@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from snapwatch.config import Config, load_config
+from snapwatch.config import Config, Places, load_config, load_config_places
 from snapwatch.errors import UsageError
 
 DEFAULT_CONFIG = Path("/etc/snapwatch/config.yaml")
@@ -32,3 +32,12 @@ def resolve_config(args: argparse.Namespace, *, required: bool) -> Config:
             )
         return Config()
     return load_config(path)
+
+
+def resolve_config_places(args: argparse.Namespace) -> tuple[Config, Places]:
+    """The required config (as ``resolve_config``), and where each of its settings stands in the file."""
+    path = config_path(args)
+    if path is None:
+        resolve_config(args, required=True)  # raises the usage error
+    assert path is not None
+    return load_config_places(path)

@@ -21,7 +21,7 @@ __getattr__ = lazy_exports(__name__, {
     "load_configured": "configured",
     "render_findings": "now",
     "render_text": "scan",
-    "run": "daemon",
+    "run": "startup",
     "scan_with_diagnosis": "scan",
     "setup_logging": "logs",
 })

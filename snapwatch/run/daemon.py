@@ -1,10 +1,8 @@
 """The daemon: one asyncio loop that follows, detects, diagnoses and alerts; signals, reload, sd_notify.
 
-This is the shell around the pure pipeline and the only place with global state. Per followed file
-it keeps a SourcePipeline (restored from the state store), and for every chunk the follower hands
-over it commits, in one transaction, the checkpoint with the counters, detector and history that the
-chunk's lines produced. While the record assembler still holds part of a response (its JSON body not
-yet closed) the commit waits, so a crash never counts a response twice nor loses one.
+The shell around the pure pipeline. Per followed file a SourcePipeline (restored from the store); per
+chunk one transaction with the checkpoint and all the chunk's lines produced, held while part of a
+response is still open, so a crash never counts a response twice nor loses one.
 """
 
 from __future__ import annotations
@@ -15,30 +13,30 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from snapwatch.alert.messages import render
 from snapwatch.alert.notify import Notifier, Target
-from snapwatch.alert.policy import AlertPolicy
 from snapwatch.alert.targets import targets_for
-from snapwatch.codec import incident_json, stored_json
-from snapwatch.config import Config, SourceConfig, load_config
+from snapwatch.config import Config, SourceConfig, load_config_places
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
 from snapwatch.errors import SnapwatchError
-from snapwatch.model import Checkpoint, Diagnosis, Gap, Incident, Transition, TransitionKind
+from snapwatch.model import Checkpoint, Diagnosis, Gap, Transition, TransitionKind
 from snapwatch.run.followed import FollowedFile, Owed, Source
+from snapwatch.run.handout import build_alerting, hand_out, seed_reposter
 from snapwatch.run.investigate import Investigator
+from snapwatch.run.preflight import require_preflight
 from snapwatch.run.report import attachment_for
 from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
-from snapwatch.run.telemetry import FileView, Reposter, Telemetry
-from snapwatch.store.history import HistoryReader
-from snapwatch.store.outbox import Outbox
-from snapwatch.store.state import IncidentRow, Store
-from snapwatch.tail.follow import Chunk, Notice
+from snapwatch.run.statefailure import StateFailure, StateTrouble, as_unavailable
+from snapwatch.run.telemetry import Telemetry
+from snapwatch.store.history import HistoryPruner
+from snapwatch.store.state import Store
+from snapwatch.tail.events import Chunk, Notice, NoticeKind
 from snapwatch.tail.watch import Quiet
 
 if TYPE_CHECKING:
@@ -47,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-PRUNE_EVERY = timedelta(hours=1)  # history older than history.retention is forgotten this often
 TICK = 1.0  # seconds between timer checks (silence rule, due alerts, retries) when nothing happens
 
 
@@ -60,7 +57,8 @@ class Daemon:
 
     def __init__(self, config: Config, config_path: Path | None = None, *, clock: Clock = wall_clock,
                  environ: Mapping[str, str] | None = None, host: str | None = None,
-                 flush_after: float = 0.5, recheck: float = 5.0, console: TextIO | None = None) -> None:
+                 flush_after: float = 0.5, recheck: float = 5.0, console: TextIO | None = None,
+                 store: Store | None = None, telemetry: Telemetry | None = None) -> None:
         self.config = config
         self.config_path = config_path
         self.clock = clock
@@ -68,42 +66,34 @@ class Daemon:
         self.host = host or socket.gethostname()
         self.flush_after, self.recheck = flush_after, recheck
         self.console = console  # where alerts go when no target is configured (default: stderr)
-        self.store = Store.open(config.state_dir)
+        self.store = store if store is not None else Store.open(config.state_dir)
         self.sd = SystemdNotifier(self.environ)
         self.sources: dict[str, Source] = {}
         self.events: asyncio.Queue[tuple[Source, Chunk | Gap | Notice | Quiet]] = asyncio.Queue(maxsize=256)
         self.stop_requested = asyncio.Event()
         self.reload_requested = False
-        self.telemetry = Telemetry(config)
-        self._apply_alerting(config, *self._targets(config))
+        self.telemetry = telemetry if telemetry is not None else Telemetry(config)
+        self._apply_alerting(config, *targets_for(config.alerts, self.console))
+        self.trouble = StateTrouble(self.host, self.telemetry, lambda: self.notifier.targets,
+                                    config.alerts.timeout.total_seconds())
+        self.suspended_until: float | None = None  # loop time of the next try while the state cannot be saved
+        self._late_failure: BaseException | None = None  # a state failure met by a background delivery round
         self.investigator = Investigator(config, self.environ, clock, self.policy,
                                          on_new_evidence=self._rediagnose_all)
         self._delivery: asyncio.Task[object] | None = None
-        self._pruned_at = datetime.min.replace(tzinfo=UTC)
+        self._history = HistoryPruner(self.store.conn)
 
     # -- setup and reload -------------------------------------------------------------------------
 
-    def _targets(self, config: Config) -> tuple[list[Target], AlertmanagerTarget | None]:
-        """The alert targets ``config`` names; raises NotifyError for a URL that cannot be used."""
-        return targets_for(config.alerts, self.console)
-
     def _apply_alerting(self, config: Config, targets: list[Target], manager: AlertmanagerTarget | None) -> None:
-        alerts = config.alerts
-        self.policy = AlertPolicy(self.store.conn, alerts, self.host)
-        self.outbox = Outbox(self.store.conn)
-        self.reposter: Reposter | None = None
-        if manager is not None:
-            self.reposter = Reposter(manager, alerts.timeout.total_seconds())
-        self.notifier = Notifier(self.outbox, targets, timeout=alerts.timeout.total_seconds(), max_age=alerts.max_age)
+        self.policy, self.outbox, self.reposter, self.notifier = build_alerting(self.store, config.alerts, self.host,
+                                                                                targets, manager)
 
     def _add_source(self, config: SourceConfig) -> None:
         self.sources[config.path] = Source(config, self.store.checkpoints())
 
     def _drop_source(self, path: str) -> None:
-        source = self.sources.pop(path)
-        if source.task is not None:
-            source.task.cancel()
-        source.follower.close()
+        self.sources.pop(path).stop()
 
     def _pipeline(self, source: Source, path: str) -> FollowedFile:
         found = source.files.get(path)
@@ -118,9 +108,10 @@ class Daemon:
         try:
             if self.config_path is None:
                 raise SnapwatchError("no config file to reload (started without -c)")
-            new = load_config(self.config_path, self.environ)
+            new, places = load_config_places(self.config_path, self.environ)
+            require_preflight(new, places)  # what `run` would refuse at a start, a reload refuses too
             # Before anything changes: a target URL that cannot be used refuses the reload like a bad key.
-            targets, manager = self._targets(new)
+            targets, manager = targets_for(new.alerts, self.console)  # NotifyError for an unusable URL
         except SnapwatchError as exc:
             reason = str(exc).splitlines()[0]
             log.error("reload refused, still running on the previous config: %s", reason)
@@ -139,7 +130,7 @@ class Daemon:
         for path in changed:  # the format or zone changed: follow it anew from its checkpoint
             self._drop_source(path)
         for source_config in new.sources:
-            if source_config.path not in self.sources:
+            if source_config.path not in self.sources and self.suspended_until is None:  # else: at the resume
                 self._add_source(source_config)
                 self._start(self.sources[source_config.path])
                 log.info("following %s", source_config.path)
@@ -168,7 +159,10 @@ class Daemon:
         self._seed_reposter()
         for source_config in self.config.sources:
             self._add_source(source_config)
-        self._catch_up()
+        try:
+            await self._catch_up()
+        except StateFailure as exc:
+            self._state_failed(exc)
         self.sd.ready()
         log.info("following %d source(s); ready", len(self.sources))
         for source in self.sources.values():
@@ -178,17 +172,61 @@ class Daemon:
         try:
             while not self.stop_requested.is_set():
                 timeout = TICK if watchdog is None else min(TICK, max(0.0, next_watchdog - loop.time()))
-                await self._next_events(timeout)
+                try:
+                    await self._step(timeout)
+                except StateFailure as exc:
+                    self._state_failed(exc)
                 if watchdog is not None and loop.time() >= next_watchdog:
                     self.sd.watchdog()  # from the loop itself: a hung loop is restarted, not kept alive
                     next_watchdog = loop.time() + watchdog
-                if self.reload_requested:
-                    self.reload_requested = False
-                    self.reload()
-                self._on_timer()
         finally:
             await self._shutdown()
         return 0
+
+    async def _step(self, timeout: float) -> None:
+        """One turn of the loop: events (or, while the state cannot be saved, waiting), reload, timers."""
+        if self.suspended_until is None:
+            await self._next_events(timeout)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), timeout)
+        if self.reload_requested:
+            self.reload_requested = False
+            self.reload()
+        if self._late_failure is not None:
+            failure, self._late_failure = self._late_failure, None
+            raise failure
+        if self.suspended_until is not None:
+            if asyncio.get_running_loop().time() >= self.suspended_until and not self.stop_requested.is_set():
+                self._resume()
+            return
+        self._on_timer()
+
+    # -- when the state cannot be saved ----------------------------------------------------------
+
+    def _state_failed(self, exc: BaseException) -> None:
+        """Stop following and wait: what was read since the last save is dropped, to be read again later."""
+        conn = self.store.conn
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        wait = self.trouble.failed(exc, self.clock())
+        for source in self.sources.values():
+            source.stop()
+        self.sources = {}
+        while not self.events.empty():
+            self.events.get_nowait()
+        self.suspended_until = asyncio.get_running_loop().time() + wait
+        self.sd.status(f"cannot save the state; following paused: {self.trouble.reason}")
+
+    def _resume(self) -> None:
+        """Try a save; when it works, follow again from the saved positions (as after a restart)."""
+        self.store.check_writable()
+        self.suspended_until = None
+        self.trouble.saved(self.clock())
+        for source_config in self.config.sources:
+            self._add_source(source_config)
+            self._start(self.sources[source_config.path])
 
     def _request_reload(self) -> None:
         self.reload_requested = True  # acted on by the loop within TICK
@@ -208,15 +246,16 @@ class Daemon:
             if self.sources.get(source.config.path) is source:
                 self._start(source)
 
-    def _catch_up(self) -> None:
-        """Read every source's backlog before READY=1, so 'ready' means 'caught up'."""
+    async def _catch_up(self) -> None:
+        """Read every source's backlog before READY=1, so 'ready' means 'caught up'; SIGTERM still stops it."""
         for source in self.sources.values():
-            while True:
+            while not self.stop_requested.is_set():
                 for event in source.follower.poll():
                     self._handle(source, event)
                 if not source.follower.behind:
                     break
                 self.sd.extend_timeout(60)
+                await asyncio.sleep(0)  # lets the loop run the signal handlers between budgets
 
     async def _next_events(self, timeout: float) -> None:
         try:
@@ -247,11 +286,11 @@ class Daemon:
             self.telemetry.gap(event)
             self.investigator.gap(event)
         else:
-            log.info("%s: %s %s", event.path, event.kind.value, event.detail)
+            loud = event.kind in (NoticeKind.ERROR, NoticeKind.REFUSED)
+            log.log(logging.WARNING if loud else logging.INFO, "%s: %s %s", event.path, event.kind.value, event.detail)
 
     def _after_batch(self, f: FollowedFile, batch: Batch, checkpoint: Checkpoint | None) -> None:
         now = self.clock()
-        self.telemetry.exchanges(batch.exchanges)
         diagnoses: dict[str, Diagnosis] = {}  # incident id → its diagnosis as it opened, for later transitions
         for transition in batch.transitions:
             self._on_transition(f.pipeline, transition, diagnoses, batch.opened, now)
@@ -269,14 +308,9 @@ class Daemon:
                     "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}}
         self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
-                                source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents),
+                                source_memory=snapshot, incident_changes=owed.incident_rows(self.investigator.verdicts),
                                 minutes=owed.minutes, switches=owed.switches)
-
-    def _incident_rows(self, latest: Mapping[str, Incident]) -> list[IncidentRow]:
-        # The incident as it stands is kept with its row (counts, first failure): the history a report reads.
-        return [IncidentRow(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
-                            i.resolved_at, self.investigator.verdicts.get(i.id), stored_json(incident_json(i)))
-                for i in latest.values()]
+        self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
                        opened: Mapping[str, SourceView], now: datetime) -> None:
@@ -304,15 +338,19 @@ class Daemon:
                     self._after_batch(f, Batch(transitions=transitions), None)
         self._hand_out_alerts(now)
         if self._delivery is None or self._delivery.done():
-            self._delivery = asyncio.get_running_loop().create_task(self.notifier.deliver_due(now))
+            self._delivery = asyncio.get_running_loop().create_task(self._deliver(self.notifier, now))
         if self.reposter is not None:
             self.reposter.keep_only({i.id for s in self.sources.values() for f in s.files.values()
                                      for i in f.pipeline.detector.open_incidents()})
             self.reposter.tick(now)
         self._report_status()
-        if now - self._pruned_at >= PRUNE_EVERY:
-            self._pruned_at = now
-            HistoryReader(self.store.conn).prune(now - self.config.history.retention)
+        self._history.prune_if_due(now, self.config.history.retention)
+
+    async def _deliver(self, notifier: Notifier, now: datetime) -> None:
+        try:
+            await notifier.deliver_due(now)
+        except StateFailure as exc:  # the loop handles it like any other failed save
+            self._late_failure = exc
 
     def _rediagnose_all(self) -> None:
         for source in self.sources.values():
@@ -320,38 +358,16 @@ class Daemon:
                 self.investigator.rediagnose(f.pipeline)
 
     def _hand_out_alerts(self, now: datetime) -> None:
-        due_at = self.policy.next_due(now)
-        if due_at is None or due_at > now:
-            return  # nothing owed yet: no write transaction on an idle tick
-        token_fp, token_kind = self.investigator.token_identity()
-        conn = self.store.conn
-        conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
-        try:
-            for alert in self.policy.due(now, token_fp, token_kind):
-                attachment = attachment_for(self.store, self.config, alert, now, self.host)
-                message = self.notifier.enqueue(alert, now, attachment)
-                if self.reposter is not None:
-                    self.reposter.handed_out(alert, message, now)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        hand_out(self.store, self.policy, self.notifier, self.reposter, now, self.investigator.token_identity(),
+                 lambda alert: attachment_for(self.store, self.config, alert, now, self.host))
 
     def _seed_reposter(self) -> None:
-        """After a restart, Alertmanager still needs the open incidents repeated: start from what was said."""
-        if self.reposter is None:
-            return
-        now = self.clock()
-        token_fp, token_kind = self.investigator.token_identity()
-        for alert in self.policy.announced_open(now, token_fp, token_kind):
-            self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
+        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())
 
     def _report_status(self) -> None:
         for source in self.sources.values():
-            source.say_what_was_cut()
-        views = [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(),
-                          f.pipeline.detector.open_incidents())
-                 for s in self.sources.values() for path, f in s.files.items()]
+            source.say_problems()
+        views = [view for source in self.sources.values() for view in source.views()]
         incidents = sum(len(v.open_incidents) for v in views)
         pending = self.outbox.counts().get("pending", 0)
         self.sd.status(f"following {len(views)} file(s); {incidents} open incident(s); {pending} alert(s) pending")
@@ -362,30 +378,24 @@ class Daemon:
         """Stop reading, keep what was processed (committed per batch), give the outbox one bounded try."""
         self.sd.stopping()
         for source in self.sources.values():
-            if source.task is not None:
-                source.task.cancel()
+            source.stop()
         await asyncio.gather(*(s.task for s in self.sources.values() if s.task), return_exceptions=True)
         now = self.clock()
-        self._hand_out_alerts(now)
         if self._delivery is not None and not self._delivery.done():
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._delivery, 5.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.notifier.deliver_due(now), 5.0)
+        if self.suspended_until is None:
+            try:
+                self._hand_out_alerts(now)
+                await asyncio.wait_for(self.notifier.deliver_due(now), 5.0)
+            except TimeoutError:
+                pass
+            except StateFailure as exc:
+                log.error("stopping without the last delivery round: %s", as_unavailable(exc))
+        self.trouble.join(2.0)
         self.investigator.close()
-        for source in self.sources.values():
-            source.follower.close()
         self.notifier.close()
         self.telemetry.close()
         self.store.close()
         self.sd.close()
         log.info("stopped")
-
-
-def run(config: Config, config_path: Path | None) -> int:
-    """Run the daemon until SIGTERM/SIGINT."""
-    async def main() -> int:
-        return await Daemon(config, config_path).run()
-
-    return asyncio.run(main())
-

@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from snapwatch.codec import incident_json, stored_json
 from snapwatch.config import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
-from snapwatch.model import Checkpoint, Incident
+from snapwatch.model import Checkpoint, Exchange, Incident
+from snapwatch.run.telemetry import FileView
+from snapwatch.store.state import IncidentRow
 from snapwatch.tail.watch import Follower
 
 log = logging.getLogger(__name__)
@@ -29,14 +32,23 @@ class Owed:
     requests: int = 0
     last_record_at: datetime | None = None
     incidents: dict[str, Incident] = field(default_factory=dict)  # by id: the latest state of each one changed
+    exchanges: list[Exchange] = field(default_factory=list)  # for the metrics, once committed
     minutes: dict[tuple[datetime, str], int] = field(default_factory=dict)  # (minute, status) → responses
     switches: list[TokenSwitch] = field(default_factory=list)
+
+    def incident_rows(self, verdicts: Mapping[str, str]) -> list[IncidentRow]:
+        """The incidents changed, as the store keeps them (with their counts and first failure: the history
+        a report reads), with the verdicts known so far."""
+        return [IncidentRow(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
+                            i.resolved_at, verdicts.get(i.id), stored_json(incident_json(i)))
+                for i in self.incidents.values()]
 
     def add(self, batch: Batch, timeline: Timeline) -> None:
         minutes, switches = timeline.take()
         for key, n in minutes.items():
             self.minutes[key] = self.minutes.get(key, 0) + n
         self.switches += switches
+        self.exchanges.extend(batch.exchanges)
         for status, n in batch.by_status.items():
             self.counts[status] = self.counts.get(status, 0) + n
         self.requests += batch.requests
@@ -55,6 +67,17 @@ class FollowedFile:
     checkpoint: Checkpoint | None = None
     tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
+
+    def say_skipped(self, path: str) -> None:
+        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
+        for kind, total in self.pipeline.assembler.stats.to_json().items():
+            if kind == "unmatched_lines":
+                continue  # a regex source's other lines are expected; scan reports how many
+            new = total - self.skipped_said.get(kind, 0)
+            if new > 0:
+                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
+                            path, new, kind.replace("_", " "), total)
+                self.skipped_said[kind] = total
 
     @classmethod
     def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
@@ -79,19 +102,23 @@ class Source:
         self.files: dict[str, FollowedFile] = {}
         self.task: asyncio.Task[None] | None = None
 
-    def say_what_was_cut(self) -> None:
-        """Log what the parsers could not take at face value, as it happens: nothing is skipped silently."""
+    def stop(self) -> None:
+        """Stop following: the pump task cancelled, every file closed."""
+        if self.task is not None:
+            self.task.cancel()
+        self.follower.close()
+
+    def say_problems(self) -> None:
+        """Log, as they happen, the records not taken at face value and the over-long lines cut."""
         for path, f in self.files.items():
-            for kind, total in f.pipeline.assembler.stats.to_json().items():
-                if kind == "unmatched_lines":
-                    continue  # a regex source's other lines are expected; scan reports how many
-                new = total - f.skipped_said.get(kind, 0)
-                if new > 0:
-                    log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
-                                path, new, kind.replace("_", " "), total)
-                    f.skipped_said[kind] = total
+            f.say_skipped(path)
         if self.cuts.long_lines > self.cuts_said:
             log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
                         self.config.path, self.cuts.long_lines - self.cuts_said, self.config.max_line_bytes,
                         self.cuts.long_lines)
             self.cuts_said = self.cuts.long_lines
+
+    def views(self) -> list[FileView]:
+        """What the metrics need of each followed file."""
+        return [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(), f.pipeline.detector.open_incidents())
+                for path, f in self.files.items()]

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.exposition import start_http_server
 
 from snapwatch import __version__
-from snapwatch.errors import ConfigError, SnapwatchError
+from snapwatch.errors import ConfigError
 from snapwatch.model import Exchange, TokenKind
 from snapwatch.redact import redact
 
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{12}")  # tokens.fingerprint: 12 hex digits, never more of the token
 ALERT_OUTCOMES = ("delivered", "failed", "expired")
+STATE_ERROR_REASONS = ("full", "read-only", "locked", "io", "other")
 
 
 def _code(status: int | None) -> str:
@@ -85,6 +86,14 @@ class Metrics:
             "snapwatch_log_gaps", "Log gaps (bytes lost to rotation or truncation).", ["source"], registry=reg
         )
         self._gap_bytes = Counter("snapwatch_log_gap_bytes", "Bytes of log lost in gaps.", ["source"], registry=reg)
+        self._state_errors = Counter(
+            "snapwatch_state_errors",
+            "Failed attempts to save the state file (disk full, read-only, locked, I/O error), by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        for reason in STATE_ERROR_REASONS:  # every series exists from the start, so rate() sees the first one
+            self._state_errors.labels(reason)
         self._token_seen = Gauge(
             "snapwatch_token_last_seen_timestamp_seconds",
             "When a token (by fingerprint, never the token) was last seen in a request, Unix seconds.",
@@ -149,6 +158,10 @@ class Metrics:
         """One gap in ``source`` of ``lost_bytes`` bytes (0 when the size is unknown)."""
         self._gaps.labels(source).inc()
         self._gap_bytes.labels(source).inc(max(0, lost_bytes))
+
+    def state_error(self, reason: str) -> None:
+        """One failed attempt to save the state file (``reason``: full, read-only, locked, io or other)."""
+        self._state_errors.labels(reason).inc()
 
     # --- detection -----------------------------------------------------------------------------------------
 
@@ -234,7 +247,7 @@ def start_server(metrics: Metrics, listen: str) -> MetricsServer:
     host, port = parse_listen(listen)
     try:
         httpd, thread = start_http_server(port, addr=host, registry=metrics.registry)
-    except OSError as exc:
-        raise SnapwatchError(f"metrics.listen: cannot listen on {listen}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # an address run cannot use is a configuration problem: exit 78, not a restart loop
+        raise ConfigError(f"metrics.listen: cannot listen on {listen}: {exc.strerror or exc}") from exc
     log.info("metrics on http://%s:%d/metrics", host, httpd.server_port)
     return MetricsServer(host, httpd.server_port, httpd, thread)

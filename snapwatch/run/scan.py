@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import itertools
+import os
 import re
 import sys
 from collections import Counter
@@ -22,6 +22,8 @@ from snapwatch.errors import SourceError
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
 from snapwatch.run.evidence import diagnose_incident, load_context, security_findings
+from snapwatch.tail.gzipped import GzipDamage, GzipStream
+from snapwatch.tail.rotation import open_regular, regular
 
 CHUNK = 1 << 20
 # read_chunks' block size. Smaller than one would guess on purpose: every block is passed over
@@ -54,10 +56,13 @@ def _describe(path: Path) -> LogFile:
     else:
         rank = (1, -number)
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return LogFile(path, str(path.parent / match.group("base")), rank, size)
+    kind = regular(st)
+    if kind is not None:  # a FIFO would hang the scan, a device never end
+        raise SourceError(f"{path}: {kind}, not a regular file: scan reads only regular files")
+    return LogFile(path, str(path.parent / match.group("base")), rank, st.st_size)
 
 
 def order_files(paths: Iterable[str | Path]) -> list[LogFile]:
@@ -66,22 +71,19 @@ def order_files(paths: Iterable[str | Path]) -> list[LogFile]:
     return sorted(files, key=lambda f: (f.base, f.age_rank))
 
 
-def _open(path: Path) -> BinaryIO:
+def read_chunks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """The file's bytes in large blocks (gzip decompressed); ``progress`` gets the bytes read.
+
+    A damaged gzip file yields everything before the damage, then raises GzipDamage.
+    """
     try:
-        raw = path.open("rb")
+        raw = os.fdopen(open_regular(str(path)), "rb")
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if raw.read(2) == b"\x1f\x8b":  # gzip magic: logrotate's compress, whatever the name says
-        # GzipFile does not close a file object it was given: let it open (and so close) its own.
-        raw.close()
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    raw.seek(0)
-    return raw
-
-
-def read_chunks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    """The file's bytes in large blocks (gzip decompressed); ``progress`` gets the compressed bytes read."""
-    with _open(path) as stream:
+    with raw:
+        gz = raw.read(2) == b"\x1f\x8b"  # gzip magic: logrotate's compress, whatever the name says
+        raw.seek(0)
+        stream: GzipStream | BinaryIO = GzipStream(raw, str(path)) if gz else raw
         while block := stream.read(READ_BLOCK):
             if progress is not None:
                 progress(len(block))
@@ -126,6 +128,7 @@ class ScanReport:
     # What a report draws: (log, minute, status) → responses, and (log, switch) in log order.
     minutes: dict[tuple[str, datetime, str], int] = field(default_factory=dict)
     switches: list[tuple[str, TokenSwitch]] = field(default_factory=list)
+    log_gaps: list[GzipDamage] = field(default_factory=list)  # files read only up to their damage
 
     def to_json(self) -> dict[str, object]:
         incidents = []
@@ -151,6 +154,8 @@ class ScanReport:
             "incidents": incidents,
             "security": [f.to_json() for f in self.security],
             "skipped": self.stats.to_json(),
+            "log_gaps": [{"code": "log-gap", "path": d.name, "readable_bytes": d.at, "reason": d.reason}
+                         for d in self.log_gaps],
         }
 
 
@@ -172,8 +177,11 @@ def scan_files(
         pipeline = SourcePipeline(source, config.rules, label=base, views_at_opening=diagnoser is not None)
         splitter = LineSplitter(source.max_line_bytes)
         for log_file in group:
-            for block in read_chunks(log_file.path, progress):
-                _apply(pipeline.feed(splitter.push(block)), records, diagnoser)
+            try:
+                for block in read_chunks(log_file.path, progress):
+                    _apply(pipeline.feed(splitter.push(block)), records, diagnoser)
+            except GzipDamage as damage:  # what came before it is counted; the rest is a gap, said below
+                report.log_gaps.append(damage)
             # A rotated file ends where the next begins: a line cut by rotation is finished here.
             _apply(pipeline.feed(splitter.flush()), records, diagnoser)
         _apply(pipeline.flush(), records, diagnoser)
@@ -297,6 +305,7 @@ def render_text(report: ScanReport) -> str:
         by_title.setdefault(finding.title, []).extend(finding.evidence)
     lines.extend(f"Security: {title}" + "".join(f"\n  - {line}" for line in evidence)
                  for title, evidence in by_title.items())
+    lines.extend(f"Log gap: {d}; the rest of it is lost" for d in report.log_gaps)
     skipped = {k: v for k, v in report.stats.to_json().items() if v}
     if skipped:
         lines.append("Not taken at face value: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))

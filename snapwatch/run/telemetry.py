@@ -56,6 +56,10 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.log_gap(gap.path, gap.lost_bytes or 0)
 
+    def state_error(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.state_error(reason)
+
     def refresh(self, files: Iterable[FileView], verdicts: Mapping[str, str],
                 target_counts: Mapping[str, Mapping[str, int]]) -> None:
         """Gauges that describe the present: lag, streaks, open incidents, the outbox; delivery counters."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from snapwatch.codec import diagnosis_from, dt
 from snapwatch.detect.timeline import TokenSwitch
@@ -68,3 +68,17 @@ class HistoryReader:
             removed = c.execute("DELETE FROM traffic_minutes WHERE minute < ?", (utc(before),)).rowcount
             removed += c.execute("DELETE FROM token_switches WHERE at < ?", (utc(before),)).rowcount
         return int(removed)
+
+
+class HistoryPruner:
+    """Forgets history older than the retention, at most once an hour (the daemon asks on every tick)."""
+
+    EVERY = timedelta(hours=1)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._reader, self._last = HistoryReader(conn), datetime.min.replace(tzinfo=UTC)
+
+    def prune_if_due(self, now: datetime, retention: timedelta) -> None:
+        if now - self._last >= self.EVERY:
+            self._last = now
+            self._reader.prune(now - retention)

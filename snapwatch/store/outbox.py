@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +15,8 @@ from snapwatch.store.schema import joined_transaction, migrate
 log = logging.getLogger(__name__)
 
 STATES = ("pending", "delivered", "failed")
+PAGE = 32  # pending rows read at a time: a long queue to a dead target costs a page of memory, not the queue
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def _ts(at: datetime) -> str:
@@ -46,7 +48,8 @@ class Outbox:
 
     Each target's rows are delivered in creation order: a target whose oldest pending row waits for its
     retry time holds back its newer rows too, so alerts never arrive out of order. Writes commit at once,
-    unless the connection is already in a transaction, which they join (the caller commits).
+    unless the connection is already in a transaction, which they join (the caller commits). Delivered and
+    failed rows are pruned ``retention`` after they were created.
     """
 
     def __init__(
@@ -56,10 +59,13 @@ class Outbox:
         rng: random.Random | None = None,
         base_delay: timedelta = timedelta(seconds=10),
         max_delay: timedelta = timedelta(minutes=15),
+        retention: timedelta = timedelta(days=14),
     ) -> None:
         self._conn = conn
         self._rng = rng or random.Random()  # noqa: S311  (jitter, not cryptography)
         self._base, self._max = base_delay, max_delay
+        self._retention = retention
+        self._pruned_at: datetime | None = None
         migrate(conn)  # the table is created by the store's migrations (store.schema)
 
     def enqueue(self, message: Message, targets: Sequence[tuple[str, str]], now: datetime) -> int:
@@ -81,27 +87,53 @@ class Outbox:
         """Pending rows to send now, oldest first: each target's queue from its head, if the head is due.
 
         ``targets`` limits the answer to those keys. A row whose stored message cannot be read is marked
-        failed and logged, never returned.
+        failed and logged, never returned. Holds every due row in memory: the notifier reads ``queue``.
         """
-        cur = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' ORDER BY created_at, seq"  # noqa: S608
-        )
-        rows, blocked, at = [], set(), _ts(now)
-        for seq, alert_id, key, display, doc, attempts, created, next_at, error in cur.fetchall():
-            if key in blocked or (targets is not None and key not in targets):
-                continue
-            if next_at > at:
-                blocked.add(key)  # the head waits for its retry time, and so does the rest of the queue
-                continue
-            try:
-                message = Message.from_json(doc)
-            except ValueError as exc:
-                self._fail(seq, f"the stored message cannot be read ({exc})")
-                log.error("outbox: alert %s for %s cannot be read; marked failed", alert_id, display)
-                continue
-            created_at, next_attempt_at = datetime.fromisoformat(created), datetime.fromisoformat(next_at)
-            rows.append(OutboxRow(seq, alert_id, key, display, message, attempts, created_at, next_attempt_at, error))
-        return rows
+        rows = [row for key in self.pending_targets(targets) for row in self.queue(key, now)]
+        return sorted(rows, key=lambda r: (r.created_at, r.seq))
+
+    def pending_targets(self, targets: Collection[str] | None = None) -> list[str]:
+        """The keys of the targets with pending rows (limited to ``targets`` when given)."""
+        found = [key for (key,) in self._conn.execute("SELECT DISTINCT target FROM outbox WHERE state = 'pending'")]
+        return [key for key in found if targets is None or key in targets]
+
+    def queue(self, target: str, now: datetime) -> Iterator[OutboxRow]:
+        """``target``'s pending rows due now, oldest first, read ``PAGE`` rows at a time.
+
+        Stops at the first row that waits for its retry time (the rest of the queue waits with it). A row
+        whose stored message cannot be read is marked failed and logged, never yielded.
+        """
+        after, at = ("", 0), _ts(now)
+        while True:
+            page = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' AND target = ?"  # noqa: S608
+                " AND (created_at, seq) > (?, ?) ORDER BY created_at, seq LIMIT ?", (target, *after, PAGE),
+            ).fetchall()
+            if not page:
+                return
+            for seq, alert_id, key, display, doc, attempts, created, next_at, error in page:
+                after = (created, seq)
+                if next_at > at:
+                    return  # the head waits for its retry time, and so does the rest of the queue
+                try:
+                    message = Message.from_json(doc)
+                except ValueError as exc:
+                    self._fail(seq, f"the stored message cannot be read ({exc})")
+                    log.error("outbox: alert %s for %s cannot be read; marked failed", alert_id, display)
+                    continue
+                yield OutboxRow(seq, alert_id, key, display, message, attempts, datetime.fromisoformat(created),
+                                datetime.fromisoformat(next_at), error)
+
+    def prune(self, now: datetime) -> int:
+        """Delete delivered and failed rows created ``retention`` before ``now`` (at most once an hour)."""
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return 0
+        self._pruned_at = now
+        with joined_transaction(self._conn):
+            before = self._conn.total_changes
+            self._conn.execute("DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND created_at < ?",
+                               (_ts(now - self._retention),))
+            return self._conn.total_changes - before
 
     def _fail(self, seq: int, error: str) -> None:
         with joined_transaction(self._conn):

@@ -19,6 +19,30 @@ class StateError(SnapwatchError):
     """The state file cannot be used (newer schema, not a database, no permission)."""
 
 
+class StateUnavailable(StateError):
+    """The state file cannot be written for now (disk full, read-only, locked by another process, I/O error).
+
+    Nothing was saved; what was saved before is intact. Waiting and trying again may succeed. ``kind`` is
+    ``full``, ``read-only``, ``locked``, ``io`` or ``other``.
+    """
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def unavailable(exc: sqlite3.OperationalError, where: object = "the state file") -> StateUnavailable:
+    """``exc`` (SQLite could not write or open the file) as a one-line StateUnavailable."""
+    text = str(exc)
+    reasons = {"database or disk is full": ("the disk is full", "full"),
+               "readonly database": ("it is read-only", "read-only"),
+               "database is locked": ("another process holds a lock on it", "locked"),
+               "disk I/O error": ("a disk I/O error", "io"),
+               "unable to open database file": ("it cannot be opened", "io")}
+    reason, kind = next((r for needle, r in reasons.items() if needle in text), (text, "other"))
+    return StateUnavailable(f"{where}: {reason} ({text})", kind)
+
+
 @contextmanager
 def joined_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A write transaction on ``conn`` (opened with ``isolation_level=None``): BEGIN IMMEDIATE … COMMIT,

@@ -10,9 +10,13 @@ No token is ever stored: tokens are named by their fingerprint.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import sqlite3
+import stat
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -24,7 +28,10 @@ from snapwatch.codec import dt, duration, iso, stored_json
 from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.model import Checkpoint, Gap
 from snapwatch.store.history import utc
-from snapwatch.store.schema import StateError, joined_transaction, migrate
+from snapwatch.store.schema import StateError, joined_transaction, migrate, unavailable
+from snapwatch.store.statedir import DB_NAME, UnsafeStateDir, os_unavailable, prepare
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,30 +59,48 @@ class Store:
     def open(cls, state_dir: Path | str) -> Store:
         """Open (creating and migrating as needed) ``state_dir/state.db``.
 
-        Raises StateError with a one-line reason when the directory or file cannot be used, or when
-        the file was written by a newer snapwatch (its schema version is higher than this one's).
+        The directory is made safe first (``statedir.prepare``); ``state.db`` is never followed through a
+        symbolic link, and an empty one that this call did not create is named in a warning, not used as a
+        silent reset. Raises UnsafeStateDir (exit 78) for an unsafe directory or file, StateUnavailable
+        when the disk refuses for now (full, read-only, locked), StateError otherwise: a one-line reason,
+        or a file written by a newer snapwatch (its schema version is higher than this one's).
         """
-        directory = Path(state_dir)
-        path = directory / "state.db"
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Create the file 0600 before SQLite does; SQLite gives -wal/-shm the same mode.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        except OSError as exc:
-            raise StateError(f"cannot use state directory {directory}: {exc.strerror or exc}") from exc
+        directory = prepare(state_dir)
+        path = directory / DB_NAME
+        ident = _open_db_file(path)
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise unavailable(exc, path) from exc
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != ident:  # replaced meanwhile
+                raise UnsafeStateDir(f"state_dir: {path} was replaced while it was being opened")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             store = cls(conn, path)
             migrate(conn, path)
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"{path}: not a usable snapwatch state file ({exc})") from exc
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.OperationalError):
+                raise unavailable(exc, path) from exc
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StateError(f"{path}: not a usable snapwatch state file ({exc})") from exc
+            raise
         return store
 
     def close(self) -> None:
         self.conn.close()
+
+    def check_writable(self) -> None:
+        """Save something small (the schema version, unchanged); raises StateUnavailable when that fails."""
+        try:
+            with self.transaction() as c:
+                version = int(c.execute("PRAGMA user_version").fetchone()[0])
+                c.execute(f"PRAGMA user_version={version}")
+        except sqlite3.OperationalError as exc:
+            raise unavailable(exc, self.path) from exc
 
     def __enter__(self) -> Store:
         return self
@@ -108,6 +133,16 @@ class Store:
         source = checkpoint.path if checkpoint is not None else path
         if source is None:
             raise ValueError("commit_batch needs a checkpoint or a path")
+        try:
+            self._commit_batch(source, checkpoint, status_counts, requests, last_record_at, source_memory,
+                               incident_changes, gaps, minutes or {}, switches)
+        except sqlite3.OperationalError as exc:  # full, read-only, locked: nothing of this batch was saved
+            raise unavailable(exc, self.path) from exc
+
+    def _commit_batch(self, source: str, checkpoint: Checkpoint | None, status_counts: Mapping[str, int] | None,
+                      requests: int, last_record_at: datetime | None, source_memory: Mapping[str, Any] | None,
+                      incident_changes: Sequence[IncidentRow], gaps: Sequence[Gap],
+                      minutes: Mapping[tuple[datetime, str], int], switches: Sequence[TokenSwitch]) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR IGNORE INTO sources (path, dev, inode, offset, fingerprint) "
                       "VALUES (?, 0, 0, 0, '')", (source,))
@@ -216,3 +251,38 @@ class Store:
         gaps = [{"path": g.path, "lost_bytes": g.lost_bytes, "since": iso(g.since), "until": iso(g.until),
                  "reason": g.reason} for g in self.gaps()]
         return {"sources": sources, "incidents": incidents, "outbox": outbox, "log_gaps": gaps}
+
+
+def _open_db_file(path: Path) -> tuple[int, int]:
+    """Create ``path`` 0600 before SQLite does (it gives -wal and -shm the same mode), never through a link.
+
+    Returns its (dev, inode). An existing empty file is named in a warning: counters start from zero.
+    """
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+            created = True
+        except FileExistsError:
+            fd = os.open(path, flags)
+            created = False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeStateDir(f"state_dir: {path} is a symbolic link; snapwatch does not follow it, so that "
+                                 "nobody can make it write elsewhere: remove the link") from None
+        reason = f"cannot open {path}: {exc.strerror or exc}"
+        raise os_unavailable(exc, reason) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeStateDir(f"state_dir: {path} is not a regular file")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            with contextlib.suppress(OSError):  # a read-only filesystem: nobody can write it either
+                os.fchmod(fd, 0o600)
+        wal = path.with_name(path.name + "-wal")
+        if not created and st.st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+            log.warning("state file %s is empty (0 bytes) although snapwatch did not just create it: positions "
+                        "and counters start again from zero; if it was truncated, restore it from a backup", path)
+        return st.st_dev, st.st_ino
+    finally:
+        os.close(fd)

@@ -11,9 +11,9 @@ __all__ = [
 ]
 
 __getattr__ = lazy_exports(__name__, {
-    "Chunk": "follow",
+    "Chunk": "events",
     "Follower": "watch",
-    "Notice": "follow",
-    "NoticeKind": "follow",
+    "Notice": "events",
+    "NoticeKind": "events",
     "Quiet": "watch",
 })

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from snapwatch.model import Checkpoint, Gap
+from snapwatch.tail.events import Chunk, Event, Notice, NoticeKind
+from snapwatch.tail.gzipped import GzipDamage
 from snapwatch.tail.rotation import (
     BLOCK,
     FP_BYTES,
@@ -17,56 +16,22 @@ from snapwatch.tail.rotation import (
     OpenFile,
     Splitter,
     fingerprint,
+    fingerprint_matches,
     last_line_end,
     locate,
     open_file,
+    regular,
     rotated_backups,
 )
 
-_CHECK_BYTES = 128  # bytes compared on every poll to notice a truncated-and-regrown file
+_AFTER_BYTES = 64  # bytes past the checkpoint compared on every poll, besides the fingerprint's
+# A file deleted this long before the oldest backup newer than it was renamed was deleted by an earlier
+# rotation than that one: the file that followed it is gone too (timestamps may be a clock tick coarse).
+_ROTATION_SLACK_NS = 50_000_000
+Ident = tuple[int, int, bytes]
 _MAX_POLL_BYTES = 16 * BLOCK  # one poll returns at most about this much, so memory stays flat
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """Complete lines read from one file, and the checkpoint to commit once they are processed.
-
-    ``data`` may be empty: such a chunk only moves the checkpoint (initial position, next file).
-    ``file`` is the name the bytes were read under (a rotated backup during catch-up).
-    """
-
-    source: str
-    path: str
-    file: str
-    dev: int
-    inode: int
-    data: bytes
-    start_offset: int
-    end_offset: int
-    checkpoint: Checkpoint
-
-
-class NoticeKind(StrEnum):
-    ABSENT = "absent"
-    APPEARED = "appeared"
-    ROTATED = "rotated"
-    TRUNCATED = "truncated"
-    DELETED = "deleted"
-    CATCH_UP = "catch-up"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something about a followed file worth one log line (said once per occurrence)."""
-
-    source: str
-    path: str
-    kind: NoticeKind
-    detail: str
-
-
-Event = Chunk | Gap | Notice
 
 
 def _mtime(ns: int | None) -> datetime | None:
@@ -82,7 +47,8 @@ class FileTracker:
     """
 
     def __init__(self, source: str, path: str, checkpoint: Checkpoint | None, *, start_at: str,
-                 splitter_factory: Callable[[], Splitter], block_size: int = BLOCK) -> None:
+                 splitter_factory: Callable[[], Splitter], block_size: int = BLOCK,
+                 known_backups: set[Ident] | None = None) -> None:
         self.source, self.path = source, path
         self._cp = checkpoint
         self._start_at = start_at  # "end" | "beginning": only while there is no checkpoint
@@ -91,8 +57,12 @@ class FileTracker:
         self._chain: list[OpenFile] = []
         # Backups that predate the live file, by (dev, inode, first bytes): a backup deleted by the
         # rotation frees its inode for a new file, which must not be taken for the old one.
-        self._known_old: set[tuple[int, int, bytes]] = set()
+        self._known_old: set[Ident] = set()
+        # While the path is absent: the backups there were then. Any other found when a file appears at
+        # the path rotated away before its first read, and is read first.
+        self._absent_backups = known_backups
         self._said_absent = False
+        self._said_refused = False
         self._started = False
         self.behind = False  # the last poll stopped at its byte budget: poll again soon
 
@@ -109,22 +79,23 @@ class FileTracker:
     def _start(self, out: list[Event], st: os.stat_result) -> None:
         """First look at the path: position from the checkpoint, or from ``start_at``."""
         cp = self._cp
-        cands = rotated_backups(self.path)
-        self._known_old = {c.ident for c in cands}
         if cp is None or cp.inode == 0:
             live = self._open(self.path, False, None)
             if live is None:
                 return
             if cp is None and self._start_at == "end" and not self._started:
                 live.seek(last_line_end(live))
-            self._chain = [live]
-            out.append(self._chunk(live, b"", live.cp_at))
+            unread = self._appeared_backups(live)
+            self._chain = [*unread, live]
+            self._known_old = {c.ident for c in rotated_backups(self.path)}
+            out.append(self._chunk(self._chain[0], b"", self._chain[0].cp_at))
             return
+        self._known_old = {c.ident for c in rotated_backups(self.path)}
         if (st.st_dev, st.st_ino) == (cp.dev, cp.inode) and st.st_size >= cp.offset:
             live = self._open(self.path, False, (cp.dev, cp.inode))
             if live is not None:
                 live.seek(cp.offset)
-                if fingerprint(live.recent) == cp.fingerprint:
+                if fingerprint_matches(cp.fingerprint, live.head, live.recent):
                     self._chain = [live]
                     return
                 live.close()
@@ -179,6 +150,19 @@ class FileTracker:
         out.extend(said)
         return chain
 
+    def _appeared_backups(self, live: OpenFile) -> list[OpenFile]:
+        """Backups that appeared while the path was absent (rotated away before their first read), oldest first."""
+        if self._absent_backups is None:
+            return []
+        known, self._absent_backups = self._absent_backups, None
+        found = []
+        for c in reversed(rotated_backups(self.path)):
+            if c.ident not in known and (c.dev, c.ino) != (live.dev, live.ino):
+                f = self._open(c.name, c.gz, (c.dev, c.ino))
+                if f is not None:
+                    found.append(f)
+        return found
+
     @staticmethod
     def _abandon(chain: list[OpenFile], live: OpenFile | None) -> None:
         for f in [*chain, live]:
@@ -194,8 +178,21 @@ class FileTracker:
             st: os.stat_result | None = os.stat(self.path)
         except OSError:
             st = None
+        kind = regular(st) if st is not None else None
+        if st is not None and kind is not None:
+            if not self._said_refused:  # a FIFO would block a read, a device never end: leave it alone
+                out.append(Notice(self.source, self.path, NoticeKind.REFUSED, f"{self.path} is {kind}, not a "
+                                  "regular file: snapwatch follows only regular files and leaves it alone"))
+                self._said_refused = True
+            if not self._chain:
+                return out
+            st = None  # a file still open from before is read to its end, as if the path were gone
+        else:
+            self._said_refused = False
         if not self._chain:
             if st is None:
+                if self._absent_backups is None and not self._said_absent:
+                    self._absent_backups = {c.ident for c in rotated_backups(self.path)}
                 if not self._said_absent and not self._started:
                     out.append(Notice(self.source, self.path, NoticeKind.ABSENT, "waiting for it to appear"))
                 self._said_absent = True
@@ -236,10 +233,29 @@ class FileTracker:
             self._abandon([f for f in opened if f is not None], None)
         out.append(Notice(self.source, self.path, NoticeKind.ROTATED,
                           f"finishing the old file, then {len(newer)} rotated file(s) and the new one"))
+        self._say_lost(out, list(reversed(newer)), opened)
         self._chain.extend(f for f in opened if f is not None)
         if live is not None:
             self._chain.append(live)
         self._known_old = {c.ident for c in backups}
+
+    def _say_lost(self, out: list[Event], newer: list[Backup], opened: list[OpenFile | None]) -> None:
+        """Files rotated away and deleted before they could be read while behind: a log gap, never silence."""
+        for c, f in zip(newer, opened, strict=True):
+            if f is None:
+                out.append(Gap(self.source, self.path, c.dev, c.ino, c.size, _mtime(c.mtime_ns), None,
+                               f"{c.name} was rotated away and deleted before it could be read"))
+        prev = self._chain[-1] if self._chain else None
+        if prev is None or prev.fd is None or not newer:
+            return
+        gone = os.fstat(prev.fd)
+        oldest = newer[0]
+        # Deleted by an earlier rotation than the one that renamed the oldest backup still there: the file
+        # that followed it was pushed out as well, unread.
+        if gone.st_nlink == 0 and gone.st_ctime_ns + _ROTATION_SLACK_NS < oldest.ctime_ns:
+            out.append(Gap(self.source, self.path, prev.dev, prev.ino, None, _mtime(gone.st_mtime_ns),
+                           _mtime(oldest.mtime_ns), f"the log rotated more often than its backups are kept while "
+                           f"snapwatch was behind: files between {prev.name} and {oldest.name} were deleted unread"))
 
     def _check_truncated(self, out: list[Event]) -> None:
         """copytruncate and friends: the live file is shorter, or regrew with other bytes."""
@@ -248,11 +264,14 @@ class FileTracker:
             return
         st = os.fstat(f.fd)
         base = max(f.cp_at - FP_BYTES, 0)
-        n = min(len(f.recent), _CHECK_BYTES)
-        if st.st_size >= f.read_at and os.pread(f.fd, n, base) == f.recent[:n]:
+        n = min(len(f.recent), f.cp_at - base + _AFTER_BYTES)
+        # The bytes around the checkpoint and the file's first bytes: a file truncated and regrown past the
+        # offset within a poll, with lines alike near the offset, still differs at its start.
+        if st.st_size >= f.read_at and os.pread(f.fd, n, base) == f.recent[:n] and \
+                os.pread(f.fd, len(f.head), 0) == f.head:
             return
         out.append(Notice(self.source, self.path, NoticeKind.TRUNCATED, "reading it again from the start"))
-        fp = fingerprint(f.recent[: f.cp_at - base])
+        fp = f.fingerprint(f.cp_at)
         cands = self._scan()
         found = locate(cands, f.cp_at, fp)
         insert: list[OpenFile] = []
@@ -272,7 +291,7 @@ class FileTracker:
             if f.last_size > f.read_at:
                 out.append(Gap(self.source, self.path, f.dev, f.ino, f.last_size - f.read_at,
                                _mtime(f.mtime_ns), _mtime(st.st_mtime_ns), "truncated before it was read"))
-        f.splitter, f.read_at, f.cp_at, f.recent, f.last_size = self._new(), 0, 0, b"", 0
+        f.splitter, f.read_at, f.cp_at, f.recent, f.head, f.last_size = self._new(), 0, 0, b"", b"", 0
         self._chain[-1:-1] = insert
         self._known_old = {c.ident for c in rotated_backups(self.path)}
         first = insert[0] if insert else f
@@ -308,8 +327,9 @@ class FileTracker:
         if nxt is not None:
             out.append(self._chunk(nxt, b"", nxt.cp_at))
         else:
-            cp = self._cp = Checkpoint(self.path, 0, 0, 0, fingerprint(b""), f.mtime_ns)
+            cp = self._cp = Checkpoint(self.path, 0, 0, 0, fingerprint(b"", b""), f.mtime_ns)
             out.append(Chunk(self.source, self.path, f.name, 0, 0, b"", 0, 0, cp))
+            self._absent_backups = {c.ident for c in rotated_backups(self.path)}
 
     def _read(self, f: OpenFile, out: list[Event], budget: int) -> int:
         """Read ``f`` to its end (or the budget); emit one chunk per block that completes lines."""
@@ -332,19 +352,19 @@ class FileTracker:
                 f.recent = recent[new_base - base :]
                 if cp_at > f.cp_at or lines:
                     out.append(self._chunk(f, lines, cp_at))
-        except (OSError, EOFError, zlib.error) as exc:
+        except GzipDamage as exc:  # what came before the damage was read and counted; the rest is lost
+            out.append(Notice(self.source, self.path, NoticeKind.ERROR, str(exc)))
+            out.append(Gap(self.source, self.path, f.dev, f.ino, None, None, _mtime(f.mtime_ns),
+                           f"{exc}: the rest of it is lost"))
+            f.close()
+        except OSError as exc:
             out.append(Notice(self.source, self.path, NoticeKind.ERROR, f"reading {f.name}: {exc}"))
-            if f.fd is None:  # a broken compressed backup: what is left of it is lost
-                out.append(Gap(self.source, self.path, f.dev, f.ino, None, None, _mtime(f.mtime_ns),
-                               f"{f.name} could not be decompressed past byte {f.read_at}"))
-                f.close()
         return total
 
     def _chunk(self, f: OpenFile, data: bytes, cp_at: int) -> Chunk:
         start = f.cp_at
         f.cp_at = cp_at
-        # ``recent`` ends at ``read_at`` and starts at least FP_BYTES before ``cp_at`` (or at 0).
-        fp = fingerprint(f.recent[: len(f.recent) - (f.read_at - cp_at)])
+        fp = f.fingerprint(cp_at)  # ``recent`` ends at ``read_at``, starts FP_BYTES before ``cp_at`` (or at 0)
         cp = Checkpoint(self.path, f.dev, f.ino, cp_at, fp, f.mtime_ns)
         self._cp = cp
         return Chunk(self.source, self.path, f.name, f.dev, f.ino, data, start, cp_at, cp)

@@ -2,22 +2,64 @@
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import hashlib
 import os
 import re
-import zlib
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from snapwatch.tail.gzipped import GzipDamage, GzipStream
+
 BLOCK = 1 << 20  # reads are this big: per-block work only, never per line
-FP_BYTES = 64  # how many bytes before a checkpoint name the file's content
+FP_BYTES = 1024  # how many bytes before a checkpoint name the file's content
+HEAD_BYTES = 1024  # and how many at its start: a file truncated and regrown alike near the offset differs there
+_OLD_FP_BYTES = 64  # what checkpoints written before version 2 fingerprints covered
+_FP_VERSION = "2:"
 
 
-def fingerprint(data: bytes) -> str:
-    """Hex SHA-256 of the (up to ``FP_BYTES``) bytes just before a checkpoint offset."""
-    return hashlib.sha256(data[-FP_BYTES:]).hexdigest()
+def fingerprint(head: bytes, before: bytes) -> str:
+    """What names a file's content up to a checkpoint offset: its first ``HEAD_BYTES`` (``head``, fewer when the
+    offset is smaller) and the ``FP_BYTES`` just before the offset (``before``), hashed together."""
+    digest = hashlib.sha256(len(head).to_bytes(4, "big") + head[:HEAD_BYTES] + before[-FP_BYTES:])
+    return _FP_VERSION + digest.hexdigest()
+
+
+def fingerprint_matches(fp: str, head: bytes, before: bytes) -> bool:
+    """Whether ``fp`` names this content; a checkpoint from an older snapwatch named only the last 64 bytes."""
+    if fp.startswith(_FP_VERSION):
+        return fp == fingerprint(head, before)
+    return fp == hashlib.sha256(before[-_OLD_FP_BYTES:]).hexdigest()
+
+
+def regular(st: os.stat_result) -> str | None:
+    """None for a regular file, else what it is (``a FIFO``, ``a character device``, ...)."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def open_regular(name: str) -> int:
+    """``name`` opened for reading without ever blocking; raises NotRegular for a FIFO, a device, a directory."""
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO with no writer must not block
+    kind = regular(os.fstat(fd))
+    if kind is not None:
+        os.close(fd)
+        raise NotRegular(name, kind)
+    return fd
+
+
+class NotRegular(OSError):
+    """A path that is not a regular file: snapwatch reads only regular files."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        super().__init__(f"{name} is {kind}, not a regular file")
+        self.name, self.kind = name, kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +73,7 @@ class Backup:
     mtime_ns: int
     gz: bool
     head: bytes = b""  # the first bytes: an inode number freed by a deleted backup may name a new file
+    ctime_ns: int = 0  # its last rename (or write): when a rotation last moved it
 
     @property
     def ident(self) -> tuple[int, int, bytes]:
@@ -65,18 +108,37 @@ def rotated_backups(path: str) -> list[Backup]:
         try:
             for name, gz in ordered:
                 full = os.path.join(directory, name)
-                fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    fd = open_regular(full)
+                except NotRegular:
+                    continue  # never a backup: snapwatch reads only regular files
                 try:
                     st, head = os.fstat(fd), os.pread(fd, _HEAD_BYTES, 0)
                 finally:
                     os.close(fd)
-                out.append(Backup(full, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, gz, head))
+                out.append(Backup(full, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, gz, head, st.st_ctime_ns))
         except FileNotFoundError:
             continue  # a rotation renamed files while we looked: look again
         if len({(c.dev, c.ino) for c in out}) < len(out):
             continue  # one file under two names: it moved up while we looked; look again
         return out
     return []
+
+
+def identities(paths: list[str]) -> set[tuple[int, int, bytes]]:
+    """The identities (as ``Backup.ident``) of the regular files among ``paths`` that can be opened."""
+    found = set()
+    for name in paths:
+        try:
+            fd = open_regular(name)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            found.add((st.st_dev, st.st_ino, os.pread(fd, _HEAD_BYTES, 0)))
+        finally:
+            os.close(fd)
+    return found
 
 
 def holds(c: Backup, offset: int, fp: str) -> bool:
@@ -86,14 +148,16 @@ def holds(c: Backup, offset: int, fp: str) -> bool:
         if not c.gz:
             if c.size < offset:
                 return False
-            with open(c.name, "rb") as f:
-                f.seek(start)
-                return fingerprint(f.read(offset - start)) == fp
-        with gzip.open(c.name, "rb") as g:
-            g.seek(start)
-            data = g.read(offset - start)
-            return len(data) == offset - start and fingerprint(data) == fp
-    except (OSError, EOFError, zlib.error):
+            fd = open_regular(c.name)
+            try:
+                head = os.pread(fd, min(HEAD_BYTES, offset), 0)
+                return fingerprint_matches(fp, head, os.pread(fd, offset - start, start))
+            finally:
+                os.close(fd)
+        with os.fdopen(open_regular(c.name), "rb") as raw:
+            head, data = _head_and_before(GzipStream(raw, c.name), offset)
+            return len(data) == offset - start and fingerprint_matches(fp, head, data)
+    except (OSError, GzipDamage):
         return False
 
 
@@ -111,6 +175,16 @@ def locate(backups: list[Backup], offset: int, fp: str, ident: tuple[int, int] |
     return None
 
 
+def _head_and_before(stream: GzipStream, offset: int) -> tuple[bytes, bytes]:
+    """From a stream at its start: its first ``HEAD_BYTES`` and the ``FP_BYTES`` before ``offset`` (read to there)."""
+    head = stream.read_exact(min(HEAD_BYTES, offset))
+    start = max(offset - FP_BYTES, 0)
+    if start <= len(head):
+        return head, head[start:] + stream.read_exact(offset - len(head))
+    stream.skip(start - len(head))
+    return head, stream.read_exact(offset - start)
+
+
 class Splitter(Protocol):
     @property
     def pending(self) -> int: ...
@@ -121,36 +195,52 @@ class Splitter(Protocol):
 class OpenFile:
     """One file of the read chain, open by descriptor (or a gzip stream), with its split state."""
 
-    __slots__ = ("cp_at", "dev", "fd", "gz", "ino", "last_size", "mtime_ns", "name", "raw", "read_at",
+    __slots__ = ("cp_at", "dev", "fd", "gz", "head", "ino", "last_size", "mtime_ns", "name", "raw", "read_at",
                  "recent", "splitter")
 
     def __init__(self, name: str, *, fd: int | None, raw: BinaryIO | None, dev: int, ino: int,
                  splitter: Splitter) -> None:
         self.name, self.fd, self.raw, self.dev, self.ino = name, fd, raw, dev, ino
-        self.gz = gzip.GzipFile(fileobj=raw, mode="rb") if raw is not None else None
+        self.gz = GzipStream(raw, name) if raw is not None else None
         self.splitter = splitter
         self.read_at = 0  # next raw byte to read
         self.cp_at = 0  # just after the last complete line handed out
         self.recent = b""  # raw bytes [max(cp_at - FP_BYTES, 0), read_at)
+        self.head = b""  # raw bytes [0, min(HEAD_BYTES, read_at))
         self.last_size = 0
         self.mtime_ns = 0
 
     def seek(self, offset: int) -> None:
-        """Position at ``offset`` (a line boundary), loading the fingerprint bytes before it."""
+        """Position at ``offset`` (a line boundary), loading the fingerprint bytes before it.
+
+        A gzip backup damaged before ``offset`` stops where the damage is; the next ``read`` raises it.
+        """
         start = max(offset - FP_BYTES, 0)
         if self.fd is not None:
+            self.head = os.pread(self.fd, min(HEAD_BYTES, offset), 0)
             self.recent = os.pread(self.fd, offset - start, start)
         else:
             assert self.gz is not None
-            self.gz.seek(start)
-            self.recent = self.gz.read(offset - start)
+            with contextlib.suppress(GzipDamage):  # raised again by the next read
+                self.head, self.recent = _head_and_before(self.gz, offset)
+            start = self.gz.position - len(self.recent)
         self.read_at = self.cp_at = start + len(self.recent)
 
     def read(self, n: int) -> bytes:
+        """The next bytes (``b""`` at the end); a damaged gzip backup raises GzipDamage after its readable part."""
         if self.fd is not None:
-            return os.pread(self.fd, n, self.read_at)
-        assert self.gz is not None
-        return self.gz.read(n)
+            data = os.pread(self.fd, n, self.read_at)
+        else:
+            assert self.gz is not None
+            data = self.gz.read(n)
+        if len(self.head) < HEAD_BYTES and len(self.head) == self.read_at:
+            self.head = (self.head + data)[:HEAD_BYTES]
+        return data
+
+    def fingerprint(self, offset: int) -> str:
+        """The fingerprint at ``offset``, a line boundary in ``[cp_at, read_at]``, from the bytes kept."""
+        before = self.recent[: len(self.recent) - (self.read_at - offset)]
+        return fingerprint(self.head[: min(HEAD_BYTES, offset)], before)
 
     def has_data(self) -> bool:
         if self.fd is None:
@@ -171,9 +261,9 @@ def open_file(name: str, gz: bool, expect: tuple[int, int] | None,
               splitter_factory: Callable[[], Splitter]) -> OpenFile | None:
     """``name`` opened for reading from its start; None when it is gone or is no longer ``expect`` (dev, inode)."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
+        fd = open_regular(name)
+    except (FileNotFoundError, NotRegular):
+        return None  # gone, or not a regular file (the tracker says so): snapwatch reads neither
     st = os.fstat(fd)
     if expect is not None and (st.st_dev, st.st_ino) != expect:
         os.close(fd)  # renamed under us; the next poll looks again

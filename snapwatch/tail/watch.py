@@ -17,8 +17,9 @@ from watchfiles import awatch
 from snapwatch.config import SourceConfig
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.model import Checkpoint
-from snapwatch.tail.follow import Chunk, Event, FileTracker, Notice, NoticeKind
-from snapwatch.tail.rotation import BLOCK, Splitter
+from snapwatch.tail.events import Chunk, Event, Notice, NoticeKind
+from snapwatch.tail.follow import FileTracker
+from snapwatch.tail.rotation import BLOCK, Splitter, identities
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Follower:
         self._is_glob = bool(_MAGIC.search(source.path))
         self._trackers: dict[str, FileTracker] = {}
         self._polled = False
+        self._at_first_poll: set[tuple[int, int, bytes]] = set()
         self._said_none = False
         if not self._is_glob:
             self._add(source.path)
@@ -63,14 +65,18 @@ class Follower:
 
     def _add(self, path: str) -> None:
         start_at = self.source.start_at if not self._polled else "beginning"
+        # A file that matches the glob later: its backups not there at the first poll rotated away unread.
+        known = self._at_first_poll if self._polled else None
         self._trackers[path] = FileTracker(self.source.path, path, self._checkpoints.get(path),
                                            start_at=start_at, splitter_factory=self._new,
-                                           block_size=self._block)
+                                           block_size=self._block, known_backups=known)
 
     def poll(self) -> list[Event]:
         """Read what is new in every file of the source; never blocks, never waits."""
         out: list[Event] = []
         if self._is_glob:
+            if not self._polled:
+                self._at_first_poll = identities(glob.glob(self.source.path + "*"))
             matches = sorted(p for p in glob.glob(self.source.path) if os.path.isfile(p))
             for path in matches:
                 if path not in self._trackers:

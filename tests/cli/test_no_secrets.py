@@ -122,6 +122,7 @@ def test_check_config_masks_webhook_secrets(tmp_path: Path, monkeypatch: pytest.
                "mailUserPassw0rd"]  # the scheme and host may show: they say where, not how to get in
     config = tmp_path / "config.yaml"
     config.write_text(
+        f"sources:\n  - path: {tmp_path / 'backend.log'}\n"
         "alerts:\n  urls:\n    - ${SNAPWATCH_TEST_HOOK}\n"
         "    - tgram://123456789:tgBotSecretToken77/987654321\n"
         "    - mailtos://oncall:mailUserPassw0rd@mail.example.com?to=oncall@example.com\n"

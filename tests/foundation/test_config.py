@@ -81,7 +81,8 @@ def test_durations(text: object, seconds: float) -> None:
 
 def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text("alerts:\n  urls: ['json://user:hunter22secret@127.0.0.1:9/hook']\n")
+    good.write_text(f"sources:\n  - path: {tmp_path / 'capi.log'}\nstate_dir: {tmp_path / 'state'}\n"
+                    "alerts:\n  urls: ['json://user:hunter22secret@127.0.0.1:9/hook']\n")
     assert main(["check-config", "-c", str(good)]) == 0
     out = capsys.readouterr().out
     assert "hunter22secret" not in out

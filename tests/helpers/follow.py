@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snapwatch.config import SourceConfig
 from snapwatch.model import Checkpoint, Gap
-from snapwatch.tail.follow import Chunk, Notice, NoticeKind
+from snapwatch.tail.events import Chunk, Notice, NoticeKind
 from snapwatch.tail.watch import Follower
 
 

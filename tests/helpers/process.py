@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import resource
 import signal
 import subprocess
 import sys
@@ -22,10 +23,13 @@ READY = "; ready"
 class DaemonProcess:
     """``python -m snapwatch run`` in the repo root; its stderr is drained by a thread, line by line."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *, memory_limit: int | None = None) -> None:
+        """``memory_limit``: bytes of address space the daemon may take (a test of runaway input sets one)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "snapwatch", "run", "-c", str(config)], cwd=ROOT,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if memory_limit is not None:
+            resource.prlimit(self.proc.pid, resource.RLIMIT_AS, (memory_limit, memory_limit))
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._drain, daemon=True)

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from snapwatch.config import SourceConfig
-from snapwatch.tail.follow import Chunk, NoticeKind
+from snapwatch.tail.events import Chunk, NoticeKind
 from snapwatch.tail.watch import Follower
 from tests.helpers.files import append
 from tests.helpers.follow import Reader, expected, numbered
