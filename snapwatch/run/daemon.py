@@ -1,8 +1,8 @@
 """The daemon: one asyncio loop that follows, detects, diagnoses and alerts; signals, reload, sd_notify.
 
-The shell around the pure pipeline. Per followed file a SourcePipeline (restored from the store); per
-chunk one transaction with the checkpoint and all the chunk's lines produced, held while part of a
-response is still open, so a crash never counts a response twice nor loses one.
+The shell around the pure pipeline: per followed file a SourcePipeline restored from the store, and per
+chunk one transaction with the checkpoint and what its lines produced (held while part of a response is
+open), so a crash never counts a response twice nor loses one.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class Daemon:
             old_notifier.close()
         self._apply_alerting(new, targets, manager)
         self.investigator.configure(new, self.policy)
-        self._seed_reposter()  # a new Alertmanager target still owes the open incidents their re-posts
+        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())  # a new Alertmanager target still owes the open incidents their re-posts
         log.info("configuration reloaded from %s", self.config_path)
         self.sd.ready()
 
@@ -156,7 +156,7 @@ class Daemon:
                 loop.add_signal_handler(signum, handler)
         self.investigator.remember_verdicts({i.id: i.verdict for i in self.store.incidents(open_only=True)
                                              if i.verdict})
-        self._seed_reposter()
+        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())
         for source_config in self.config.sources:
             self._add_source(source_config)
         try:
@@ -360,9 +360,6 @@ class Daemon:
     def _hand_out_alerts(self, now: datetime) -> None:
         hand_out(self.store, self.policy, self.notifier, self.reposter, now, self.investigator.token_identity(),
                  lambda alert: attachment_for(self.store, self.config, alert, now, self.host))
-
-    def _seed_reposter(self) -> None:
-        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())
 
     def _report_status(self) -> None:
         for source in self.sources.values():
