@@ -142,7 +142,8 @@ class Daemon:
             old_notifier.close()
         self._apply_alerting(new, targets, manager)
         self.investigator.configure(new, self.policy)
-        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())  # a new Alertmanager target still owes the open incidents their re-posts
+        # a new Alertmanager target still owes the open incidents their re-posts
+        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())
         log.info("configuration reloaded from %s", self.config_path)
         self.sd.ready()
 
