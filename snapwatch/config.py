@@ -183,7 +183,9 @@ class AlertsConfig(_Strict):
     alertmanager: list[str] = []
     repeat_every: Duration = timedelta(hours=1)
     send_resolved: bool = True
-    group_wait: Duration = timedelta(seconds=10)
+    # Short enough that the first message lands within about two seconds of the streak; rules that
+    # open together within it still become one message.
+    group_wait: Duration = timedelta(seconds=1)
     max_per_hour: int = Field(default=20, ge=1)
     timeout: Duration = timedelta(seconds=10)
     max_age: Duration = timedelta(hours=24)
