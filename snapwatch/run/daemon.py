@@ -247,7 +247,7 @@ class Daemon:
             self.telemetry.gap(event)
             self.investigator.gap(event)
         else:
-            log.info("%s: %s %s", event.path, event.kind.value, event.detail)
+            log.info("%s: %s", event.path, event.detail)
 
     def _after_batch(self, f: FollowedFile, batch: Batch, checkpoint: Checkpoint | None) -> None:
         now = self.clock()

@@ -56,6 +56,12 @@ class NoticeKind(StrEnum):
     ERROR = "error"
 
 
+def _and_the_new_one(rotated: int) -> str:
+    if not rotated:
+        return "the new one"
+    return f"{rotated} rotated file{'s' if rotated > 1 else ''} and the new one"
+
+
 @dataclass(frozen=True, slots=True)
 class Notice:
     """Something about a followed file worth one log line (said once per occurrence)."""
@@ -197,11 +203,13 @@ class FileTracker:
         if not self._chain:
             if st is None:
                 if not self._said_absent and not self._started:
-                    out.append(Notice(self.source, self.path, NoticeKind.ABSENT, "waiting for it to appear"))
+                    out.append(Notice(self.source, self.path, NoticeKind.ABSENT,
+                                      "does not exist yet; waiting for it to appear"))
                 self._said_absent = True
                 return out
             if self._said_absent or self._started:
-                out.append(Notice(self.source, self.path, NoticeKind.APPEARED, "reading from its beginning"))
+                out.append(Notice(self.source, self.path, NoticeKind.APPEARED,
+                                  "appeared; reading it from its beginning"))
                 if self._cp is None:
                     self._start_at = "beginning"
             self._start(out, st)
@@ -235,7 +243,7 @@ class FileTracker:
                 break
             self._abandon([f for f in opened if f is not None], None)
         out.append(Notice(self.source, self.path, NoticeKind.ROTATED,
-                          f"finishing the old file, then {len(newer)} rotated file(s) and the new one"))
+                          "rotated; finishing the old file, then " + _and_the_new_one(len(newer))))
         self._chain.extend(f for f in opened if f is not None)
         if live is not None:
             self._chain.append(live)
@@ -251,7 +259,7 @@ class FileTracker:
         n = min(len(f.recent), _CHECK_BYTES)
         if st.st_size >= f.read_at and os.pread(f.fd, n, base) == f.recent[:n]:
             return
-        out.append(Notice(self.source, self.path, NoticeKind.TRUNCATED, "reading it again from the start"))
+        out.append(Notice(self.source, self.path, NoticeKind.TRUNCATED, "truncated; reading it again from the start"))
         fp = fingerprint(f.recent[: f.cp_at - base])
         cands = self._scan()
         found = locate(cands, f.cp_at, fp)

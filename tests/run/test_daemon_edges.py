@@ -134,3 +134,12 @@ def test_a_reload_during_a_delivery_round_lets_the_round_finish(tmp_path: Path) 
         assert tuple(attempts) == (2, 0)  # one attempt each: none failed for the reload
 
     asyncio.run(scenario())
+
+
+def test_notices_read_as_sentences(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """What the daemon says about a followed file reads as a sentence about that file."""
+    from snapwatch.tail.follow import _and_the_new_one  # noqa: PLC0415  (the one phrase with a count in it)
+
+    assert _and_the_new_one(0) == "the new one"
+    assert _and_the_new_one(1) == "1 rotated file and the new one"
+    assert _and_the_new_one(3) == "3 rotated files and the new one"
