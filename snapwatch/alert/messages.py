@@ -157,8 +157,13 @@ def _markdown(doc: _Doc) -> str:
     out = [doc.intro]  # targets show the title on their own (subject, heading)
     for heading, lines, numbered in doc.sections:
         out += ["", f"**{heading}**"]
-        out += [f"{i}. {line}" if numbered else f"- {line}" for i, line in enumerate(lines, 1)]
+        out += [f"{i}. {line}" if numbered else _bullet(line) for i, line in enumerate(lines, 1)]
     return "\n".join(out) + "\n"
+
+
+def _bullet(line: str) -> str:
+    # An indented line (a finding's evidence under it) is a nested item, not "-   evidence: …".
+    return f"  - {line.strip()}" if line.startswith("  ") else f"- {line}"
 
 
 def _html(doc: _Doc) -> str:

@@ -16,11 +16,17 @@ from typing import TextIO
 import yaml
 
 from snapwatch.cli.configfile import config_path, resolve_config, resolve_config_places
+from snapwatch.cli.style import colourize, wanted
 from snapwatch.config import Config, TokenConfig, parse_duration
 from snapwatch.errors import EX_OK, EX_RUNTIME, UsageError
 from snapwatch.run.logs import setup_logging
 
 log = logging.getLogger(__name__)
+
+
+def _text(args: argparse.Namespace, out: TextIO, text: str) -> None:
+    """Human output: coloured on a terminal when ``--color`` allows (JSON never is)."""
+    out.write(colourize(text) if wanted(getattr(args, "color", "never"), out, os.environ) else text)
 
 
 def _dump(data: object, out: TextIO) -> None:
@@ -62,7 +68,7 @@ def scan(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _dump(report.to_json(), out)
     else:
-        out.write(render_text(report))
+        _text(args, out, render_text(report))
     return EX_OK
 
 
@@ -116,7 +122,7 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _dump(data, out)
         return EX_OK
-    out.write(_status_text(data))
+    _text(args, out, _status_text(data))
     return EX_OK
 
 
@@ -208,7 +214,7 @@ def diagnose(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _dump({"now": now.isoformat(), **diagnosis.to_json()}, out)
     else:
-        out.write(render_findings(diagnosis))
+        _text(args, out, render_findings(diagnosis))
     return EX_OK
 
 
@@ -231,6 +237,15 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
     return run_demo(out, fast=args.fast, report=Path(args.report) if args.report else None)
 
 
+def completion(args: argparse.Namespace, out: TextIO) -> int:
+    import shtab  # noqa: PLC0415  (only here)
+
+    from snapwatch.cli.parser import build_parser  # noqa: PLC0415
+
+    out.write(shtab.complete(build_parser(), shell=args.shell))
+    return EX_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "check-config": check_config,
     "scan": scan,
@@ -241,6 +256,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "diagnose": diagnose,
     "test-alert": test_alert,
     "demo": demo,
+    "completion": completion,
 }
 
 

@@ -14,6 +14,8 @@ from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
 
 EVENTS = ("PAGE_VIEW", "VIEW_CONTENT", "ADD_CART", "PURCHASE")
+PIXEL = "5bf81ee1-15b1-4dc1-b636-d7dae49b950e"
+OLD_TOKEN, NEW_TOKEN = demo_token(seed="old"), demo_token(nbf=1764900000, seed="new")
 UNIT = "shop-backend.service"
 
 
@@ -31,8 +33,7 @@ async def _backend(log_path: Path, env_file: Path, say: TextIO, pace: float) -> 
     """The shop's backend: healthy traffic, then a token rotation it never reloads, then the restart."""
     handler = logging.FileHandler(log_path, encoding="utf-8")
     logger = backend_logger(handler, "snapwatch.cli.demo.backend")
-    old, new = demo_token(seed="old"), demo_token(nbf=1764900000, seed="new")
-    env_file.write_text(f"SNAP_ACCESS_TOKEN={old}\nSNAP_PIXEL_ID=5bf81ee1-15b1-4dc1-b636-d7dae49b950e\n")
+    old, new = OLD_TOKEN, NEW_TOKEN
 
     async def calls(n: int, token: str, status: int) -> None:
         for i in range(n):
@@ -42,7 +43,7 @@ async def _backend(log_path: Path, env_file: Path, say: TextIO, pace: float) -> 
     try:
         say.write("backend: sending conversions; Snap answers 200\n")
         await calls(12, old, 200)
-        env_file.write_text(f"SNAP_ACCESS_TOKEN={new}\nSNAP_PIXEL_ID=5bf81ee1-15b1-4dc1-b636-d7dae49b950e\n")
+        env_file.write_text(f"SNAP_ACCESS_TOKEN={new}\nSNAP_PIXEL_ID={PIXEL}\n")
         say.write(f"backend: someone regenerated the token and updated {env_file.name}, "
                   f"but {UNIT} was not restarted: Snap answers 401\n")
         await calls(10, old, 401)
@@ -58,6 +59,8 @@ async def _run(out: TextIO, pace: float, report: Path | None = None) -> int:
         folder = Path(tmp)
         log_path, env_file = folder / "snap_conversions_api.log", folder / ".env"
         log_path.touch()
+        # the shop's .env as it is when the demo starts (the daemon reads it as it starts)
+        env_file.write_text(f"SNAP_ACCESS_TOKEN={OLD_TOKEN}\nSNAP_PIXEL_ID={PIXEL}\n")
         out.write(f"snapwatch demo: following {log_path}\n")
         daemon = Daemon(_config(folder, log_path, env_file), None, environ={}, host="demo-host",
                         flush_after=0.2, console=out)

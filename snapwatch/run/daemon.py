@@ -288,7 +288,7 @@ class Daemon:
             self.investigator.gap(event)
         else:
             loud = event.kind in (NoticeKind.ERROR, NoticeKind.REFUSED)
-            log.log(logging.WARNING if loud else logging.INFO, "%s: %s %s", event.path, event.kind.value, event.detail)
+            log.log(logging.WARNING if loud else logging.INFO, "%s: %s", event.path, event.detail)
 
     def _after_batch(self, f: FollowedFile, batch: Batch, checkpoint: Checkpoint | None) -> None:
         now = self.clock()

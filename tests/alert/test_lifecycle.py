@@ -362,7 +362,7 @@ def test_an_hour_of_flapping_makes_21_alerts(tmp_path: Path) -> None:
     says 108.
     20 + 1 = 21.
     """
-    p = policy(tmp_path / "s.db")  # group_wait 10s, repeat_every 1h, max_per_hour 20, send_resolved
+    p = policy(tmp_path / "s.db", group_wait="10s")  # repeat_every 1h, max_per_hour 20, send_resolved
     detector = Detector(RulesConfig(), "app.log")
     out: list[Alert] = []
     transitions = 0
@@ -386,7 +386,7 @@ def test_an_hour_of_flapping_makes_21_alerts(tmp_path: Path) -> None:
 
 def test_flapping_faster_than_group_wait_is_announced(tmp_path: Path) -> None:
     """Blips are swallowed, but the third of one rule and source within an hour is announced."""
-    p = policy(tmp_path / "s.db")  # group_wait 10s
+    p = policy(tmp_path / "s.db", group_wait="10s")
     detector = Detector(RulesConfig(), "app.log")
     out: list[Alert] = []
     start = T0

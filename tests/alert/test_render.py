@@ -169,3 +169,9 @@ def test_an_announced_blip_says_the_backend_is_flapping() -> None:
     assert msg.annotations["flapping"] == "4 short incidents of this rule and source in the last hour"
     plain = render(make_alert(incident=blip))
     assert "flapping" not in plain.text.lower() and "flapping" not in plain.annotations
+
+
+def test_nested_evidence_is_a_nested_markdown_item() -> None:
+    md = render(make_alert()).markdown
+    assert "-   evidence" not in md
+    assert "\n  - evidence: " in md

@@ -86,14 +86,35 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["check-config", "-c", str(good)]) == 0
     out = capsys.readouterr().out
     assert "hunter22secret" not in out
-    assert "group_wait: 10s" in out
+    assert "group_wait: 1s" in out  # the effective defaults are printed
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  auth_failures:\n    streek: 3\n")
     assert main(["check-config", "-c", str(bad)]) == EX_CONFIG
     err = capsys.readouterr().err
-    assert err == f"snapwatch: {bad}:3:5: rules.auth_failures.streek: unknown key\n"
+    assert err == f"snapwatch: {bad}:3:5: rules.auth_failures.streek: unknown key; did you mean 'streak'?\n"
 
 
 def test_missing_config_file_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == EX_CONFIG
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("alerts:\n  group_wiat: 1s\n", "cfg.yaml:2:3: alerts.group_wiat: unknown key; did you mean 'group_wait'?"),
+    ("sources:\n  - path: /x\n    timezon: UTC\n",
+     "cfg.yaml:3:5: sources[0].timezon: unknown key; did you mean 'timezone'?"),
+    ("rulez: {}\n", "cfg.yaml:1:1: rulez: unknown key; did you mean 'rules'?"),
+    ("alerts:\n  frobnicate: 1\n", "cfg.yaml:2:3: alerts.frobnicate: unknown key"),  # nothing close: no guess
+    ("alerts:\n  urls: []\n   group_wait: 1s\n",
+     "cfg.yaml:3:4: (yaml): this line is indented differently from the keys above it: line it up with its section"),
+    ("alerts:\n  urls: foo\n    group_wait: 1s\n", "cfg.yaml:3:15: (yaml): a 'key:' where a value goes: is this line "
+     "indented under a value? Line it up with the keys of its section"),
+    ("sources\n  - path: x\n", "cfg.yaml:1:8: (yaml): 'sources' needs a ':' after it (a key and its value)"),
+    ("alerts:\n\tgroup_wait: 1s\n", "cfg.yaml:2:1: (yaml): a tab character: indent with spaces"),
+    ('alerts:\n  urls: ["a", "b"\n  group_wait: 1s\n',
+     "cfg.yaml:3:3: (yaml): a [list] or {mapping} above is not closed, or misses a comma"),
+])
+def test_mistakes_are_said_in_plain_words_at_their_place(text: str, line: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "cfg.yaml", {})
+    assert str(raised.value) == line

@@ -189,7 +189,7 @@ def test_outage_with_two_restarts_delivers_every_owed_alert_once_in_order(tmp_pa
 def test_an_hour_of_flapping_yields_a_bounded_readable_set_of_messages(tmp_path: Path) -> None:
     """An hour of log in which Snap answers 401 for 15 s, then 200 for 5 s, over and over (180 flaps).
 
-    The default config (group_wait 10 s, max_per_hour 20, send_resolved) gives exactly 21 messages:
+    The config (group_wait 10 s; the defaults max_per_hour 20, send_resolved) gives exactly 21 messages:
     the first 8 auth-failures incidents are announced (each OPENED carries the error-rate incident that
     opened beside it as a related incident) and all 12 of their resolutions (8 auth-failures, 4
     error-rate) are sent; that fills the hourly cap, which keeps a slot for every owed RESOLVED. The 172
@@ -214,7 +214,7 @@ def test_an_hour_of_flapping_yields_a_bounded_readable_set_of_messages(tmp_path:
     backend.close()
     data = log_path.read_bytes()
     config = Config(sources=[SourceConfig(path=str(log_path), timezone="UTC")],
-                    alerts=AlertsConfig(urls=[f"json://127.0.0.1:{hook.port}/hook"]))
+                    alerts=AlertsConfig(urls=[f"json://127.0.0.1:{hook.port}/hook"], group_wait=timedelta(seconds=10)))
     pipeline = SourcePipeline(config.sources[0], config.rules)
     conn = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
     policy = AlertPolicy(conn, config.alerts, HOST)
