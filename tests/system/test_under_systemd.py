@@ -160,18 +160,21 @@ def test_reload_refuses_an_invalid_config_and_keeps_running(installed: Installed
     pid = installed.main_pid()
     cursor = installed.cursor()
     installed.set_edits(INVALID)
-    installed.day_to_day("systemctl reload")
-    refused = installed.wait_for_message(cursor, "reload refused")
-    assert re.search(rf"{CONFIG}:\d+:\d+: rules\.auth_failures\.streak", refused), refused
-    state = installed.show("MainPID", "ActiveState")
-    assert (int(state["MainPID"]), state["ActiveState"]) == (pid, "active"), f"{state}\n{installed.journal_tail()}"
-    cursor = installed.cursor()
-    installed.write("401x3,200x4")  # still the previous config's streak of 3
-    opened = installed.wait_for_message(cursor, "incident opened: auth-failures")
-    assert "(3 failed" in opened, opened
-    # `snapwatch status` reads the config file too, so it waits for a valid one
-    installed.set_edits(config(streak=5))
-    installed.day_to_day("systemctl reload")
+    try:
+        installed.day_to_day("systemctl reload")
+        refused = installed.wait_for_message(cursor, "reload refused")
+        assert re.search(rf"{CONFIG}:\d+:\d+: rules\.auth_failures\.streak", refused), refused
+        state = installed.show("MainPID", "ActiveState")
+        assert (int(state["MainPID"]), state["ActiveState"]) == (pid, "active"), \
+            f"{state}\n{installed.journal_tail()}"
+        cursor = installed.cursor()
+        installed.write("401x3,200x4")  # still the previous config's streak of 3
+        opened = installed.wait_for_message(cursor, "incident opened: auth-failures")
+        assert "(3 failed" in opened, opened
+    finally:  # a valid file again (`snapwatch status` reads it too), whatever happened above
+        cursor = installed.cursor()
+        installed.set_edits(config(streak=5))
+        installed.day_to_day("systemctl reload", check=False)
     installed.wait_for_message(cursor, f"configuration reloaded from {CONFIG}")
     installed.wait_exact()
     assert installed.main_pid() == pid, installed.journal_tail()
@@ -184,8 +187,11 @@ def test_watchdog_restarts_a_frozen_daemon_which_resumes_where_it_was(installed:
     cursor = installed.cursor()
     installed.m.run(["kill", "-STOP", str(pid)])
     frozen_at = time.monotonic()
-    installed.write("200x80,401x6,200x40")  # the backend goes on while snapwatch is frozen
-    new_pid = installed.wait_active(timeout=WATCHDOG_SEC + RESTART_SEC + 60, other_than=pid)
+    try:
+        installed.write("200x80,401x6,200x40")  # the backend goes on while snapwatch is frozen
+        new_pid = installed.wait_active(timeout=WATCHDOG_SEC + RESTART_SEC + 60, other_than=pid)
+    finally:
+        installed.m.run(["kill", "-CONT", str(pid)], check=False)  # if the watchdog did not act
     took = time.monotonic() - frozen_at
     messages = installed.messages_since(cursor)
     assert any("Watchdog timeout" in m for m in messages), installed.journal_tail()
@@ -215,27 +221,27 @@ def test_crash_is_restarted_and_loses_nothing(installed: Installed) -> None:
 def test_invalid_config_exits_78_without_a_restart_loop(installed: Installed) -> None:
     cursor = installed.cursor()
     installed.set_edits(INVALID)
-    done = installed.admin(f"sudoedit {CONFIG} && sudo systemctl restart snapwatch.service", check=False)
-    assert done.returncode != 0, done.stdout
-    props = ("ActiveState", "Result", "ExecMainStatus", "NRestarts")
-    first = installed.show(*props)
-    assert (first["ActiveState"], first["Result"], first["ExecMainStatus"]) == ("failed", "exit-code", "78"), \
-        f"{first}\n{installed.journal_tail()}"
-    time.sleep(RESTART_SEC + 3)  # long enough for Restart=on-failure to have fired, had it been allowed
-    later = installed.show(*props)
-    assert later == first, f"{first} then {later}\n{installed.journal_tail()}"
-    messages = installed.messages_since(cursor)
-    exits = [m for m in messages if "Main process exited" in m and "status=78" in m]
-    assert len(exits) == 1, f"{exits}\n{installed.journal_tail()}"
-    assert any(re.search(rf"{CONFIG}:\d+:\d+: rules\.auth_failures\.streak", m) for m in messages), \
-        installed.journal_tail()
-    print("\n".join(m for m in messages if "snapwatch.service" in m or "78" in m))
-    # fixed, started by hand: it reads what was written while it was down
-    installed.write("200x20")
-    installed.set_edits(config(streak=5))
-    installed.admin(f"sudoedit {CONFIG} && sudo systemctl start snapwatch.service")
+    try:
+        done = installed.admin(f"sudoedit {CONFIG} && sudo systemctl restart snapwatch.service", check=False)
+        assert done.returncode != 0, done.stdout
+        props = ("ActiveState", "Result", "ExecMainStatus", "NRestarts")
+        first = installed.show(*props)
+        assert (first["ActiveState"], first["Result"], first["ExecMainStatus"]) == ("failed", "exit-code", "78"), \
+            f"{first}\n{installed.journal_tail()}"
+        time.sleep(RESTART_SEC + 3)  # long enough for Restart=on-failure to have fired, had it been allowed
+        later = installed.show(*props)
+        assert later == first, f"{first} then {later}\n{installed.journal_tail()}"
+        messages = installed.messages_since(cursor)
+        exits = [m for m in messages if "Main process exited" in m and "status=78" in m]
+        assert len(exits) == 1, f"{exits}\n{installed.journal_tail()}"
+        assert any(re.search(rf"{CONFIG}:\d+:\d+: rules\.auth_failures\.streak", m) for m in messages), \
+            installed.journal_tail()
+        installed.write("200x20")  # written while it is down
+    finally:  # fixed and started by hand, whatever happened above
+        installed.set_edits(config(streak=5))
+        installed.admin(f"sudoedit {CONFIG} && sudo systemctl restart snapwatch.service", check=False)
     installed.wait_active()
-    installed.wait_exact()
+    installed.wait_exact()  # what was written while it was down is read now
 
 
 SANDBOX_SKIP = {"Type", "NotifyAccess", "WatchdogSec", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload",
