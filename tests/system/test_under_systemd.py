@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from tests.system.boot import installed_machine
 from tests.system.harness import (
     AT_READY,
     CONFIG,
@@ -30,6 +32,13 @@ from tests.system.harness import (
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 
 RESTART_SEC = 5  # the shipped unit's RestartSec=
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    """One machine for the module: booted, snapwatch installed by the guide, the service running."""
+    with installed_machine(tmp_path_factory.mktemp("wheels")) as svc:
+        yield svc
 
 
 def config(streak: int) -> str:

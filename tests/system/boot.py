@@ -1,8 +1,9 @@
-"""Fixtures for the system tests: wheels built from this checkout, and one booted, installed machine per module.
+"""The machine the system tests share: wheels built from this checkout, a booted Debian 12, the guide run.
 
-They need root, systemd-nspawn, nsenter and debootstrap (for the first build of the cached root) and
+It needs root, systemd-nspawn, nsenter and debootstrap (for the first build of the cached root) and
 a kernel that lets systemd-nspawn boot; without them the tests skip with the reason, and with
-SNAPWATCH_REQUIRE_TOOLS=1 they fail instead.
+SNAPWATCH_REQUIRE_TOOLS=1 they fail instead. (Not a conftest.py: the suite's tests import the top-level
+``conftest`` by name, and a second one would shadow it.)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,10 +29,8 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_wheels(out: Path) -> Path:
     """snapwatch and all its dependencies as wheels, built from this checkout with this Python."""
-    out = tmp_path_factory.mktemp("wheels")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out), str(REPO)],
                           capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:
@@ -38,8 +38,8 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def installed(request: pytest.FixtureRequest) -> Iterator[Installed]:
+@contextmanager
+def installed_machine(wheel_dir: Path) -> Iterator[Installed]:
     """A freshly booted Debian 12 with snapwatch installed by docs/systemd.md's steps, the service started."""
     if os.geteuid() != 0:
         unavailable("booting a machine with systemd-nspawn needs root")
@@ -53,7 +53,7 @@ def installed(request: pytest.FixtureRequest) -> Iterator[Installed]:
         unavailable(f"cannot build the Debian 12 root: {exc}")
     timings = {"root": time.monotonic() - clock}
     clock = time.monotonic()
-    wheels: Path = request.getfixturevalue("wheels")
+    wheels = build_wheels(wheel_dir)
     timings["wheels"] = time.monotonic() - clock
     clock = time.monotonic()
     machine = Machine(image, nspawn)
