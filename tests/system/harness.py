@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -227,13 +228,13 @@ class Installed:
     # -- acting ---------------------------------------------------------------------------------------
 
     def admin(self, script: str, *, env: dict[str, str] | None = None, check: bool = True,
-              timeout: float = 120.0):  # type: ignore[no-untyped-def]
+              timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run ``script`` with bash as the admin, in the checkout, traced (``+ command`` before its output)."""
         return self.m.run(["bash", "-O", "expand_aliases", "-e", "-x", "-c", script + "\n", "guide"],
                           user="admin", cwd="/home/admin/snapwatch", check=check, timeout=timeout, merge=True,
                           env={"SUDO_EDITOR": "/usr/local/bin/test-editor", "PS4": "+ ", **(env or {})})
 
-    def day_to_day(self, what: str, *, extra: str = "", check: bool = True):  # type: ignore[no-untyped-def]
+    def day_to_day(self, what: str, *, extra: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the guide's day-to-day command that contains ``what`` (with the guide's alias defined)."""
         command = doc_steps.day_to_day(what) + extra
         return self.admin(f"{doc_steps.alias_line()}\n{command}", check=check)
@@ -325,5 +326,6 @@ class Installed:
                                                     else ""), up, timeout)
         return self.main_pid()
 
-    def fail(self, message: str) -> None:
-        pytest.fail(f"{message}\n{self.journal_tail()}")
+    def why(self, text: object) -> str:
+        """A failure message: ``text`` and the tail of the service's journal."""
+        return f"{text}\n{self.journal_tail()}"

@@ -41,6 +41,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         yield svc
 
 
+def seconds(span: str) -> float:
+    """A systemd time span as `systemctl show` prints it (``30s``, ``1min 30s``, ``500ms``) in seconds."""
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(us|ms|s|min|h)", span)
+    assert parts, f"not a time span: {span!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
 def config(streak: int) -> str:
     return CONFIG_TEMPLATE.format(log=LOG, streak=streak, state_dir=STATE_DIR)
 
@@ -77,13 +85,14 @@ def traced(output: str) -> dict[str, str]:
 
 def test_the_guide_ran_as_written(installed: Installed) -> None:
     step4, step5 = traced(installed.step_output[4]), traced(installed.step_output[5])
-    assert step4.get("echo readable") == "readable\n", installed.step_output[4]
+    assert step4.get("echo readable") == "readable\n", installed.why(installed.step_output[4])
     verify = [out for cmd, out in step5.items() if cmd.startswith("sudo systemd-analyze verify ")]
-    assert verify == [""], f"systemd-analyze verify should print nothing: {verify}"
+    assert verify == [""], installed.why(f"systemd-analyze verify should print nothing: {verify}")
     check = next(out for cmd, out in step5.items() if cmd.endswith("check-config -c /etc/snapwatch/config.yaml"))
-    assert "json://127.0.0.1:9/…" in check and "snapwatch-test" not in check, check  # the webhook URL masked
+    masked = "json://127.0.0.1:9/…" in check and "snapwatch-test" not in check  # the webhook URL's path hidden
+    assert masked, installed.why(check)
     status = next(out for cmd, out in step5.items() if cmd == "systemctl status snapwatch.service")
-    assert "Active: active (running)" in status and 'Status: "following' in status, status
+    assert "Active: active (running)" in status and 'Status: "following' in status, installed.why(status)
 
 
 def test_status_text_says_what_it_follows(installed: Installed) -> None:
@@ -109,13 +118,13 @@ def test_counts_exact_through_rotating_file_handler(installed: Installed) -> Non
     installed.write("200x150,401x6,200x150,401x5,200x100", handler="rotating", max_bytes=65536, backup_count=50,
                     pace=0.003)
     rotated = set(installed.m.path(LOG_DIR).iterdir()) - before
-    assert len(rotated) >= 5, f"expected the writer to rotate several times, new files: {sorted(rotated)}"
+    assert len(rotated) >= 5, installed.why(f"expected several rotations, new files: {sorted(rotated)}")
     installed.wait_exact()
     # the files are the backend's, closed to others: snapwatch reads them through the ACLs alone
     for path in installed.m.path(LOG_DIR).iterdir():
-        assert path.stat().st_mode & 0o007 == 0, f"{path} is open to others: {oct(path.stat().st_mode)}"
+        assert path.stat().st_mode & 0o007 == 0, installed.why(f"{path} is open to others")
     acl = installed.m.run(["getfacl", "--omit-header", "--absolute-names", LOG]).stdout
-    assert "user:snapwatch:r--" in acl, acl
+    assert "user:snapwatch:r--" in acl, installed.why(acl)
 
 
 def test_counts_exact_through_logrotate_create(installed: Installed) -> None:
@@ -159,7 +168,7 @@ def test_reload_applies_a_changed_rule_without_a_restart(installed: Installed) -
     cursor = installed.cursor()
     installed.write("401x3,200x4")
     opened = installed.wait_for_message(cursor, "incident opened: auth-failures")
-    assert "(3 failed" in opened, opened
+    assert "(3 failed" in opened, installed.why(opened)
     installed.wait_exact()
     state = installed.show("MainPID", "ActiveState", "NRestarts")
     assert (int(state["MainPID"]), state["ActiveState"]) == (pid, "active"), f"{state}\n{installed.journal_tail()}"
@@ -172,14 +181,14 @@ def test_reload_refuses_an_invalid_config_and_keeps_running(installed: Installed
     try:
         installed.day_to_day("systemctl reload")
         refused = installed.wait_for_message(cursor, "reload refused")
-        assert re.search(rf"{CONFIG}:\d+:\d+: rules\.auth_failures\.streak", refused), refused
+        assert re.search(rf"{CONFIG}:\d+:\d+: rules\.auth_failures\.streak", refused), installed.why(refused)
         state = installed.show("MainPID", "ActiveState")
         assert (int(state["MainPID"]), state["ActiveState"]) == (pid, "active"), \
             f"{state}\n{installed.journal_tail()}"
         cursor = installed.cursor()
         installed.write("401x3,200x4")  # still the previous config's streak of 3
         opened = installed.wait_for_message(cursor, "incident opened: auth-failures")
-        assert "(3 failed" in opened, opened
+        assert "(3 failed" in opened, installed.why(opened)
     finally:  # a valid file again (`snapwatch status` reads it too), whatever happened above
         cursor = installed.cursor()
         installed.set_edits(config(streak=5))
@@ -198,14 +207,13 @@ def test_watchdog_restarts_a_frozen_daemon_which_resumes_where_it_was(installed:
     frozen_at = time.monotonic()
     try:
         installed.write("200x80,401x6,200x40")  # the backend goes on while snapwatch is frozen
-        new_pid = installed.wait_active(timeout=WATCHDOG_SEC + RESTART_SEC + 60, other_than=pid)
+        installed.wait_active(timeout=WATCHDOG_SEC + RESTART_SEC + 60, other_than=pid)
     finally:
         installed.m.run(["kill", "-CONT", str(pid)], check=False)  # if the watchdog did not act
     took = time.monotonic() - frozen_at
     messages = installed.messages_since(cursor)
     assert any("Watchdog timeout" in m for m in messages), installed.journal_tail()
     assert int(installed.show("NRestarts")["NRestarts"]) == restarts + 1, installed.journal_tail()
-    assert new_pid != pid
     installed.wait_exact()
     print(f"frozen daemon replaced after {took:.1f}s (WatchdogSec={WATCHDOG_SEC}s, RestartSec={RESTART_SEC}s)")
 
@@ -224,7 +232,7 @@ def test_crash_is_restarted_and_loses_nothing(installed: Installed) -> None:
     outbox = status["outbox"]
     assert isinstance(outbox, dict)
     kept = outbox["pending"] + outbox["delivered"] + outbox["failed"]
-    assert kept >= sum(outbox_before.values()), f"outbox before the crash {outbox_before}, after {outbox}"
+    assert kept >= sum(outbox_before.values()), installed.why(f"outbox before the crash {outbox_before}, now {outbox}")
 
 
 def test_invalid_config_exits_78_without_a_restart_loop(installed: Installed) -> None:
@@ -232,7 +240,7 @@ def test_invalid_config_exits_78_without_a_restart_loop(installed: Installed) ->
     installed.set_edits(INVALID)
     try:
         done = installed.admin(f"sudoedit {CONFIG} && sudo systemctl restart snapwatch.service", check=False)
-        assert done.returncode != 0, done.stdout
+        assert done.returncode != 0, installed.why(done.stdout)
         props = ("ActiveState", "Result", "ExecMainStatus", "NRestarts")
         first = installed.show(*props)
         assert (first["ActiveState"], first["Result"], first["ExecMainStatus"]) == ("failed", "exit-code", "78"), \
@@ -284,11 +292,12 @@ def test_the_sandbox_holds(installed: Installed) -> None:
         f"nsenter -t {pid} -m -- sh -c 'test -e /home/alice/notes.txt && echo home-visible; "
         "touch /srv/open/from-daemon-ns 2>&1 || true; touch /var/lib/snapwatch/.ns-probe && echo state-writable; "
         "rm -f /var/lib/snapwatch/.ns-probe'").stdout
-    assert "home-visible" not in inside and "Read-only file system" in inside and "state-writable" in inside, inside
+    held = "home-visible" not in inside and "Read-only file system" in inside and "state-writable" in inside
+    assert held, installed.why(inside)
     # the same probe as the snapwatch user, first bare (the control), then with the unit's own settings
     probe = ["/usr/bin/python3", f"{TOOLS}/sandbox_probe.py"]
     bare = json.loads(installed.m.run(["runuser", "-u", "snapwatch", "--", *probe]).stdout)
-    assert set(bare.values()) == {"ok"}, f"the control run should reach everything: {bare}"
+    assert set(bare.values()) == {"ok"}, installed.why(f"the control run should reach everything: {bare}")
     settings = unit_sandbox(installed)
     unit = "snapwatch-sandbox-probe.service"
     installed.m.run(["systemd-run", "--quiet", f"--unit={unit}", "-p", "RemainAfterExit=yes",
@@ -298,26 +307,27 @@ def test_the_sandbox_holds(installed: Installed) -> None:
         installed.wait_for("the sandbox probe to finish",
                            lambda: installed.m.show(unit, "SubState")["SubState"] in ("exited", "failed"))
         keys = sorted({k for k, _ in settings} - {"EnvironmentFile"})
-        assert installed.m.show(unit, *keys) == installed.show(*keys), "the probe did not run with the unit's settings"
+        same = installed.m.show(unit, *keys) == installed.show(*keys)
+        assert same, installed.why("the probe did not run with the unit's settings")
         boxed = json.loads(installed.m.run(["cat", "/run/sandbox-probe.json"]).stdout)
     finally:
         installed.m.run(["systemctl", "stop", unit], check=False)
     expected_ok = {"write state_dir", "read log", "read env_file", "read config"}
-    assert {k for k, v in boxed.items() if v == "ok"} == expected_ok, boxed
-    assert boxed["write world_writable_dir"] == "EROFS", boxed
+    assert {k for k, v in boxed.items() if v == "ok"} == expected_ok, installed.why(boxed)
+    assert boxed["write world_writable_dir"] == "EROFS", installed.why(boxed)
     print(f"in the daemon's mount namespace: {inside!r}; bare: {bare}; sandboxed: {boxed}")
 
 
 def test_journal_carries_priorities(installed: Installed) -> None:
     warnings = installed.day_to_day("-p warning").stdout
-    assert "incident opened: auth-failures" in warnings, warnings[-3000:]
-    assert "; ready" not in warnings, warnings[-3000:]
+    assert "incident opened: auth-failures" in warnings, installed.why(warnings[-3000:])
+    assert "; ready" not in warnings, installed.why(warnings[-3000:])
     entries = installed.m.journal_entries("snapwatch.service")
     priority = {e["MESSAGE"]: e["PRIORITY"] for e in entries if isinstance(e.get("MESSAGE"), str)}
     opened = [p for m, p in priority.items() if "incident opened: auth-failures" in m]
     ready = [p for m, p in priority.items() if m.endswith("following 1 source(s); ready")]
-    assert opened and set(opened) == {"4"}, opened
-    assert ready and set(ready) == {"6"}, ready
+    assert opened and set(opened) == {"4"}, installed.why(opened)
+    assert ready and set(ready) == {"6"}, installed.why(ready)
 
 
 def test_stop_is_clean_and_keeps_the_pending_alert(installed: Installed) -> None:
@@ -336,16 +346,16 @@ def test_stop_is_clean_and_keeps_the_pending_alert(installed: Installed) -> None
 
     installed.wait_for("the new incident's alert in the outbox", pending_grew, timeout=30)
     pending = installed.status()["outbox"]
-    limit = installed.show("TimeoutStopUSec")["TimeoutStopUSec"]
+    limit = seconds(installed.show("TimeoutStopUSec")["TimeoutStopUSec"])
     started = time.monotonic()
     done = installed.day_to_day("systemctl stop", check=False)
     took = time.monotonic() - started
     state = installed.show("ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
     assert done.returncode == 0, f"{done.stdout}\n{installed.journal_tail()}"
-    assert took < 30, f"stop took {took:.1f}s (TimeoutStopSec={limit})\n{installed.journal_tail()}"
+    assert took < limit, installed.why(f"stop took {took:.1f}s, TimeoutStopSec={limit:.0f}s")
     assert state == {"ActiveState": "inactive", "Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0"}, \
         f"{state}\n{installed.journal_tail()}"
     after = installed.status()
-    assert after["outbox"] == pending, f"outbox before stop {pending}, after {after['outbox']}"
+    assert after["outbox"] == pending, installed.why(f"outbox before stop {pending}, after {after['outbox']}")
     assert counted(after) == installed.ledger.as_tuple(), installed.journal_tail()
     print(f"stop took {took:.1f}s; outbox kept {after['outbox']}")
