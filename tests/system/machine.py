@@ -10,6 +10,7 @@ with ``nsenter`` into all namespaces of the machine's PID 1, with a clean enviro
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -28,6 +29,12 @@ PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "acl",
 HOSTNAME = "snapwatch-test"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BOOT_TIMEOUT = 90.0
+PR_SET_PDEATHSIG = 1
+
+
+def _halt_with_parent() -> None:
+    """In the child before exec: SIGTERM (a clean power-off for nspawn) when the test process dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class MachineUnavailable(Exception):
@@ -68,12 +75,26 @@ def ensure_root(debootstrap: str) -> Path:
     return root
 
 
+def sweep_stale_runs(older_than: float = 600.0) -> None:
+    """Remove copies left by runs that were killed: no systemd-nspawn uses them and they are not new."""
+    in_use = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            in_use.update(arg for arg in cmdline.read_bytes().decode(errors="replace").split("\0") if "/run-" in arg)
+    for run in cache_dir().glob("run-*"):
+        if str(run / "root") in in_use or time.time() - run.stat().st_mtime < older_than:
+            continue
+        subprocess.run(["umount", "--lazy", str(run / "root")], capture_output=True, check=False)
+        shutil.rmtree(run, ignore_errors=True)
+
+
 class Machine:
     """One booted copy of the cached root. Use as a context manager: it is stopped and removed on exit."""
 
     def __init__(self, image: Path, nspawn: str) -> None:
         self.image = image
         self.nspawn = nspawn
+        sweep_stale_runs()
         self.workdir = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
         self.root = self.workdir / "root"
         self.console = self.workdir / "console.log"
@@ -117,7 +138,8 @@ class Machine:
             self.proc = subprocess.Popen(
                 [self.nspawn, "--quiet", "--register=no", "--keep-unit", "--private-network",
                  f"--hostname={HOSTNAME}", "--boot", "-D", str(self.root)],
-                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_halt_with_parent)  # noqa: PLW1509 (the child only calls prctl before exec)
         deadline = time.monotonic() + BOOT_TIMEOUT
         while not self.leader:
             if self.proc.poll() is not None:
