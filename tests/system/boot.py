@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REQUIRE_TOOLS, need_tool
+from tests.helpers.tools import REQUIRE_TOOLS, need_tool
 from tests.system.harness import REPO, Installed
 from tests.system.machine import Machine, MachineUnavailable, ensure_root
 
