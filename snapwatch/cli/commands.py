@@ -18,7 +18,7 @@ import yaml
 from snapwatch.cli.configfile import config_path, resolve_config, resolve_config_places
 from snapwatch.cli.style import colourize, wanted
 from snapwatch.config import Config, TokenConfig, parse_duration
-from snapwatch.errors import EX_OK, EX_RUNTIME, UsageError
+from snapwatch.errors import EX_OK, EX_RUNTIME, ConfigError, SnapwatchError, UsageError
 from snapwatch.run.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,17 @@ def masked_config(config: Config) -> dict[str, object]:
 
 
 def check_config(args: argparse.Namespace, out: TextIO) -> int:
-    from snapwatch.run.preflight import require_preflight  # noqa: PLC0415  (apprise is slow to import)
+    from snapwatch.run.preflight import preflight, warnings  # noqa: PLC0415  (apprise is slow to import)
 
     config, places = resolve_config_places(args)
-    require_preflight(config, places)  # what `run` would refuse, exactly as `run` refuses it
+    refused = preflight(config, places, creating=False)  # what `run` would refuse, as `run` refuses it
+    if refused:
+        raise ConfigError("\n".join(str(p) for p in refused))
+    noted = warnings(config, places)
+    for problem in noted:
+        print(f"snapwatch: warning: {problem}", file=sys.stderr)
+    if noted and args.strict:
+        raise ConfigError(f"{len(noted)} warning(s), and --strict makes them errors")
     out.write(yaml.safe_dump(masked_config(config), sort_keys=False, allow_unicode=True))
     return EX_OK
 
@@ -111,11 +118,18 @@ def _where(cfg: TokenConfig) -> str:
     return ", ".join(p for p in places if p) or "no token source configured"
 
 
+def _existing_state(config: Config) -> Path:
+    """The state directory of a daemon that has run; a read-only command never creates one."""
+    if not os.path.lexists(config.state_dir / "state.db"):  # a planted symlink is for Store.open to refuse
+        raise SnapwatchError(f"no state in {config.state_dir}: has `snapwatch run` run with this config?")
+    return config.state_dir
+
+
 def status(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.store.state import Store  # noqa: PLC0415
 
     config = resolve_config(args, required=True)
-    with Store.open(config.state_dir) as store:
+    with Store.open(_existing_state(config)) as store:
         data = store.status()
         if args.history:
             data["history"] = store.recent_incidents(datetime.now(UTC) - config.history.retention)
@@ -147,7 +161,7 @@ def report(args: argparse.Namespace, out: TextIO) -> int:
         data = from_scan(scanned, host=host, tz=tz, now=now)
     else:
         since = parse_duration(args.since) if args.since else None
-        with Store.open(config.state_dir) as store:
+        with Store.open(_existing_state(config)) as store:
             data = from_state(store, host=host, tz=tz, now=now, since=since, incident_id=args.incident)
     page = page_of(data)
     if args.output in (None, "-"):

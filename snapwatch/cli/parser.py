@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read the token from this .env (its key from the config, else SNAP_ACCESS_TOKEN)")
     src.add_argument("--stdin", action="store_true", help="read the token from standard input")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    command("check-config", "check the config the way run does, and print it with secrets masked",
-            "snapwatch check-config -c /etc/snapwatch/config.yaml")
+    p = command("check-config", "check the config the way run does, and print it with secrets masked",
+                "snapwatch check-config -c /etc/snapwatch/config.yaml")
+    p.add_argument("--strict", action="store_true", help="warnings (a source that does not exist yet, …) fail too")
     command("test-alert", "send one test message to every configured target and say which failed",
             "snapwatch test-alert -c /etc/snapwatch/config.yaml")
     p = command("status", "what the daemon has seen: positions, counts, open incidents, the outbox",

@@ -10,6 +10,7 @@ import pytest
 from snapwatch.cli.app import main
 from snapwatch.config import Config, format_duration, load_config, parse_config, parse_duration
 from snapwatch.errors import EX_CONFIG, ConfigError
+from tests.helpers.cli import snapwatch_process
 from tests.helpers.paths import ROOT
 
 
@@ -118,3 +119,31 @@ def test_mistakes_are_said_in_plain_words_at_their_place(text: str, line: str) -
     with pytest.raises(ConfigError) as raised:
         parse_config(text, "cfg.yaml", {})
     assert str(raised.value) == line
+
+
+def test_check_config_warns_of_what_is_not_there_yet_and_strict_refuses(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("OTHER_KEY=x\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"sources:\n  - path: {tmp_path}/capi.log\n  - path: {tmp_path}/logs/*.log\n"
+                      f"token:\n  env_file: {env}\nstate_dir: {tmp_path}/state\n")
+    done = snapwatch_process("check-config", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"snapwatch: warning: {config}:2:11: sources[0].path: {tmp_path}/capi.log does not exist yet: "
+        "snapwatch waits for it to appear",
+        f"snapwatch: warning: {config}:3:11: sources[1].path: {tmp_path}/logs/*.log matches no file yet: "
+        "snapwatch waits for it to appear",
+        f"snapwatch: warning: {config}:5:13: token.env_file: {env} has no SNAP_ACCESS_TOKEN (token.key): check the "
+        "key's name",
+        f"snapwatch: warning: {config}:6:12: state_dir: {tmp_path}/state does not exist yet: "
+        "`snapwatch run` creates it",
+    ]
+    assert not (tmp_path / "state").exists()  # checking creates nothing
+    strict = snapwatch_process("check-config", "--strict", "-c", str(config))
+    assert strict.returncode == EX_CONFIG
+    assert strict.stderr.splitlines()[-1] == "snapwatch: 4 warning(s), and --strict makes them errors"
+    env.unlink()
+    missing = snapwatch_process("check-config", "-c", str(config))
+    assert (f"snapwatch: warning: {config}:5:13: token.env_file: {env} does not exist: the diagnosis cannot "
+            "compare the backend's token with the one it is configured with") in missing.stderr.splitlines()

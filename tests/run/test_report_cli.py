@@ -14,6 +14,7 @@ import pytest
 
 from snapwatch.ingest.tokens import fingerprint
 from snapwatch.report import status_class
+from snapwatch.store.state import Store
 from tests.helpers import cli
 from tests.helpers.daemon import write_config
 from tests.helpers.paths import DATA
@@ -118,7 +119,11 @@ def test_a_report_from_the_daemon_history_shows_the_revoke_and_the_recovery(tmp_
 
 def test_nothing_to_report_is_a_clear_answer(tmp_path: Path) -> None:
     config = write_config(tmp_path / "config.yaml", [tmp_path / "capi.log"], tmp_path / "state", timezone="UTC")
-    cli.snapwatch_process("status", "-c", str(config))  # creates the (empty) state
+    done = cli.snapwatch_process("report", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == f"snapwatch: no state in {tmp_path / 'state'}: has `snapwatch run` run with this config?\n"
+    assert not (tmp_path / "state").exists()  # a read-only command creates no state
+    Store.open(tmp_path / "state").close()  # a daemon that ran and saw nothing
     done = cli.snapwatch_process("report", "-c", str(config))
     assert done.returncode == 1 and done.stderr.startswith("snapwatch: no traffic and no incident in "), done.stderr
     done = cli.snapwatch_process("report", "-c", str(config), "--incident", "nope")
