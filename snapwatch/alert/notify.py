@@ -160,7 +160,9 @@ def _load_apprise() -> ModuleType:
 
 
 class AppriseTarget:
-    """One apprise URL. Email schemes get the HTML body (apprise adds a plain part); others get markdown."""
+    """One apprise URL. Email schemes get the HTML body (apprise adds a plain part) under the short subject;
+    others get markdown under the title. Every message goes with its notification type (failure, warning,
+    success, info), so chat targets and mail clients can tell FIRING from RESOLVED."""
 
     def __init__(self, url: str) -> None:
         self._apprise, self._url = _load_apprise(), url.strip()
@@ -184,12 +186,15 @@ class AppriseTarget:
         """Deliver once through apprise, each socket operation bounded by ``timeout`` seconds."""
         fmt = self._apprise.NotifyFormat
         body, body_format = (message.html, fmt.HTML) if self._email else (message.markdown, fmt.MARKDOWN)
+        # An e-mail's subject is what a phone's lock screen shows: the short one, the details in the body.
+        title = (message.subject or message.title) if self._email else message.title
+        kind = self._apprise.NotifyType(message.notify_type)
         plugin = self._plugin(timeout)
         with _apprise_logs(self._secrets) as capture:
             try:
                 sender = self._apprise.Apprise(asset=self._apprise.AppriseAsset(async_mode=False))
                 sender.add(plugin)
-                result = sender.notify(body=body, title=message.title, body_format=body_format)
+                result = sender.notify(body=body, title=title, body_format=body_format, notify_type=kind)
                 ok = bool(result)
                 # apprise 2 may send on its own threads and hands back what it logged; apprise 1 logs here.
                 for entry in getattr(result, "logs", list)():

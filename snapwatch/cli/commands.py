@@ -148,7 +148,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def diagnose(args: argparse.Namespace, out: TextIO) -> int:
-    from snapwatch.run.now import diagnose_now, render_findings  # noqa: PLC0415
+    from snapwatch.run.now import diagnose_now, render_now  # noqa: PLC0415
 
     config = resolve_config(args, required=False)
     try:
@@ -157,11 +157,11 @@ def diagnose(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"--now {args.now!r} is not an ISO 8601 time") from None
     if now.tzinfo is None:
         now = now.astimezone()
-    diagnosis = diagnose_now(config, os.environ, now, probe=args.probe)
+    report = diagnose_now(config, os.environ, now, probe=args.probe)
     if args.json:
-        _dump({"now": now.isoformat(), **diagnosis.to_json()}, out)
+        _dump(report.to_json(), out)
     else:
-        out.write(render_findings(diagnosis))
+        out.write(render_now(report))
     return EX_OK
 
 

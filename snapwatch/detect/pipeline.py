@@ -19,7 +19,7 @@ from snapwatch.detect.history import History
 from snapwatch.detect.tally import status_key
 from snapwatch.ingest.records import Assembler
 from snapwatch.ingest.tokens import TokenReport
-from snapwatch.model import Exchange, Transition, TransitionKind
+from snapwatch.model import Exchange, Request, Transition, TransitionKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,15 @@ class SourceView:
     invalid_bodies: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """How an incident ended: the request whose answer resolved it (None when not seen), and ``since``,
+    the time of the first 2xx after its last failure."""
+
+    since: datetime
+    request: Request | None
+
+
 @dataclass(slots=True)
 class Batch:
     """What one feed produced: the exchanges (in order), their transitions, and per-status counts."""
@@ -45,6 +54,7 @@ class Batch:
     requests: int = 0
     last_record_at: datetime | None = None
     opened: dict[str, SourceView] = field(default_factory=dict)  # incident id → the view as it opened
+    recovered: dict[str, Recovery] = field(default_factory=dict)  # incident id → how it ended
 
 
 class SourcePipeline:
@@ -62,6 +72,7 @@ class SourcePipeline:
         self.history = history or History()
         # Bodies of the latest 400 responses: the invalid-events diagnosis counts their reasons.
         self.invalid_bodies: deque[str] = deque(maxlen=200)
+        self._ok_since: datetime | None = None  # the first 2xx since the last non-2xx (a recovery's start)
 
     def feed(self, lines: bytes) -> Batch:
         """Feed complete lines; returns what they completed."""
@@ -97,17 +108,26 @@ class SourcePipeline:
         transitions = batch.transitions
         # batch.by_status is not counted here: the assembler already counts every exchange it emits,
         # and feed/flush take the difference of its totals (one dict per batch, not one per exchange).
+        ok_since = self._ok_since
         for ex in exchanges:
-            if ex.response.status == 400:
-                self.invalid_bodies.append(ex.response.body)
+            status = ex.response.status
+            if status is not None and 200 <= status < 300:
+                if ok_since is None:
+                    ok_since = ex.response.at
+            else:
+                ok_since = None
+                if status == 400:
+                    self.invalid_bodies.append(ex.response.body)
             remember(ex)
             found = observe(ex)
             if found:
                 transitions.extend(found)
-                if self.views_at_opening:
-                    for t in found:
-                        if t.kind is TransitionKind.OPENED:
-                            batch.opened[t.incident.id] = self.view(copy=True)
+                for t in found:
+                    if t.kind is TransitionKind.OPENED and self.views_at_opening:
+                        batch.opened[t.incident.id] = self.view(copy=True)
+                    elif t.kind is TransitionKind.RESOLVED:
+                        batch.recovered[t.incident.id] = Recovery(ok_since or ex.response.at, ex.request)
+        self._ok_since = ok_since
         if exchanges:
             batch.last_record_at = exchanges[-1].at
         return batch

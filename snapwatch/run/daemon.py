@@ -26,7 +26,7 @@ from snapwatch.alert.policy import AlertPolicy
 from snapwatch.alert.targets import targets_for
 from snapwatch.config import Config, SourceConfig, load_config
 from snapwatch.detect.detector import Detector
-from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
+from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Incident, Transition, TransitionKind
 from snapwatch.run.followed import FollowedFile, Owed, Source
@@ -73,7 +73,7 @@ class Daemon:
         self.telemetry = Telemetry(config)
         self._apply_alerting(config, *self._targets(config))
         self.investigator = Investigator(config, self.environ, clock, self.policy,
-                                         on_new_evidence=self._rediagnose_all)
+                                         on_new_evidence=self._rediagnose_all, store=self.store)
         self._delivery: asyncio.Task[object] | None = None
 
     # -- setup and reload -------------------------------------------------------------------------
@@ -249,10 +249,11 @@ class Daemon:
         self.telemetry.exchanges(batch.exchanges)
         diagnoses: dict[str, Diagnosis] = {}  # incident id → its diagnosis as it opened, for later transitions
         for transition in batch.transitions:
-            self._on_transition(f.pipeline, transition, diagnoses, batch.opened, now)
-        if len(f.pipeline.assembler.tokens) > f.tokens_known:  # the backend sends a token not seen before
-            f.tokens_known = len(f.pipeline.assembler.tokens)
-            self.investigator.rediagnose(f.pipeline, exclude=batch.opened.keys())  # those were just diagnosed
+            self._on_transition(f.pipeline, transition, diagnoses, batch, now)
+        new_token = len(f.pipeline.assembler.tokens) > f.tokens_known  # the backend sends a token not seen before
+        f.tokens_known = len(f.pipeline.assembler.tokens)
+        if batch.exchanges:  # those that just opened were just diagnosed
+            self.investigator.notice(f.pipeline, new_token, exclude=batch.opened.keys())
         f.owed.add(batch)
         if checkpoint is not None:
             f.checkpoint = checkpoint
@@ -270,10 +271,12 @@ class Daemon:
                                i.resolved_at, self.investigator.verdicts.get(i.id)) for i in latest.values()]
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
-                       opened: Mapping[str, SourceView], now: datetime) -> None:
+                       batch: Batch, now: datetime) -> None:
         incident = t.incident
-        if t.kind is TransitionKind.OPENED:  # from the view as it opened; a clock-opened one (silence) has none
-            diagnoses[incident.id] = self.investigator.diagnose_opened(pipeline, incident, opened.get(incident.id))
+        # As it opened (from the view then; a clock-opened one, silence, has none), and finally as it resolved.
+        judged = self.investigator.judge(pipeline, t, batch.opened.get(incident.id), batch.recovered.get(incident.id))
+        if judged is not None:
+            diagnoses[incident.id] = judged
         diagnosis = diagnoses.get(incident.id)
         if t.kind is not TransitionKind.UPDATED:
             verdict = self.investigator.verdicts.get(incident.id, "unknown")
@@ -311,6 +314,8 @@ class Daemon:
         due_at = self.policy.next_due(now)
         if due_at is None or due_at > now:
             return  # nothing owed yet: no write transaction on an idle tick
+        # What goes out says what holds now: counts and time ranges in the evidence as they stand.
+        self.investigator.refresh([f.pipeline for s in self.sources.values() for f in s.files.values()])
         token_fp, token_kind = self.investigator.token_identity()
         conn = self.store.conn
         conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
@@ -333,21 +338,10 @@ class Daemon:
         for alert in self.policy.announced_open(now, token_fp, token_kind):
             self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
 
-    def _say_skipped(self, path: str, f: FollowedFile) -> None:
-        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
-        for kind, total in f.pipeline.assembler.stats.to_json().items():
-            if kind == "unmatched_lines":
-                continue  # a regex source's other lines are expected; scan reports how many
-            new = total - f.skipped_said.get(kind, 0)
-            if new > 0:
-                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
-                            path, new, kind.replace("_", " "), total)
-                f.skipped_said[kind] = total
-
     def _report_status(self) -> None:
         for source in self.sources.values():
             for path, f in source.files.items():
-                self._say_skipped(path, f)
+                f.say_skipped(path)
             if source.cuts.long_lines > source.cuts_said:
                 log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
                             source.config.path, source.cuts.long_lines - source.cuts_said,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,8 @@ from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.ingest.lines import CutCounts, LineSplitter
 from snapwatch.model import Checkpoint, Incident
 from snapwatch.tail.watch import Follower
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -55,6 +58,17 @@ class FollowedFile:
         history = History.restore(saved["history"]) if "history" in saved else History()
         return cls(SourcePipeline(config, rules, label=path, detector=detector, history=history,
                                   views_at_opening=True))
+
+    def say_skipped(self, path: str) -> None:
+        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
+        for kind, total in self.pipeline.assembler.stats.to_json().items():
+            if kind == "unmatched_lines":
+                continue  # a regex source's other lines are expected; scan reports how many
+            new = total - self.skipped_said.get(kind, 0)
+            if new > 0:
+                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
+                            path, new, kind.replace("_", " "), total)
+                self.skipped_said[kind] = total
 
 
 class Source:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from snapwatch.codec import dt, iso
-from snapwatch.model import Checkpoint, Gap
+from snapwatch.model import Checkpoint, EnvState, Gap
 from snapwatch.store.schema import StateError, joined_transaction, migrate
 
 
@@ -164,6 +164,22 @@ class Store:
         rows = self.conn.execute(f"SELECT * FROM incidents {where} ORDER BY opened_at, id")  # noqa: S608
         return [IncidentRow(r[0], r[1], r[2], r[3], dt(r[4]), dt(r[5]), r[6], r[7])
                 for r in rows]
+
+    def record_env(self, state: EnvState) -> bool:
+        """Remember what the token source holds from ``state.at`` on, unless it is what the last record says
+        already (then nothing is written). Fingerprints only. Returns whether a row was written."""
+        last = self.env_history()[-1:] or None
+        if last is not None and (last[0].fingerprint, last[0].source) == (state.fingerprint, state.source):
+            return False
+        with self.transaction() as c:
+            c.execute("INSERT INTO env_changes (at, fingerprint, source) VALUES (?, ?, ?)",
+                      (iso(state.at) or "", state.fingerprint, state.source))
+        return True
+
+    def env_history(self) -> list[EnvState]:
+        """What the token source held over time, oldest first (see ``record_env``)."""
+        rows = self.conn.execute("SELECT at, fingerprint, source FROM env_changes ORDER BY rowid")
+        return [EnvState(dt(at) if at else None, fp, source) for at, fp, source in rows]
 
     def gaps(self) -> list[Gap]:
         rows = self.conn.execute("SELECT path, dev, inode, lost_bytes, since, until, reason FROM log_gaps "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -33,7 +34,7 @@ def test_opened_alert_says_what_happened_why_and_what_to_do() -> None:
         "token-drift: The backend still sends an old token (critical, high confidence)",
         f"requests carry token {FP}",
         "auth-placement: v3 requests carry it",
-        f"Token:\n  fingerprint {FP} (canvas-s2s)",
+        f"Token:\n  in the failing requests: fingerprint {FP} (canvas-s2s)",
         "An incident opened on web-1: rule auth-failures.",
         "v2-deprecated",
         "log-gap",
@@ -91,9 +92,10 @@ def test_held_back_and_test_messages() -> None:
 
 
 def test_unknown_verdict_and_missing_token_are_said_plainly() -> None:
-    msg = render(make_alert(diagnosis=Diagnosis(), token_fp=None, token_kind=None))
+    nothing_seen = replace(make_incident(), first_failure=None)
+    msg = render(make_alert(diagnosis=Diagnosis(), token_fp=None, token_kind=None, incident=nothing_seen))
     assert "cause unknown" in msg.title
-    assert "unknown: no finding explains this incident yet" in msg.text
+    assert "unknown: no finding explains this incident" in msg.text
     assert "Token:\n  none seen in the failing requests" in msg.text
     assert msg.labels["verdict"] == "unknown" and "token_fingerprint" not in msg.labels
 

@@ -40,8 +40,10 @@ async def _run(tmp: Path) -> tuple[list[dict[str, object]], io.StringIO]:
     try:
         backend.calls(OLD, [200] * 5 + [401] * 6, seconds(T0, 11))
         first = await asyncio.to_thread(hook.wait_for, 1, 10.0)
-        # Someone regenerates the token and updates the .env; the backend keeps sending the old one.
+        # Someone regenerates the token and updates the .env; the backend keeps sending the old one: a
+        # request logged after the change shows it (one logged before could not have known).
         env_file.write_text(f"SNAP_ACCESS_TOKEN={NEW}\n", encoding="utf-8")
+        backend.calls(OLD, [401], [_after_now()])
         both = await asyncio.to_thread(hook.wait_for, 2, 10.0)
         assert first[0] == both[0]
         return [body for _, body in both], console
@@ -51,11 +53,17 @@ async def _run(tmp: Path) -> tuple[list[dict[str, object]], io.StringIO]:
         hook.stop()
 
 
+def _after_now() -> datetime:
+    """A log time in a later second than now (the log's times are whole seconds)."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+
+
 def test_a_new_token_in_the_env_file_turns_the_verdict_into_drift(tmp_path: Path) -> None:
     bodies, console = asyncio.run(_run(tmp_path))
     opened, update = (str(b.get("title", "")) + "\n" + str(b.get("message", "")) for b in bodies)
-    # Opened: the backend sends the configured token, which Snap accepted before.
-    assert "token-previously-accepted" in opened and "token-drift" not in opened.split("\n")[0]
+    # Opened: the backend sends the configured token, which Snap accepted until the streak: revoked.
+    assert "token-revoked" in opened.split("\n")[0] and "token-previously-accepted" in opened
+    assert "token-drift" not in opened
     # Then the .env holds a token the backend does not send: the verdict is drift, with the fix.
     assert "token-drift" in update.split("\n")[0]
     assert fingerprint(NEW) in update and fingerprint(OLD) in update
@@ -86,6 +94,7 @@ def test_systemd_is_asked_off_the_loop_and_its_answer_strengthens_the_verdict(
             await asyncio.to_thread(hook.wait_for, 1, 10.0)
             env_file.write_text(f"SNAP_ACCESS_TOKEN={NEW}\n", encoding="utf-8")
             written = time.monotonic()
+            backend.calls(OLD, [401], [_after_now()])
             await asyncio.to_thread(hook.wait_for, 2, 10.0)
             update_after = time.monotonic() - written
             deadline = time.monotonic() + 10
