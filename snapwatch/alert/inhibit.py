@@ -47,13 +47,19 @@ class Inhibition:
         self._conn.execute("UPDATE alert_state SET opened = 'inhibited', inhibited_by = ? WHERE incident_id = ?",
                            (by, incident_id))
 
-    def release(self, n: int) -> None:
-        """Owe the OPENED alert of every open incident whose explaining incident is no longer open (at ``n``)."""
-        rows = self._conn.execute(
+    def orphans(self) -> list[tuple[str, str, str]]:
+        """Open inhibited incidents whose explaining incident is no longer open: (id, rule, source)."""
+        return [(str(i), str(r), str(s)) for i, r, s in self._conn.execute(
             "SELECT a.incident_id, a.rule, a.source FROM alert_state a LEFT JOIN alert_state b"
             " ON b.incident_id = a.inhibited_by WHERE a.opened = 'inhibited' AND a.state = 'open'"
-            " AND (b.state IS NULL OR b.state != 'open')").fetchall()
-        for incident_id, rule, source in rows:
+            " AND (b.state IS NULL OR b.state != 'open')")]
+
+    def release(self, n: int) -> None:
+        """Owe the OPENED alert of every open incident whose explaining incident is no longer open (at ``n``).
+
+        Called when alerts are handed out, not as transitions arrive: incidents that end together (one
+        recovery ends the streak and the error rate) must both be recorded as ended first."""
+        for incident_id, rule, source in self.orphans():
             other = self.explained_by(incident_id, rule, source)
             if other is not None:
                 self.inhibit(incident_id, other)  # another open incident explains it now

@@ -77,7 +77,11 @@ def _subject(alert: Alert) -> str:
     if inc is None:
         return _fit(_title(alert).removeprefix("[snapwatch] "))
     verdict = alert.diagnosis.verdict if alert.diagnosis is not None else "unknown"
-    core = f"{_KIND_WORD[alert.kind]} {inc.rule.value} on {alert.host}: {verdict}"
+    host = alert.host
+    core = f"{_KIND_WORD[alert.kind]} {inc.rule.value} on {host}: {verdict}"
+    if len(core) > SUBJECT_MAX:  # a long host name gives way, so the verdict stays readable
+        host = host[: max(8, len(host) - (len(core) - SUBJECT_MAX) - 1)] + "…"
+        core = f"{_KIND_WORD[alert.kind]} {inc.rule.value} on {host}: {verdict}"
     return core if len(core) > SUBJECT_MAX - 12 else f"[snapwatch] {core}"
 
 

@@ -149,7 +149,6 @@ class AlertPolicy:
                 self._store_diagnosis(row, diagnosis)
             if t.kind is TransitionKind.RESOLVED and row["state"] == "open":
                 self._resolve(row, n)
-                self._inhibition.release(n)  # what it explained and outlives it is announced now
             self._conn.execute("DELETE FROM alert_state WHERE closed_us < ?", (n - _KEEP_CLOSED,))
 
     def on_diagnosis(self, incident_id: str, diagnosis: Diagnosis, now: datetime) -> None:
@@ -359,6 +358,8 @@ class AlertPolicy:
         ):
             if at is not None:
                 times.append(at)
+        if self._inhibition.orphans():
+            times.append(n)  # folded into an incident that ended while it goes on: announced on its own now
         budget = self._budget
         cap, reserved = self._cfg.max_per_hour, budget.reserved()
         if one("SELECT COUNT(*) FROM alert_state WHERE resolved = 'owed' AND announced = 1").fetchone()[0]:

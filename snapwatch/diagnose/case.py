@@ -176,13 +176,22 @@ class Case:
 
     def configured_at(self, at: datetime) -> EnvState | None:
         """What the token source held at ``at``, as observed: the last state known from ``at`` or before
-        (or the first one known, when observation began later; its ``at`` then says so)."""
+        (or the first one known, when observation began later; its ``at`` then says so).
+
+        A state of unknown start (``at`` None: today's file, as ``scan --env-file`` reads it) speaks for an
+        incident still open, or for one whose failing requests carried the very token it holds: for a past
+        incident whose requests carried another token, what the source held then is unknown (None).
+        """
         history = self.ev.env_history
         if not history:
             conf = self.ev.configured
             return None if conf is None else EnvState(None, conf.fingerprint, self.values["source"])
         held = [s for s in history if s.at is None or s.at <= at]
-        return held[-1] if held else history[0]
+        state = held[-1] if held else history[0]
+        inc = self.ev.incident
+        if state.at is None and inc is not None and inc.resolved_at is not None and state.fingerprint != self.sent_fp:
+            return None
+        return state
 
     def configured_then(self) -> str | None:
         """The configured token's fingerprint when the failures began (None: no token, or unknown)."""

@@ -72,7 +72,7 @@ def _accepted_despite_shape(c: Case, k: Candidate) -> str | None:
     u = c.accepted(k.subject, k.since, k.until)
     if u is None or u.last_accepted is None:
         return None
-    return f"Snap accepted token {k.subject} for pixel {u.pixel or '(not logged)'} until {iso(u.last_accepted)}"
+    return f"Snap accepted it for pixel {u.pixel or '(not logged)'} until {iso(u.last_accepted)}"
 
 
 def _accepted_despite_placement(c: Case, k: Candidate) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from snapwatch.model import Diagnosis, Finding, Severity
 
 TOP_FINDINGS = 3  # findings shown with their evidence; the rest are listed by code only
-UNKNOWN = "unknown: no finding explains this incident; what was checked is below"
+UNKNOWN = "unknown: no finding explains this incident"
 
 # A section: a heading, its lines, and whether the lines are numbered steps.
 Section = tuple[str, tuple[str, ...], bool]
@@ -16,9 +16,11 @@ def finding_line(f: Finding) -> str:
     return f"{f.code.value}: {f.title} ({f.severity.value}, {f.confidence.value} confidence)"
 
 
-def verdict_line(diag: Diagnosis) -> str:
+def verdict_line(diag: Diagnosis, *, full: bool = False) -> str:
     """The verdict on one line: its finding, or "unknown" when no finding names a cause."""
-    return finding_line(diag.cause) if diag.cause is not None else UNKNOWN
+    if diag.cause is not None:
+        return finding_line(diag.cause)
+    return UNKNOWN + ("; what was checked is below" if full else "")
 
 
 def diagnosis_sections(diag: Diagnosis, *, full: bool = True, top: int = TOP_FINDINGS) -> list[Section]:
@@ -26,7 +28,7 @@ def diagnosis_sections(diag: Diagnosis, *, full: bool = True, top: int = TOP_FIN
     (each step once), the other possible causes, the notes (what outranks them, evidence), and what was
     ruled out (for an unknown verdict: what was checked). A resolved incident's recovery always comes
     last: what changed when it ended."""
-    out: list[Section] = [("Verdict", (verdict_line(diag),), False)]
+    out: list[Section] = [("Verdict", (verdict_line(diag, full=full),), False)]
     recovery: list[Section] = [("What changed at recovery", diag.recovery, False)] if diag.recovery else []
     if not full:
         return out + recovery

@@ -203,8 +203,12 @@ def unlogged(c: Case) -> None:
             or req.placement is not Placement.UNKNOWN:
         return
     then = c.configured_then()
-    known = (f"what is known of the token comes from {c.values['source']}: token {then}" if then
-             else "no token source is configured, so nothing is known of the token")
+    if then:
+        known = f"what is known of the token comes from {c.values['source']}: token {then}"
+    elif c.ev.configured is not None:
+        known = f"what {c.values['source']} held then is unknown (it holds another token now)"
+    else:
+        known = "no token source is configured, so nothing is known of the token"
     c.add(F.TOKEN_UNLOGGED, Confidence.HIGH, DIRECT,
           f"{iso(req.at)}: the failing v2 request to {req.path or '/v2/conversion'} does not show its token "
           "(the Authorization header is not logged)", known)

@@ -257,18 +257,14 @@ def scan_with_diagnosis(paths: Iterable[str | Path], config: Config, token_confi
     paths = list(paths)  # read twice below (sizes for the bar, then the scan): a one-shot iterable must not run dry
     ctx = load_context(token_config, environ, check_service=False, strict=strict_token)
     configured = ctx.configured
-    if configured is not None:  # today's file: what it held before today is unknown
+    if configured is not None:
+        # Today's file, whose past is unknown: it speaks for an incident still open at the end, or for one whose
+        # failing requests carried the very token it holds (diagnose.case.Case.configured_at).
         ctx = replace(ctx, env_history=(EnvState(None, configured.fingerprint, configured.source),))
-    without = replace(ctx, configured=None, env_history=())
 
     def diagnoser(view: SourceView, incident: Incident, recovery: Recovery | None) -> Diagnosis:
-        # The token source is today's: it speaks for an incident still open at the end, or for one whose failing
-        # requests carried the very token it holds; a past incident is otherwise judged by the log alone.
-        first = incident.first_failure.request if incident.first_failure is not None else None
-        agrees = configured is not None and first is not None and first.token_fp == configured.fingerprint
-        judged = ctx if incident.resolved_at is None or agrees else without
         at = incident.resolved_at or incident.last_at  # token age is judged at the records' time, not the wall clock
-        return diagnose_incident(view, incident, judged, at, recovery=recovery)
+        return diagnose_incident(view, incident, ctx, at, recovery=recovery)
 
     bar = ProgressBar(sum(f.size for f in order_files(paths))) if progress else None
     try:

@@ -171,3 +171,38 @@ def test_an_announced_blip_says_the_backend_is_flapping() -> None:
     assert msg.annotations["flapping"] == "4 short incidents of this rule and source in the last hour"
     plain = render(make_alert(incident=blip))
     assert "flapping" not in plain.text.lower() and "flapping" not in plain.annotations
+
+
+def _with_verdict(severity: Severity) -> Diagnosis:
+    return Diagnosis((Finding(FindingCode.TOKEN_REVOKED, severity, Confidence.HIGH, "revoked", ("e",), ("s",)),))
+
+
+@pytest.mark.parametrize(("kind", "diagnosis", "expected"), [
+    (AlertKind.OPENED, _with_verdict(Severity.CRITICAL), "failure"),
+    (AlertKind.OPENED, _with_verdict(Severity.WARNING), "warning"),
+    (AlertKind.UPDATE, _with_verdict(Severity.CRITICAL), "failure"),
+    (AlertKind.REMINDER, _with_verdict(Severity.WARNING), "warning"),
+    (AlertKind.OPENED, Diagnosis(), "failure"),  # an unexplained auth-failures streak: conversions are refused
+    (AlertKind.RESOLVED, _with_verdict(Severity.CRITICAL), "success"),
+])
+def test_the_notification_type_says_what_a_message_is(kind: AlertKind, diagnosis: Diagnosis, expected: str) -> None:
+    assert render(make_alert(kind, diagnosis=diagnosis)).notify_type == expected
+
+
+def test_test_and_held_back_notification_types() -> None:
+    assert render(Alert(id="t", kind=AlertKind.TEST, created_at=T0, host="web-1")).notify_type == "info"
+    held = make_alert(AlertKind.HELD_BACK, incident=None, diagnosis=None, held_back=3)
+    assert render(held).notify_type == "warning"
+    stored = render(make_alert())
+    assert Message.from_json(stored.to_json()) == stored  # the type and the subject survive the outbox
+
+
+@pytest.mark.parametrize("host", ["web-1", "a-very-long-host-name.in.a.very-deep.subdomain.example.internal"])
+def test_email_subject_fits_a_lock_screen(host: str) -> None:
+    for kind in (AlertKind.OPENED, AlertKind.RESOLVED, AlertKind.REMINDER):
+        subject = render(make_alert(kind, host=host)).subject
+        assert len(subject) < 80, subject
+        assert subject.split()[0 if len(host) > 20 else 1] in ("FIRING", "RESOLVED", "STILL"), subject
+        assert "auth-failures" in subject and host[:20] in subject and subject.endswith(": token-drift")
+    short = render(make_alert(host="web-1")).subject
+    assert short == "[snapwatch] FIRING auth-failures on web-1: token-drift"

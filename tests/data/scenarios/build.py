@@ -212,7 +212,7 @@ SCENARIOS: dict[str, dict[str, object]] = {
         exchanges=[run(T0, v3("D"), 200, 20), run(after(12), v3("D"), 401, 10)],
         expected={"verdict": "token-revoked", "include": ["token-malformed", "token-previously-accepted"],
                   "exclude": ["token-rejected-for-pixel", "token-drift"],
-                  "title_contains": {"token-malformed": "but Snap accepted token"}},
+                  "title_contains": {"token-malformed": "but Snap accepted it for pixel"}},
     ),
     "v2-unlogged": dict(
         description="v2 requests (token in an unlogged header) accepted, then refused with nothing changed",
