@@ -506,4 +506,5 @@ def test_inhibit_rules_are_configured_like_alertmanagers(tmp_path: Path) -> None
     got = p.due(T0 + 20 * S)
     assert sorted(a.incident.rule.value for a in got if a.incident) == ["auth-failures", "server-errors"]
     with pytest.raises(ValueError, match="cannot inhibit itself"):
-        AlertsConfig.model_validate({"inhibit_rules": [{"source_rules": ["error-rate"], "target_rules": ["error-rate"]}]})
+        AlertsConfig.model_validate({"inhibit_rules": [{"source_rules": ["error-rate"],
+                                                         "target_rules": ["error-rate"]}]})

@@ -15,7 +15,7 @@ from snapwatch.diagnose.rank import PRECEDENCE, diagnose
 from snapwatch.ingest.tokens import fingerprint
 from snapwatch.model import Api, Diagnosis, Placement, ProbeOutcome, Rule, Severity
 from tests.helpers.contradictions import contradictions
-from tests.helpers.stories import A, B, FRESH, ODD, PIXEL2, STAGING, Run, Story, oauth
+from tests.helpers.stories import FRESH, ODD, PIXEL2, STAGING, A, B, Run, Story, oauth
 from tests.helpers.tokens import assert_no_secret
 
 

@@ -117,7 +117,7 @@ def contradictions(what: Diagnosis | str) -> list[str]:
     for code in SHAPE & causes.keys():
         for fp in set(FP.findall(" ".join(causes[code]))):
             accepted = [t for t in (*s.ruled_out, *(e for _, _, texts in s.findings for e in texts))
-                        if f"the same token {fp}" in t or f"token {fp} got" in t and " 2xx" in t]
+                        if f"the same token {fp}" in t or (f"token {fp} got" in t and " 2xx" in t)]
             if accepted:
                 out.append(f"R2: {code} blames token {fp}, which Snap accepted: {accepted[0]}")
     if "token-rejected-for-pixel" in causes and {"token-previously-accepted", "token-revoked"} & s.codes():

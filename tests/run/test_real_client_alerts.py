@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from snapwatch.store.state import Store
 from tests.harness import (
     Daemon,
     canvas_token,
@@ -111,6 +112,10 @@ def test_revoke_swap_restart_recovery_pages_once_and_resolves_naming_both_tokens
     assert f"works: fingerprint {new_fp}" in plain[1] and f"failed: fingerprint {old_fp}" in plain[1]
     for text in plain:
         assert contradictions(text) == [], text
+
+    # The daemon kept what the .env held, and since when: fingerprints only, the old token then the new one.
+    with Store.open(tmp_path / "snapwatch-state") as store:
+        assert [s.fingerprint for s in store.env_history()] == [old_fp, new_fp]
 
     received = json.dumps(bodies) + "".join(raw.decode("utf-8", "replace") for raw in box.messages)
     assert_no_secret(received + out, old, new, SMTP_PASSWORD)
