@@ -15,10 +15,11 @@ import pytest
 from snapwatch.config import AlertsConfig, Config
 from snapwatch.ingest.tokens import fingerprint
 from snapwatch.run.daemon import Daemon
-from tests.helpers.clock import seconds
+from tests.helpers.clock import Clock, seconds
 from tests.helpers.daemon import stop, streak_config
 from tests.helpers.peers import Backend, Hook
 from tests.helpers.tokens import assert_no_secret, make_canvas_token
+from tests.helpers.wait import until
 
 OLD, NEW = make_canvas_token(seed="old"), make_canvas_token(nbf=1764900000, seed="new")
 T0 = datetime(2025, 12, 5, 10, 0, 0, tzinfo=UTC)
@@ -110,3 +111,40 @@ def test_systemd_is_asked_off_the_loop_and_its_answer_strengthens_the_verdict(
     update_after, pending, verdict = asyncio.run(main())
     assert update_after < 1.8  # the 2 s systemctl did not hold the loop
     assert pending is True and verdict == "token-drift"
+
+
+def test_evidence_is_current_when_the_alert_goes_out(tmp_path: Path) -> None:
+    """A rate-limited incident opens at its 5th 429; more come before its OPENED alert is due. The alert's
+    counts and its evidence say how many there are when it goes out, not how many there were at the opening."""
+    hook, backend = Hook(), Backend(tmp_path / "capi.log", name="snapwatch.tests.current")
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"SNAP_ACCESS_TOKEN={OLD}\n", encoding="utf-8")
+    clock = Clock(T0 + timedelta(minutes=1))
+    config = _config(tmp_path, hook, env_file)
+
+    async def main() -> dict[str, object]:
+        daemon = Daemon(config, None, clock=clock, environ={}, host="web-1", flush_after=0.2, console=io.StringIO())
+        task = asyncio.create_task(daemon.run())
+        try:
+            backend.calls(OLD, [200] * 5 + [429] * 5, seconds(T0, 10))
+            await until(lambda: daemon.investigator.verdicts != {}, what="the incident")
+            backend.calls(OLD, [429] * 7, seconds(T0, 7, first=10))
+
+            def counted() -> int:
+                return sum(i.responses for s in daemon.sources.values() for f in s.files.values()
+                           for i in f.pipeline.detector.open_incidents())
+
+            await until(lambda: counted() == 12, what="all twelve 429s counted")
+            clock.at += timedelta(seconds=5)  # past group_wait: the OPENED alert is due now
+            [(_, body)] = await asyncio.to_thread(hook.wait_for, 1, 10.0)
+            return body
+        finally:
+            await stop(daemon, task)
+            backend.close()
+            hook.stop()
+
+    body = asyncio.run(main())
+    title, message = str(body["title"]), str(body["message"])
+    assert title.startswith("[snapwatch] FIRING rate-limited on web-1 (12 failed)"), title
+    assert "Failed responses: 12 (429: 12)" in message
+    assert "12 responses with HTTP 429 between 2025-12-05T10:00:05+00:00 and 2025-12-05T10:00:16+00:00" in message
