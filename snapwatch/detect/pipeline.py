@@ -19,7 +19,7 @@ from snapwatch.detect.history import History
 from snapwatch.detect.tally import status_key
 from snapwatch.ingest.records import Assembler
 from snapwatch.ingest.tokens import TokenReport
-from snapwatch.model import Exchange, Request, Transition, TransitionKind
+from snapwatch.model import Exchange, Request, Rule, Transition, TransitionKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,6 @@ class SourcePipeline:
         self.history = history or History()
         # Bodies of the latest 400 responses: the invalid-events diagnosis counts their reasons.
         self.invalid_bodies: deque[str] = deque(maxlen=200)
-        self._ok_since: datetime | None = None  # the first 2xx since the last non-2xx (a recovery's start)
 
     def feed(self, lines: bytes) -> Batch:
         """Feed complete lines; returns what they completed."""
@@ -108,16 +107,9 @@ class SourcePipeline:
         transitions = batch.transitions
         # batch.by_status is not counted here: the assembler already counts every exchange it emits,
         # and feed/flush take the difference of its totals (one dict per batch, not one per exchange).
-        ok_since = self._ok_since
         for ex in exchanges:
-            status = ex.response.status
-            if status is not None and 200 <= status < 300:
-                if ok_since is None:
-                    ok_since = ex.response.at
-            else:
-                ok_since = None
-                if status == 400:
-                    self.invalid_bodies.append(ex.response.body)
+            if ex.response.status == 400:
+                self.invalid_bodies.append(ex.response.body)
             remember(ex)
             found = observe(ex)
             if found:
@@ -126,8 +118,10 @@ class SourcePipeline:
                     if t.kind is TransitionKind.OPENED and self.views_at_opening:
                         batch.opened[t.incident.id] = self.view(copy=True)
                     elif t.kind is TransitionKind.RESOLVED:
-                        batch.recovered[t.incident.id] = Recovery(ok_since or ex.response.at, ex.request)
-        self._ok_since = ok_since
+                        # silence ends at the first record of any kind; the others at their first 2xx
+                        since = (ex.response.at if t.incident.rule is Rule.SILENCE else None) \
+                            or self.detector.recovering_since or ex.response.at
+                        batch.recovered[t.incident.id] = Recovery(since, ex.request)
         if exchanges:
             batch.last_record_at = exchanges[-1].at
         return batch

@@ -114,9 +114,7 @@ class Story:
         opened_view: History | None = None
         incident: Incident | None = None
         recovery: Recovery | None = None
-        ok_since: datetime | None = None
         for ex in exchanges:
-            ok_since = (ok_since or ex.at) if ex.ok else None
             history.observe(ex)
             for t in detector.observe(ex):
                 if t.incident.rule is not self.rule or (incident is not None and incident.id != t.incident.id):
@@ -125,7 +123,7 @@ class Story:
                 if t.kind is TransitionKind.OPENED:
                     opened_view = history.copy()
                 elif t.kind is TransitionKind.RESOLVED:
-                    recovery = Recovery(ok_since or ex.at, ex.request)
+                    recovery = Recovery(detector.recovering_since or ex.at, ex.request)
         if incident is not None and incident.open:
             incident = next(i for i in detector.open_incidents() if i.id == incident.id)
         assert (incident is None) == (self.rule is None), "the story's incident did not happen as told"
