@@ -27,6 +27,7 @@ from snapwatch.run.evidence import diagnose_incident, load_context
 from snapwatch.store.outbox import Outbox
 from snapwatch.synthetic import demo_token
 from tests.helpers.clock import Clock, seconds
+from tests.helpers.contradictions import contradictions, said_in
 from tests.helpers.daemon import stop, streak_config
 from tests.helpers.peers import HOOK_SECRET, SMTP_PASSWORD, Backend, Hook, Mailbox, free_port, smtp_server
 from tests.helpers.tokens import assert_no_secret
@@ -125,6 +126,9 @@ def test_streak_alerts_webhooks_and_email_then_resolves_without_leaking(
         elif path != f"/hooks/{HOOK_SECRET}":
             assert title == f"[snapwatch] RESOLVED auth-failures on {HOST} after 8s (6 failed responses)", title
         assert "resolved after 8s; 6 responses failed" in text
+    for _, _, text in by_kind["FIRING"] + by_kind["RESOLVED"]:  # read back (so the check bites), consistent
+        assert said_in(text).verdict == "token-drift", text
+        assert contradictions(text) == [], text
     same_id = {re.findall(r"id ([0-9a-f]{32}) \(opened", text)[0] for _, _, text in by_kind["FIRING"]}
     assert len(same_id) == 1  # one alert, one id, on every target
     state = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())

@@ -16,6 +16,7 @@ from snapwatch.config import AlertsConfig, Config
 from snapwatch.ingest.tokens import fingerprint
 from snapwatch.run.daemon import Daemon
 from tests.helpers.clock import Clock, seconds
+from tests.helpers.contradictions import contradictions
 from tests.helpers.daemon import stop, streak_config
 from tests.helpers.peers import Backend, Hook
 from tests.helpers.tokens import assert_no_secret, make_canvas_token
@@ -67,6 +68,8 @@ def test_a_new_token_in_the_env_file_turns_the_verdict_into_drift(tmp_path: Path
     assert "token-drift" not in opened
     # Then the .env holds a token the backend does not send: the verdict is drift, with the fix.
     assert "token-drift" in update.split("\n")[0]
+    for body in bodies:
+        assert contradictions(str(body.get("message", ""))) == []
     assert fingerprint(NEW) in update and fingerprint(OLD) in update
     assert_no_secret(json.dumps(bodies) + console.getvalue(), OLD, NEW)
 

@@ -29,7 +29,7 @@ from tests.harness import (
     scan_json,
     write_env,
 )
-from tests.helpers.contradictions import contradictions
+from tests.helpers.contradictions import contradictions, said_in
 from tests.helpers.peers import SMTP_PASSWORD, Hook, Mailbox, smtp_server
 from tests.helpers.tokens import assert_no_secret
 
@@ -101,7 +101,8 @@ def test_revoke_swap_restart_recovery_pages_once_and_resolves_naming_both_tokens
     assert f"requests carry token {new_fp} since " in resolved["message"]
     assert f"failed: fingerprint {old_fp}" in resolved["message"]
     assert f"works: fingerprint {new_fp}" in resolved["message"]
-    for body in bodies:
+    for body in bodies:  # read back (so the check bites), and consistent
+        assert said_in(body["message"]).verdict == "token-revoked", body["message"]
         assert contradictions(body["message"]) == [], body["message"]
 
     mails = [email.message_from_bytes(raw, policy=policy.default) for raw in box.messages]
@@ -111,6 +112,7 @@ def test_revoke_swap_restart_recovery_pages_once_and_resolves_naming_both_tokens
     plain = [m.get_body(("plain",)).get_content() for m in mails]  # type: ignore[union-attr]
     assert f"works: fingerprint {new_fp}" in plain[1] and f"failed: fingerprint {old_fp}" in plain[1]
     for text in plain:
+        assert said_in(text).verdict == "token-revoked", text
         assert contradictions(text) == [], text
 
     # The daemon kept what the .env held, and since when: fingerprints only, the old token then the new one.

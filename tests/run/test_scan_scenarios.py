@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from snapwatch.codec import diagnosis_from
 from tests.helpers.cli import run_cli, scan_json
+from tests.helpers.contradictions import contradictions
 from tests.helpers.paths import DATA
 
 SCENARIOS = DATA / "scenarios"
@@ -94,6 +96,7 @@ def _check(diagnosis: dict[str, object], expected: dict[str, object], *, probe: 
     for f in findings:
         assert f["title"] and f["evidence"] and f["remediation"], f
         assert not any("{" in step for step in f["remediation"]), f["remediation"]
+    assert contradictions(diagnosis_from(diagnosis)) == []
 
 
 @pytest.mark.parametrize("name", NAMES)
