@@ -122,6 +122,9 @@ CASES: dict[str, Case] = {
     "rate-limited with an accepted token": Case(
         Story([BEFORE, Run(STREAK_AT, 429, 10, every=1)], rule=Rule.RATE_LIMITED), "rate-limited", "warning",
         absent=("token-revoked", "token-drift")),
+    "odd-shaped token after traffic recovered (diagnose of now)": Case(
+        Story([*accepted_then(ODD), Run(18, OK, 5, ODD)], env=ODD, rule=None), "token-in-log", "warning",
+        notes=("token-malformed",), absent=("token-revoked",)),
     "no incident: a malformed token in .env while traffic flows": Case(
         Story([Run(0, OK, 20)], env=ODD[:-30], rule=None), "token-drift", "warning", present=("token-malformed",),
         rows=("no-incident-no-critical",)),
