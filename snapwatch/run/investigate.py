@@ -189,7 +189,11 @@ class Investigator:
         """Requests were read: diagnose the open auth incidents again when the backend sends a token not seen
         before, or when a request logged after the token source changed still carries another token (drift:
         once per source state and token)."""
-        latest, history = pipeline.history.last_request, self.context.env_history
+        latest = pipeline.history.last_request
+        if new_token or (latest is not None and self.context.env_history
+                         and latest.token_fp not in (None, self.context.env_history[-1].fingerprint)):
+            self.refresh_token()  # a backend restarted with a new .env: read it before judging the requests
+        history = self.context.env_history
         drift: tuple[str | None, str, datetime | None] | None = None
         if latest is not None and latest.token_fp is not None and history:
             state = history[-1]
@@ -202,6 +206,7 @@ class Investigator:
 
     def refresh(self, pipelines: list[SourcePipeline]) -> None:
         """Before alerts go out: every open incident's counts, and its diagnosis with them, as they stand now."""
+        self.refresh_token()
         for pipeline in pipelines:
             self.rediagnose(pipeline, rules=tuple(Rule), counts=True)
 
