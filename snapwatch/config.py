@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from snapwatch.errors import ConfigError
+from snapwatch.model import Rule
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -180,6 +181,29 @@ class RulesConfig(_Strict):
     silence: SilenceRule = SilenceRule()
 
 
+class InhibitRule(_Strict):
+    """While an incident of a ``source_rules`` rule is open, a ``target_rules`` incident that agrees with it on
+    every ``equal`` label (``source``: the same followed file) is folded into it instead of announced:
+    Alertmanager's ``inhibit_rules``, with rules in place of matchers."""
+
+    source_rules: list[Rule]
+    target_rules: list[Rule]
+    equal: list[Literal["source"]] = ["source"]
+
+    @model_validator(mode="after")
+    def _no_self_inhibition(self) -> InhibitRule:
+        both = set(self.source_rules) & set(self.target_rules)
+        if both:
+            raise ValueError(f"a rule cannot inhibit itself: {', '.join(sorted(both))}")
+        return self
+
+
+# One problem, one message: a high error rate that a streak or window rule on the same file explains.
+DEFAULT_INHIBIT_RULES = [InhibitRule(
+    source_rules=[Rule.AUTH_FAILURES, Rule.RATE_LIMITED, Rule.SERVER_ERRORS, Rule.INVALID_EVENTS],
+    target_rules=[Rule.ERROR_RATE])]
+
+
 class AlertsConfig(_Strict):
     urls: list[str] = []
     alertmanager: list[str] = []
@@ -193,6 +217,7 @@ class AlertsConfig(_Strict):
     max_age: Duration = timedelta(hours=24)
     retention: Duration = timedelta(days=14)  # delivered and failed outbox rows are kept this long, then pruned
     attach_report: bool = False  # e-mail targets get the incident's HTML report with its RESOLVED message
+    inhibit_rules: list[InhibitRule] = DEFAULT_INHIBIT_RULES
 
 
 class ProbeConfig(_Strict):

@@ -37,7 +37,7 @@ def _dump(data: object, out: TextIO) -> None:
 
 def masked_config(config: Config) -> dict[str, object]:
     """The effective config as plain data, with every URL's secrets masked."""
-    from snapwatch.alert.notify import mask_url  # noqa: PLC0415  (apprise is slow to import)
+    from snapwatch.alert.urls import mask_url  # noqa: PLC0415  (apprise is slow to import)
 
     data = config.model_dump(mode="json")
     alerts = data["alerts"]
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def diagnose(args: argparse.Namespace, out: TextIO) -> int:
-    from snapwatch.run.now import diagnose_now, render_findings  # noqa: PLC0415
+    from snapwatch.run.now import diagnose_now, render_now  # noqa: PLC0415
 
     config = resolve_config(args, required=False)
     try:
@@ -224,11 +224,11 @@ def diagnose(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"--now {args.now!r} is not an ISO 8601 time") from None
     if now.tzinfo is None:
         now = now.astimezone()
-    diagnosis = diagnose_now(config, os.environ, now, probe=args.probe)
+    report = diagnose_now(config, os.environ, now, probe=args.probe)
     if args.json:
-        _dump({"now": now.isoformat(), **diagnosis.to_json()}, out)
+        _dump(report.to_json(), out)
     else:
-        _text(args, out, render_findings(diagnosis))
+        _text(args, out, render_now(report))
     return EX_OK
 
 

@@ -46,6 +46,9 @@ async def _backend(log_path: Path, env_file: Path, say: TextIO, pace: float) -> 
         env_file.write_text(f"SNAP_ACCESS_TOKEN={new}\nSNAP_PIXEL_ID={PIXEL}\n")
         say.write(f"backend: someone regenerated the token and updated {env_file.name}, "
                   f"but {UNIT} was not restarted: Snap answers 401\n")
+        # The log's times are whole seconds: only a request logged in a later second than the .env change
+        # shows that the backend still sends the old token after it.
+        await asyncio.sleep(1.1)
         await calls(10, old, 401)
         await asyncio.sleep(2.5)  # the alert goes out while the streak lasts
         say.write(f"backend: {UNIT} restarted with the new token; Snap answers 200 again\n")

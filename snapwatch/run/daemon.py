@@ -23,10 +23,10 @@ from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.targets import targets_for
 from snapwatch.config import Config, SourceConfig, load_config_places
 from snapwatch.detect.detector import Detector
-from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
+from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Transition, TransitionKind
-from snapwatch.run.followed import FollowedFile, Owed, Source
+from snapwatch.run.followed import FollowedFile, Owed, Source, say_transition
 from snapwatch.run.handout import build_alerting, hand_out, seed_reposter
 from snapwatch.run.investigate import Investigator
 from snapwatch.run.preflight import require_preflight
@@ -79,7 +79,7 @@ class Daemon:
         self.suspended_until: float | None = None  # loop time of the next try while the state cannot be saved
         self._late_failure: BaseException | None = None  # a state failure met by a background delivery round
         self.investigator = Investigator(config, self.environ, clock, self.policy,
-                                         on_new_evidence=self._rediagnose_all)
+                                         on_new_evidence=self._rediagnose_all, store=self.store)
         self._delivery: asyncio.Task[object] | None = None
         self._history = HistoryPruner(self.store.conn)
 
@@ -294,10 +294,11 @@ class Daemon:
         now = self.clock()
         diagnoses: dict[str, Diagnosis] = {}  # incident id → its diagnosis as it opened, for later transitions
         for transition in batch.transitions:
-            self._on_transition(f.pipeline, transition, diagnoses, batch.opened, now)
-        if len(f.pipeline.assembler.tokens) > f.tokens_known:  # the backend sends a token not seen before
-            f.tokens_known = len(f.pipeline.assembler.tokens)
-            self.investigator.rediagnose(f.pipeline, exclude=batch.opened.keys())  # those were just diagnosed
+            self._on_transition(f.pipeline, transition, diagnoses, batch, now)
+        new_token = len(f.pipeline.assembler.tokens) > f.tokens_known  # the backend sends a token not seen before
+        f.tokens_known = len(f.pipeline.assembler.tokens)
+        if batch.exchanges:  # those that just opened were just diagnosed
+            self.investigator.notice(f.pipeline, new_token, exclude=batch.opened.keys())
         f.owed.add(batch, f.pipeline.timeline)
         if checkpoint is not None:
             f.checkpoint = checkpoint
@@ -314,19 +315,16 @@ class Daemon:
         self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
-                       opened: Mapping[str, SourceView], now: datetime) -> None:
+                       batch: Batch, now: datetime) -> None:
         incident = t.incident
-        if t.kind is TransitionKind.OPENED:  # from the view as it opened; a clock-opened one (silence) has none
-            diagnoses[incident.id] = self.investigator.diagnose_opened(pipeline, incident, opened.get(incident.id))
+        # As it opened (from the view then; a clock-opened one, silence, has none), and finally as it resolved.
+        judged = self.investigator.judge(pipeline, t, batch.opened.get(incident.id), batch.recovered.get(incident.id))
+        if judged is not None:
+            diagnoses[incident.id] = judged
         diagnosis = diagnoses.get(incident.id)
         if t.kind is not TransitionKind.UPDATED:
-            verdict = self.investigator.verdicts.get(incident.id, "unknown")
-            log.warning("incident %s: %s on %s since %s (%d failed: %s) verdict %s", t.kind.value,
-                        incident.rule.value, incident.source, incident.opened_at.isoformat(), incident.responses,
-                        ", ".join(f"{s}×{n}" for s, n in incident.by_status), verdict)
+            say_transition(t, self.investigator.verdicts.get(incident.id, "unknown"))
         self.policy.on_transition(t, diagnosis, now)
-
-    # -- timers -----------------------------------------------------------------------------------
 
     def _on_timer(self) -> None:
         now = self.clock()
@@ -359,8 +357,10 @@ class Daemon:
                 self.investigator.rediagnose(f.pipeline)
 
     def _hand_out_alerts(self, now: datetime) -> None:
-        hand_out(self.store, self.policy, self.notifier, self.reposter, now, self.investigator.token_identity(),
-                 lambda alert: attachment_for(self.store, self.config, alert, now, self.host))
+        pipelines = [f.pipeline for s in self.sources.values() for f in s.files.values()]
+        hand_out(self.store, self.policy, self.notifier, self.reposter, now, self.investigator.token_identity,
+                 lambda alert: attachment_for(self.store, self.config, alert, now, self.host),
+                 lambda: self.investigator.refresh(pipelines))  # what goes out says what holds now
 
     def _report_status(self) -> None:
         for source in self.sources.values():

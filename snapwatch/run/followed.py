@@ -16,7 +16,7 @@ from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
-from snapwatch.model import Checkpoint, Exchange, Incident
+from snapwatch.model import Checkpoint, Exchange, Incident, Transition
 from snapwatch.run.telemetry import FileView
 from snapwatch.store.state import IncidentRow
 from snapwatch.tail.watch import Follower
@@ -68,6 +68,16 @@ class FollowedFile:
     tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
 
+    @classmethod
+    def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
+                 memory: Mapping[str, Any] | None) -> FollowedFile:
+        """A file's pipeline with the detector and history the store remembers for it (``memory``)."""
+        saved = memory or {}
+        detector = Detector.restore(rules, path, saved["detector"]) if "detector" in saved else Detector(rules, path)
+        history = History.restore(saved["history"]) if "history" in saved else History()
+        return cls(SourcePipeline(config, rules, label=path, detector=detector, history=history,
+                                  views_at_opening=True))
+
     def say_skipped(self, path: str) -> None:
         """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
         for kind, total in self.pipeline.assembler.stats.to_json().items():
@@ -78,16 +88,6 @@ class FollowedFile:
                 log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
                             path, new, kind.replace("_", " "), total)
                 self.skipped_said[kind] = total
-
-    @classmethod
-    def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
-                 memory: Mapping[str, Any] | None) -> FollowedFile:
-        """A file's pipeline with the detector and history the store remembers for it (``memory``)."""
-        saved = memory or {}
-        detector = Detector.restore(rules, path, saved["detector"]) if "detector" in saved else Detector(rules, path)
-        history = History.restore(saved["history"]) if "history" in saved else History()
-        return cls(SourcePipeline(config, rules, label=path, detector=detector, history=history,
-                                  views_at_opening=True))
 
 
 class Source:
@@ -122,3 +122,11 @@ class Source:
         """What the metrics need of each followed file."""
         return [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(), f.pipeline.detector.open_incidents())
                 for path, f in self.files.items()]
+
+
+def say_transition(t: Transition, verdict: str) -> None:
+    """One warning line when an incident opens or resolves (journald shows it at warning priority)."""
+    inc = t.incident
+    log.warning("incident %s: %s on %s since %s (%d failed: %s) verdict %s", t.kind.value, inc.rule.value,
+                inc.source, inc.opened_at.isoformat(), inc.responses, ", ".join(f"{s}×{n}" for s, n in inc.by_status),
+                verdict)

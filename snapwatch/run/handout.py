@@ -29,13 +29,17 @@ def build_alerting(store: Store, alerts: AlertsConfig, host: str, targets: list[
 
 
 def hand_out(store: Store, policy: AlertPolicy, notifier: Notifier, reposter: Reposter | None, now: datetime,
-             token: tuple[str | None, TokenKind | None],
-             attachment: Callable[[Alert], str | None] = lambda _alert: None) -> None:
+             token_of: Callable[[], tuple[str | None, TokenKind | None]],
+             attachment: Callable[[Alert], str | None] = lambda _alert: None,
+             refresh: Callable[[], None] = lambda: None) -> None:
     """Move every alert the policy owes into the outbox, in one transaction with the policy's own rows
-    (each with the ``attachment`` made for it, if any: an HTML report)."""
+    (each with the ``attachment`` made for it, if any: an HTML report). When something is owed,
+    ``refresh`` brings the evidence up to date first, and ``token_of`` names the token then."""
     due_at = policy.next_due(now)
     if due_at is None or due_at > now:
         return  # nothing owed yet: no write transaction on an idle tick
+    refresh()
+    token = token_of()
     conn = store.conn
     conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
     try:

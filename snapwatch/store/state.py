@@ -26,7 +26,7 @@ from typing import Any
 
 from snapwatch.codec import dt, duration, iso, stored_json
 from snapwatch.detect.timeline import TokenSwitch
-from snapwatch.model import Checkpoint, Gap
+from snapwatch.model import Checkpoint, EnvState, Gap
 from snapwatch.store.history import utc
 from snapwatch.store.schema import StateError, joined_transaction, migrate, unavailable
 from snapwatch.store.statedir import DB_NAME, UnsafeStateDir, os_unavailable, prepare
@@ -226,6 +226,22 @@ class Store:
                         "failed": stored.get("responses"), "by_status": dict(stored.get("by_status") or {}),
                         "verdict": row.verdict})
         return out
+
+    def record_env(self, state: EnvState) -> bool:
+        """Remember what the token source holds from ``state.at`` on, unless it is what the last record says
+        already (then nothing is written). Fingerprints only. Returns whether a row was written."""
+        last = self.env_history()[-1:] or None
+        if last is not None and (last[0].fingerprint, last[0].source) == (state.fingerprint, state.source):
+            return False
+        with self.transaction() as c:
+            c.execute("INSERT INTO env_changes (at, fingerprint, source) VALUES (?, ?, ?)",
+                      (iso(state.at) or "", state.fingerprint, state.source))
+        return True
+
+    def env_history(self) -> list[EnvState]:
+        """What the token source held over time, oldest first (see ``record_env``)."""
+        rows = self.conn.execute("SELECT at, fingerprint, source FROM env_changes ORDER BY rowid")
+        return [EnvState(dt(at) if at else None, fp, source) for at, fp, source in rows]
 
     def gaps(self) -> list[Gap]:
         rows = self.conn.execute("SELECT path, dev, inode, lost_bytes, since, until, reason FROM log_gaps "

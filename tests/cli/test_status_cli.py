@@ -19,7 +19,8 @@ from tests.helpers.tokens import assert_no_secret, make_canvas_token
 FINDING_CODES = {
     "token-missing", "token-malformed", "token-quoted", "token-whitespace", "token-bearer-prefix",
     "token-not-canvas", "token-expired", "token-not-yet-valid", "token-recently-issued", "token-staging",
-    "token-drift", "token-changed", "token-previously-accepted", "token-rejected-for-pixel", "auth-placement",
+    "token-drift", "token-changed", "token-previously-accepted", "token-revoked", "token-unlogged",
+    "token-rejected-for-pixel", "auth-placement",
     "endpoint-changed", "pixel-changed", "v2-deprecated", "probe-accepted", "probe-rejected", "probe-failed",
     "rate-limited", "server-errors", "invalid-events", "log-silent", "log-gap", "token-in-log", "unknown",
 }

@@ -250,9 +250,12 @@ def test_accepting_probe_demotes_token_causes() -> None:
     probe = ProbeResult(ProbeOutcome.ACCEPTED, 200, "VALID", ev.now, 0.1)
     with_probe = Evidence(**{**{s: getattr(ev, s) for s in Evidence.__slots__}, "probe": probe})
     d = diagnose(with_probe)
-    assert d.verdict == "probe-accepted"
+    # A live "accepted" outranks what the token looks like: staging is a note, and no cause is left.
+    assert d.verdict == "unknown"
+    assert d.findings[0].code is FindingCode.PROBE_ACCEPTED
     staging = next(f for f in d.findings if f.code is FindingCode.TOKEN_STAGING)
-    assert staging.confidence.value == "low"
+    assert staging.confidence.value == "low" and staging.severity.value == "info"
+    assert "but Snap's validate endpoint accepted token" in staging.title
 
 
 def test_nothing_configured_and_no_log_is_token_missing() -> None:
