@@ -90,6 +90,8 @@ class SourceConfig(_Strict):
     max_line_bytes: int = Field(default=1 << 20, ge=1024)
     fields: JsonlFields = JsonlFields()
     pattern: str | None = None
+    # How long (in record time) a request waits for its response before it counts as unanswered.
+    pairing_timeout: Duration = Field(default=timedelta(seconds=120), gt=timedelta(0))
 
     # Checked here so that check-config rejects what the parser would refuse at its first line.
     @field_validator("timezone")

@@ -110,6 +110,9 @@ class SourcePipeline:
                             batch.opened[t.incident.id] = self.view(copy=True)
         if exchanges:
             batch.last_record_at = exchanges[-1].at
+            # The counts of every incident the batch counted into, as they stand at its end: an alert or
+            # a report taken after this batch says exactly how many failed so far.
+            transitions.extend(self.detector.updates())
         return batch
 
 

@@ -25,7 +25,7 @@ PRIORITY: tuple[FindingCode, ...] = (
     F.PIXEL_CHANGED, F.TOKEN_CHANGED, F.ENDPOINT_CHANGED, F.TOKEN_REJECTED_FOR_PIXEL, F.PROBE_REJECTED,
     F.TOKEN_PREVIOUSLY_ACCEPTED, F.TOKEN_NOT_CANVAS, F.TOKEN_RECENTLY_ISSUED, F.RATE_LIMITED,
     F.SERVER_ERRORS, F.INVALID_EVENTS, F.LOG_SILENT, F.PROBE_ACCEPTED, F.V2_DEPRECATED, F.LOG_GAP,
-    F.PROBE_FAILED, F.TOKEN_IN_LOG,
+    F.PROBE_FAILED, F.TOKEN_IN_LOG, F.TOKEN_UNLOGGED, F.REQUESTS_UNANSWERED, F.LOG_INTERLEAVED,
 )
 # Causes that a token Snap accepts right now cannot be (defects still reach the backend's requests).
 TOKEN_CAUSES = frozenset({
@@ -35,9 +35,16 @@ TOKEN_CAUSES = frozenset({
 
 
 def _token_checks(c: Case) -> None:
-    ev = c.ev
+    ev, req = c.ev, c.req
     nothing = ev.configured is None and c.sent_fp is None and not ev.seen and not fps_in(ev.history)
-    if nothing and (c.auth or ev.incident is None):
+    if req is not None and req.api is Api.V2 and req.placement is Placement.UNKNOWN and c.sent_fp is None:
+        # v2 sends the token in a header backends do not log: not seeing it is normal, not a missing token
+        known = (f"what is known of it comes from {c.values['source']}" if ev.configured is not None
+                 else "and no token is configured for snapwatch to check")
+        c.add(F.TOKEN_UNLOGGED, Confidence.HIGH, PRESENT,
+              f"{iso(req.at)}: the v2 request to {req.path or '/v2/conversion'} sends its token in an "
+              f"Authorization header the backend does not log; {known}")
+    elif nothing and (c.auth or ev.incident is None):
         c.add(F.TOKEN_MISSING, Confidence.HIGH, DIRECT,
               f"no token in {c.values['source']}, and no request in the log carries one")
     window = ev.config.activation_window

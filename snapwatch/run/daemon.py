@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -259,15 +260,15 @@ class Daemon:
         if f.pipeline.assembler.held_bytes:
             return  # part of a response is still held: commit once it completes (or the quiet flush)
         owed, f.owed = f.owed, Owed()
-        pipeline = f.pipeline
-        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
-        self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
+        self.store.commit_batch(f.checkpoint, path=f.pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
-                                source_memory=snapshot, incident_changes=self._incident_rows(owed.incidents))
+                                source_memory=f.memory(), incident_changes=self._incident_rows(owed.incidents))
 
     def _incident_rows(self, latest: Mapping[str, Incident]) -> list[IncidentRow]:
         return [IncidentRow(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
-                               i.resolved_at, self.investigator.verdicts.get(i.id)) for i in latest.values()]
+                            i.resolved_at, self.investigator.verdicts.get(i.id),
+                            json.dumps({"responses": i.responses, "by_status": dict(i.by_status)}))
+                for i in latest.values()]
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
                        opened: Mapping[str, SourceView], now: datetime) -> None:
@@ -333,21 +334,11 @@ class Daemon:
         for alert in self.policy.announced_open(now, token_fp, token_kind):
             self.reposter.handed_out(alert, render(alert), now - self.reposter.schedule.interval)
 
-    def _say_skipped(self, path: str, f: FollowedFile) -> None:
-        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
-        for kind, total in f.pipeline.assembler.stats.to_json().items():
-            if kind == "unmatched_lines":
-                continue  # a regex source's other lines are expected; scan reports how many
-            new = total - f.skipped_said.get(kind, 0)
-            if new > 0:
-                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
-                            path, new, kind.replace("_", " "), total)
-                f.skipped_said[kind] = total
-
     def _report_status(self) -> None:
         for source in self.sources.values():
             for path, f in source.files.items():
-                self._say_skipped(path, f)
+                for line in f.news(path):
+                    log.warning("%s", line)
             if source.cuts.long_lines > source.cuts_said:
                 log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
                             source.config.path, source.cuts.long_lines - source.cuts_said,

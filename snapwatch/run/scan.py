@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from snapwatch.codec import duration, iso
-from snapwatch.config import Config, SourceConfig, TokenConfig
+from snapwatch.config import Config, SourceConfig, TokenConfig, format_duration
 from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
 from snapwatch.diagnose.text import diagnosis_sections, sections_text
+from snapwatch.diagnose.traffic import LogCounts, log_findings
 from snapwatch.errors import SourceError
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
@@ -122,6 +123,12 @@ class ScanReport:
     tokens_seen: dict[str, TokenSeen] = field(default_factory=dict)  # by fingerprint, across every log
     security: list[Finding] = field(default_factory=list)
     stats: ParseStats = field(default_factory=ParseStats)
+    logs: list[LogCounts] = field(default_factory=list)  # how each log is written (unanswered, interleaved)
+
+    @property
+    def hygiene(self) -> list[Finding]:
+        """Findings about the logs themselves: requests left unanswered, interleaved writers."""
+        return log_findings(self.logs)
 
     def to_json(self) -> dict[str, object]:
         incidents = []
@@ -142,10 +149,12 @@ class ScanReport:
             "files": self.files,
             "responses": {"total": sum(self.by_status.values()), "by_status": dict(sorted(self.by_status.items()))},
             "requests": {"total": sum(self.requests_by_api.values()),
-                         "by_api": dict(sorted(self.requests_by_api.items()))},
+                         "by_api": dict(sorted(self.requests_by_api.items())),
+                         "unanswered": self.stats.unanswered_requests},
             "tokens": [t.to_json() for t in sorted(self.tokens_seen.values(), key=lambda t: t.first_seen)],
             "incidents": incidents,
             "security": [f.to_json() for f in self.security],
+            "hygiene": [f.to_json() for f in self.hygiene],
             "skipped": self.stats.to_json(),
         }
 
@@ -173,7 +182,7 @@ def scan_files(
             # A rotated file ends where the next begins: a line cut by rotation is finished here.
             _apply(pipeline.feed(splitter.flush()), records, diagnoser)
         _apply(pipeline.flush(), records, diagnoser)
-        _merge_source(report, pipeline, splitter)
+        _merge_source(report, pipeline, splitter, format_duration(source.pairing_timeout))
     report.incidents = sorted(records.values(), key=lambda r: r.incident.opened_at)
     return report
 
@@ -189,7 +198,7 @@ def _apply(batch: Batch, records: dict[str, ScannedIncident], diagnoser: Diagnos
         record.incident = incident
 
 
-def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter) -> None:
+def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter, timeout: str) -> None:
     assembler = pipeline.assembler
     by_token = report.tokens_seen
     for usage in pipeline.history.usages():
@@ -215,6 +224,7 @@ def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSp
     for name, n in stats.extra.items():  # e.g. a regex source's unmatched_lines
         report.stats.extra[name] = report.stats.extra.get(name, 0) + n
     report.stats.long_lines += splitter.long_lines
+    report.logs.append(LogCounts(pipeline.label, stats.unanswered_requests, assembler.interleaved, timeout))
 
 
 def scan_with_diagnosis(paths: Iterable[str | Path], config: Config, token_config: TokenConfig,
@@ -290,6 +300,8 @@ def render_text(report: ScanReport) -> str:
         by_title.setdefault(finding.title, []).extend(finding.evidence)
     lines.extend(f"Security: {title}" + "".join(f"\n  - {line}" for line in evidence)
                  for title, evidence in by_title.items())
+    lines.extend(f"Log: {finding.title}" + "".join(f"\n  - {line}" for line in finding.evidence)
+                 for finding in report.hygiene)
     skipped = {k: v for k, v in report.stats.to_json().items() if v}
     if skipped:
         lines.append("Not taken at face value: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))

@@ -17,7 +17,8 @@ from tests.helpers.paths import DATA, ROOT
 GOLDEN = DATA / "scan"
 CASES = sorted(p.name.removesuffix(".expected.json") for p in GOLDEN.glob("*.expected.json"))
 SKIPPED_KEYS = ("invalid_utf8", "nul_bytes", "long_lines", "truncated_bodies", "responses_without_status",
-                "unpaired_responses", "unpaired_requests", "bad_timestamps", "malformed_records")
+                "unpaired_responses", "unpaired_requests", "bad_timestamps", "malformed_records", "unanswered_requests",
+                "requests_without_url", "poison_records", "unrecognized_lines")
 
 
 def _load(name: str) -> dict[str, object]:
@@ -68,7 +69,7 @@ def test_each_rule_and_bad_input_case_has_a_golden_log() -> None:
     for name in CASES:
         skipped.update(_load(name)["skipped"])  # type: ignore[arg-type]
     assert {"invalid_utf8", "nul_bytes", "long_lines", "truncated_bodies", "responses_without_status",
-            "unpaired_responses", "unpaired_requests"} <= skipped
+            "unpaired_responses", "unanswered_requests"} <= skipped
     resolved = [i["resolved_at"] for name in CASES for i in _load(name)["incidents"]]  # type: ignore[attr-defined]
     assert None in resolved and any(r is not None for r in resolved)
 
@@ -150,7 +151,7 @@ def test_genlog_fail_every_counts_exactly(tmp_path: Path) -> None:
     got = scan_json("-c", str(GOLDEN / "utc.config.yaml"), str(log))
     assert got["responses"] == {"total": counts["events"],
                                 "by_status": {"200": counts["status_200"], "401": counts["status_401"]}}
-    assert got["requests"] == {"total": counts["events"], "by_api": {"v3": counts["events"]}}
+    assert got["requests"] == {"total": counts["events"], "by_api": {"v3": counts["events"]}, "unanswered": 0}
     tokens = got["tokens"]
     assert isinstance(tokens, list) and len(tokens) == 1
     assert (tokens[0]["accepted"], tokens[0]["rejected"]) == (counts["status_200"], counts["status_401"])
