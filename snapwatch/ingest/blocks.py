@@ -3,13 +3,26 @@ processes write one file and their logging calls interleave, or because a block 
 
 from __future__ import annotations
 
-import json
 import re
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from snapwatch.ingest.pairing import Key, Pairing
+from snapwatch.ingest.parts import (
+    AUTH_IN_HEADERS,
+    CLOSERS,
+    IN,
+    MAX_BODY_CHARS,
+    MAX_PAYLOAD_CHARS,
+    OUT,
+    PREFIX_MATCH,
+    STATUS,
+    OpenResponse,
+    complete_json,
+    looks_unrecognized,
+    status_of,
+)
 from snapwatch.ingest.shapes import (
     AFTER_URL,
     HEAD_DONE,
@@ -26,72 +39,11 @@ from snapwatch.ingest.stamps import EPOCH, Stamps
 from snapwatch.model import Exchange, ParseStats
 from snapwatch.redact import redact
 
-MAX_BODY_CHARS = 65536  # the raw body kept for diagnosis is cut here
-MAX_PAYLOAD_CHARS = 8192  # of a payload, only its pixel_id is read, in its first characters
 MAX_OPEN = 256  # open blocks per process; the oldest is closed as it is when more open
 # The lines of one block are consecutive logging calls, written within moments: a part still missing
 # once a block header this much later (in record time) was read will not come.
 PART_WINDOW = timedelta(seconds=2)
-
-# A record line: "YYYY-mm-dd HH:MM:SS[,ms] - [PID - ]LEVEL - message", the optional process id written
-# "[12345]" (%(process)d in brackets) or "pid=12345". Anything else continues the record above it.
-PREFIX = (
-    rb"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:,[0-9]+)? - "
-    rb"(?:(?:\[(?=[0-9]+\] - )|pid=(?=[0-9]+ - ))([0-9]{1,10})\]? - )?[A-Za-z]+ -(?: |(?=\n))"
-)
-_PREFIX = re.compile(PREFIX)
-_OUT, _IN = b"[OUT] OUTGOING REQUEST - ", b"[IN] INCOMING RESPONSE - "
-_STATUS = re.compile(rb"(?:HTTP )?Status Code:(.*)")
-_AUTH_IN_HEADERS = re.compile(r"""(?i)authorization['"]?\s*[:=]\s*['"]?([^'",}]*)""")
-_CLOSERS = {"{": "}", "[": "]"}
 HeaderRest = Callable[[bytes], tuple[str, str]]
-
-
-def status_of(digits: bytes) -> int | None:
-    """A logged status code: exactly three ASCII digits, else None (the response counts as without status)."""
-    value = digits.strip(b" \t")
-    return int(value) if len(value) == 3 and value.isdigit() and value.isascii() else None
-
-
-def looks_unrecognized(line: bytes) -> bool:
-    """A line that holds a request or response header but no record prefix snapwatch reads (another log
-    format), wherever it stands: counted, so a log in an unknown format never reads as silently empty.
-    Indented or quoted text (inside a JSON body or payload) does not count."""
-    return line[:1] not in b' \t"' and (_OUT in line or _IN in line) and _PREFIX.match(line) is None
-
-
-def complete_json(text: str) -> bool | None:
-    """Whether one line of JSON is whole: True, False (cut), None (too deeply nested to read)."""
-    try:
-        json.loads(text)
-    except RecursionError:
-        return None
-    except ValueError:
-        return False
-    return True
-
-
-class OpenResponse:
-    """A response whose status or body may still come."""
-
-    __slots__ = ("at", "body", "body_chars", "closer", "done", "event", "keep_body", "key", "start", "status",
-                 "status_seen")
-
-    def __init__(self, at: datetime, event: str, key: Key, start: int) -> None:
-        self.at, self.event, self.key, self.start = at, event, key, start
-        self.status: int | None = None
-        self.status_seen = False
-        self.body: list[str] | None = None  # None until the Body line
-        self.body_chars = 0
-        self.closer: str | None = None  # "}" or "]" when the body is JSON
-        self.keep_body = True
-        self.done = False
-
-    def add_body_line(self, line: str) -> None:
-        assert self.body is not None
-        if self.keep_body and self.body_chars <= MAX_BODY_CHARS:
-            self.body.append(line)
-            self.body_chars += len(line) + 1
 
 
 Block = OpenResponse | PendingRequest
@@ -178,7 +130,7 @@ class Blocks:
     def walk(self, buf: bytes, pos: int, out: list[Exchange]) -> int:
         """Read lines from ``pos`` until no block is open or the buffer ends; returns where it stopped."""
         size = len(buf)
-        prefix = _PREFIX.match
+        prefix = PREFIX_MATCH
         while pos < size and (self.lanes or self.cont is not None):
             self.mark = pos
             eol = buf.find(b"\n", pos)
@@ -201,11 +153,11 @@ class Blocks:
         lane = pm.group(1)
         start = pm.end()
         msg = buf[start:eol]
-        if msg.startswith(_OUT) or msg.startswith(_IN):
+        if msg.startswith(OUT) or msg.startswith(IN):
             at = self.stamps.time(buf[pos:start])
             if at > self._checked:
                 self._close_stale(at, out)
-            event, hint = self.header_rest(msg[len(_OUT) if msg[1:2] == b"O" else len(_IN):])
+            event, hint = self.header_rest(msg[len(OUT) if msg[1:2] == b"O" else len(IN):])
             key: Key = event if lane is None else (lane, event)
             if msg[1:2] == b"O":
                 self.request(at, lane, key, event, hint)
@@ -227,7 +179,7 @@ class Blocks:
         elif msg.startswith(b"Status Code:") or msg.startswith(b"HTTP Status Code:"):
             o = self._response_for(ln, status=True)
             if o is not None:
-                sm = _STATUS.fullmatch(msg)
+                sm = STATUS.fullmatch(msg)
                 assert sm is not None
                 o.status_seen = True
                 o.status = status_of(sm.group(1))
@@ -308,7 +260,7 @@ class Blocks:
         line = first.decode("utf-8")
         o.body = []
         o.add_body_line(line)
-        o.closer = _CLOSERS.get(line.lstrip()[:1])
+        o.closer = CLOSERS.get(line.lstrip()[:1])
         if o.closer is not None and line.rstrip(" \t").endswith(o.closer):
             whole = complete_json(line)
             if whole is None:  # too deeply nested to read: kept as text, counted, the response still counts
@@ -321,7 +273,7 @@ class Blocks:
     def _start_payload(self, ln: Lane, req: PendingRequest, first: str) -> None:
         ln.last = req
         self.cont, self.cont_text = req, [first]
-        closer = _CLOSERS.get(first[:1])
+        closer = CLOSERS.get(first[:1])
         if closer is not None and first.rstrip(" \t").endswith(closer) and complete_json(first) is not False:
             self._end_cont([])
 
@@ -357,7 +309,7 @@ class Blocks:
                     self._head_done(ln, cont)
             else:
                 cont.headers_seen = True
-                m = _AUTH_IN_HEADERS.search(joined)
+                m = AUTH_IN_HEADERS.search(joined)
                 if m is not None:
                     self._header_value(cont, m.group(1))
 
@@ -391,11 +343,11 @@ class Blocks:
             self._drop_lane_if_empty(ln)
         request = self.pairing.take(o.key, o.at)
         status = o.status
+        body = "" if not o.keep_body or o.body is None else redact("\n".join(o.body))[:MAX_BODY_CHARS]
         if status is None:
             self.stats.responses_without_status += 1
         key = b"none" if status is None else str(status).encode("ascii")
         self.by_status[key] = self.by_status.get(key, 0) + 1
-        body = "" if not o.keep_body or o.body is None else redact("\n".join(o.body))[:MAX_BODY_CHARS]
         out.append(new_exchange(o.at, o.event, status, body, request, self.source))
 
     def _drop_lane_if_empty(self, ln: Lane) -> None:

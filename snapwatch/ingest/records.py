@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 from snapwatch.config import SourceConfig
-from snapwatch.ingest.blocks import MAX_BODY_CHARS, MAX_PAYLOAD_CHARS, PREFIX, Blocks, looks_unrecognized
+from snapwatch.ingest.blocks import Blocks
 from snapwatch.ingest.lineformats import LineReader
 from snapwatch.ingest.pairing import MAX_QUEUED_REQUESTS, Pairing
+from snapwatch.ingest.parts import MAX_BODY_CHARS, MAX_PAYLOAD_CHARS, PREFIX, looks_unrecognized
 from snapwatch.ingest.rawtext import clean, original_offset
 from snapwatch.ingest.shapes import (
     PendingRequest,
@@ -220,10 +221,10 @@ class Assembler:
                 if not blocks.idle:
                     return
                 continue
-            by_status[status_b] = by_status.get(status_b, 0) + 1
             request = take(key, at)
             status = int(status_b)
             text = "" if 200 <= status < 300 else redact(body.decode("utf-8"))[:MAX_BODY_CHARS]
+            by_status[status_b] = by_status.get(status_b, 0) + 1
             out.append(new_exchange(at, event, status, text, request, source))
 
     def _header_rest(self, rest: bytes) -> tuple[str, str]:
@@ -257,7 +258,11 @@ class Assembler:
             line = raw.strip()
             if not line:
                 continue
-            record = read(line)
+            try:
+                record = read(line)
+            except Exception:  # any failure of one record: counted, never fatal
+                self.stats.poison_records += 1
+                continue
             if record is None:
                 continue
             at, status, url, event, reason = record
