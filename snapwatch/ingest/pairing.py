@@ -40,7 +40,7 @@ class Pairing:
     never got a URL line in ``stats.requests_without_url``.
     """
 
-    __slots__ = ("first_seen", "last_seen", "queues", "set_aside", "stats", "timeout")
+    __slots__ = ("_at", "_cutoff", "first_seen", "last_seen", "queues", "set_aside", "stats", "timeout")
 
     def __init__(self, stats: ParseStats, timeout: timedelta = timedelta(seconds=120)) -> None:
         self.stats = stats
@@ -49,6 +49,7 @@ class Pairing:
         self.set_aside: dict[Key, deque[Waiting]] = {}
         self.first_seen: dict[str | None, datetime] = {}  # token fingerprint → when a request first carried it
         self.last_seen: dict[str | None, datetime] = {}  # … and last
+        self._at, self._cutoff = EPOCH, EPOCH - timeout
 
     def room_for(self, key: Key) -> deque[Waiting]:
         """The queue for ``key``, with room for one more request (the oldest unanswered one goes)."""
@@ -75,8 +76,10 @@ class Pairing:
         """The request a response of ``key`` at ``at`` answers, now answered; None (counted) when none waits."""
         queue = self.queues.get(key)
         if queue:
+            if at is not self._at:  # records of one second share one datetime: one subtraction per second
+                self._at, self._cutoff = at, at - self.timeout
             head = queue[0]
-            if len(queue) == 1 and at - head.at <= self.timeout:  # the common case: one call in flight
+            if len(queue) == 1 and head.at >= self._cutoff:  # the common case: one call in flight
                 queue.popleft()
                 return self._build(head) if isinstance(head, PendingRequest) else head
             return self._take_from(key, queue, at)
