@@ -22,7 +22,7 @@ from snapwatch.ingest.shapes import (
     payload_pixel,
 )
 from snapwatch.ingest.stamps import EPOCH, Stamps, zone_of
-from snapwatch.model import Exchange, ParseStats
+from snapwatch.model import Exchange, ParseStats, Request
 from snapwatch.redact import redact
 
 # Every body kept (only non-2xx ones are) goes through ``redact`` first: a backend's error wrapper may quote
@@ -164,6 +164,7 @@ class Assembler:
         times, time_of, take, room_for = stamps.cache, stamps.time, self._pairing.take, self._pairing.room_for
         queues, seen, first_seen = self._pairing.queues, self._pairing.last_seen, self._pairing.first_seen
         source, by_status, api_count = self.source, self._by_status, self.requests_by_api
+        timeout, cut_at, cutoff = self._pairing.timeout, EPOCH, EPOCH
         last_url: bytes | None = None
         last_hint = api = ""
         fields: RequestFields | None = None
@@ -221,7 +222,19 @@ class Assembler:
                 if not blocks.idle:
                     return
                 continue
-            request = take(key, at)
+            queue = queues.get(key)
+            request: Request | None
+            if queue is not None and len(queue) == 1 and isinstance(head := queue[0], Request):
+                # the common case, inlined: one call of the event in flight, not waiting too long
+                if at is not cut_at:
+                    cut_at, cutoff = at, at - timeout
+                if head.at >= cutoff:
+                    queue.pop()
+                    request = head
+                else:
+                    request = take(key, at)
+            else:
+                request = take(key, at)
             status = int(status_b)
             text = "" if 200 <= status < 300 else redact(body.decode("utf-8"))[:MAX_BODY_CHARS]
             by_status[status_b] = by_status.get(status_b, 0) + 1
