@@ -77,7 +77,8 @@ class Blocks:
         self.by_status, self.requests_by_api, self.source = by_status, requests_by_api, source
         self.lanes: dict[bytes | None, Lane] = {}
         self.cont: Block | None = None  # the block whose multi-line part (body, payload, headers) is being read
-        self.cont_text: list[str] | None = None  # a payload's or Headers line's text so far
+        self.cont_text: list[str] | None = None  # a payload's or Headers line's text so far (None: not kept)
+        self.cont_chars = 0
         self.open_requests = 0
         self.interleaved = 0
         self.mark = 0  # where the line being read starts: a failure skips that line
@@ -202,7 +203,8 @@ class Blocks:
         elif msg.startswith(b"Headers:"):
             req = self._request_for(ln, AFTER_URL, URL_WANTED)
             if req is not None:
-                self.cont, self.cont_text = req, [msg[8:].decode("utf-8")]
+                first = msg[8:].decode("utf-8")
+                self.cont, self.cont_text, self.cont_chars = req, [first], len(first)
         elif msg.startswith(b"Authorization:"):
             req = self._request_for(ln, AFTER_URL, URL_WANTED)
             if req is not None:
@@ -272,7 +274,9 @@ class Blocks:
 
     def _start_payload(self, ln: Lane, req: PendingRequest, first: str) -> None:
         ln.last = req
-        self.cont, self.cont_text = req, [first]
+        # only a v2 payload is read (for its pixel_id); any other is passed over
+        self.cont, self.cont_text = req, [first] if api_key(req) == "v2" and req.pixel is None else None
+        self.cont_chars = len(first)
         closer = CLOSERS.get(first[:1])
         if closer is not None and first.rstrip(" \t").endswith(closer) and complete_json(first) is not False:
             self._end_cont([])
@@ -286,9 +290,10 @@ class Blocks:
                 self.cont = None
                 self._emit(self.lanes_of(cont), cont, out)
             return
-        assert self.cont_text is not None and type(cont) is PendingRequest
-        if sum(map(len, self.cont_text)) < MAX_PAYLOAD_CHARS:
+        assert type(cont) is PendingRequest
+        if self.cont_text is not None and self.cont_chars < MAX_PAYLOAD_CHARS:
             self.cont_text.append(line)
+            self.cont_chars += len(line) + 1
         if cont.stage == JSON_WANTED and line.rstrip(" \t") in ("}", "]"):
             self._end_cont(out)
 
@@ -299,19 +304,17 @@ class Blocks:
             if cont.closer is not None:
                 self.stats.truncated_bodies += 1
             self._emit(self.lanes_of(cont), cont, out)
-        elif type(cont) is PendingRequest and text is not None:
-            joined = "\n".join(text)
-            if cont.stage == JSON_WANTED:
-                if cont.pixel is None:
-                    cont.pixel = payload_pixel(joined[:MAX_PAYLOAD_CHARS])
-                ln = self.lanes_of(cont)
-                if ln is not None:
-                    self._head_done(ln, cont)
-            else:
-                cont.headers_seen = True
-                m = AUTH_IN_HEADERS.search(joined)
-                if m is not None:
-                    self._header_value(cont, m.group(1))
+        elif type(cont) is PendingRequest and cont.stage == JSON_WANTED:
+            if text is not None and cont.pixel is None:
+                cont.pixel = payload_pixel("\n".join(text)[:MAX_PAYLOAD_CHARS])
+            ln = self.lanes_of(cont)
+            if ln is not None:
+                self._head_done(ln, cont)
+        elif type(cont) is PendingRequest and text is not None:  # a Headers line and its continuation
+            cont.headers_seen = True
+            m = AUTH_IN_HEADERS.search("\n".join(text))
+            if m is not None:
+                self._header_value(cont, m.group(1))
 
     def _header_value(self, req: PendingRequest, value: str) -> None:
         """An Authorization header value; the first one of a request counts."""
