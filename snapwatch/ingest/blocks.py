@@ -4,7 +4,6 @@ processes write one file and their logging calls interleave, or because a block 
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -18,6 +17,8 @@ from snapwatch.ingest.parts import (
     OUT,
     PREFIX_MATCH,
     STATUS,
+    Block,
+    Lane,
     OpenResponse,
     complete_json,
     looks_unrecognized,
@@ -44,21 +45,6 @@ MAX_OPEN = 256  # open blocks per process; the oldest is closed as it is when mo
 # once a block header this much later (in record time) was read will not come.
 PART_WINDOW = timedelta(seconds=2)
 HeaderRest = Callable[[bytes], tuple[str, str]]
-
-
-Block = OpenResponse | PendingRequest
-
-
-class Lane:
-    """One process's open blocks (all of them when the log names no process), oldest first, and the block
-    its previous record line belonged to: a part goes there when it can, else to the oldest that can take it."""
-
-    __slots__ = ("last", "requests", "responses")
-
-    def __init__(self) -> None:
-        self.last: Block | None = None
-        self.requests: deque[PendingRequest] = deque()
-        self.responses: deque[OpenResponse] = deque()
 
 
 class Blocks:
@@ -383,6 +369,14 @@ class Blocks:
     def drop_cont(self) -> None:
         """After a failure inside a multi-line part: forget the part (its block stays open)."""
         self.cont = self.cont_text = None
+
+    def forget(self) -> None:
+        """After a failure while closing: forget every open block (their requests stay counted and paired)."""
+        self.drop_cont()
+        for req in [r for ln in self.lanes.values() for r in ln.requests]:
+            self.requests_by_api[api_key(req)] = self.requests_by_api.get(api_key(req), 0) + 1
+        self.open_requests = 0
+        self.lanes.clear()
 
     def _lane(self, lane: bytes | None) -> Lane:
         ln = self.lanes.get(lane)

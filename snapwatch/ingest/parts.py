@@ -1,13 +1,15 @@
 """The backend format's record lines and block parts: the prefix (with an optional process id), status codes,
-one-line JSON, and a response whose parts are still being read."""
+one-line JSON, a response whose parts are still being read, and a process's open blocks."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from datetime import datetime
 
 from snapwatch.ingest.pairing import Key
+from snapwatch.ingest.shapes import PendingRequest
 
 MAX_BODY_CHARS = 65536  # the raw body kept for diagnosis is cut here
 MAX_PAYLOAD_CHARS = 8192  # of a payload, only its pixel_id is read, in its first characters
@@ -70,3 +72,18 @@ class OpenResponse:
         if self.keep_body and self.body_chars <= MAX_BODY_CHARS:
             self.body.append(line)
             self.body_chars += len(line) + 1
+
+
+Block = OpenResponse | PendingRequest
+
+
+class Lane:
+    """One process's open blocks (all of them when the log names no process), oldest first, and the block
+    its previous record line belonged to: a part goes there when it can, else to the oldest that can take it."""
+
+    __slots__ = ("last", "requests", "responses")
+
+    def __init__(self) -> None:
+        self.last: Block | None = None
+        self.requests: deque[PendingRequest] = deque()
+        self.responses: deque[OpenResponse] = deque()

@@ -132,7 +132,11 @@ class Assembler:
         """Emit the responses still open. At the end of input, requests never answered are counted too;
         a follower's quiet flush (``end_of_input=False``) keeps them waiting for their responses."""
         out: list[Exchange] = []
-        self._blocks.close_all(out)
+        try:
+            self._blocks.close_all(out)
+        except Exception:  # any failure of one record: counted, never fatal
+            self.stats.poison_records += 1
+            self._blocks.forget()
         self.held_bytes = 0
         if end_of_input:
             self._pairing.end_of_input()
@@ -141,7 +145,7 @@ class Assembler:
     # ---- the backend format ------------------------------------------------------------------------
     def _feed_backend(self, buf: bytes, out: list[Exchange]) -> None:
         """Parse ``buf``; a record whose reading fails is counted and skipped, the rest goes on."""
-        pos = 0
+        pos = self._blocks.mark = 0
         while True:
             try:
                 self._scan(buf, pos, out)
@@ -149,7 +153,7 @@ class Assembler:
             except Exception:  # any failure of one record: counted, never fatal
                 self.stats.poison_records += 1
                 self._blocks.drop_cont()
-                eol = buf.find(b"\n", self._blocks.mark)
+                eol = buf.find(b"\n", max(pos, self._blocks.mark))  # the line it failed on is skipped
                 pos = len(buf) if eol < 0 else eol + 1
 
     def _scan(self, buf: bytes, pos: int, out: list[Exchange]) -> None:  # noqa: PLR0915 (one hot loop, inlined on purpose)
