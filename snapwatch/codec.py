@@ -161,7 +161,8 @@ def diagnosis_from(d: dict[str, Any]) -> Diagnosis:
     """Reads ``Diagnosis.to_json()`` back (its ``verdict`` is derived, so it is not read)."""
     findings = tuple(
         Finding(code=FindingCode(f["code"]), severity=Severity(f["severity"]), confidence=Confidence(f["confidence"]),
-                title=f["title"], evidence=tuple(f["evidence"]), remediation=tuple(f["remediation"]))
+                title=f["title"], evidence=tuple(f["evidence"]), remediation=tuple(f["remediation"]),
+                count=f.get("count"))
         for f in d["findings"])
     return Diagnosis(findings=findings, ruled_out=tuple(d["ruled_out"]), recovery=tuple(d.get("recovery", ())),
                      working_token=d.get("working_token"))

@@ -82,6 +82,8 @@ class FindingCode(StrEnum):
     LOG_SILENT = "log-silent"
     LOG_GAP = "log-gap"
     TOKEN_IN_LOG = "token-in-log"
+    REQUESTS_UNANSWERED = "requests-unanswered"
+    LOG_INTERLEAVED = "log-interleaved"
 
 
 class Severity(StrEnum):
@@ -156,9 +158,10 @@ class Finding:
     title: str
     evidence: tuple[str, ...] = ()
     remediation: tuple[str, ...] = ()
+    count: int | None = None  # how many records the finding is about, when it counts them
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "code": self.code.value,
             "severity": self.severity.value,
             "confidence": self.confidence.value,
@@ -166,6 +169,9 @@ class Finding:
             "evidence": list(self.evidence),
             "remediation": list(self.remediation),
         }
+        if self.count is not None:
+            out["count"] = self.count
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,9 +254,13 @@ class ParseStats:
     truncated_bodies: int = 0  # response bodies whose JSON never closed
     responses_without_status: int = 0
     unpaired_responses: int = 0  # responses whose request was never seen
-    unpaired_requests: int = 0  # requests that never got a response (at end of input)
+    unpaired_requests: int = 0  # requests dropped unanswered from a full pairing queue
     bad_timestamps: int = 0
     malformed_records: int = 0  # records of the configured format that could not be read
+    unanswered_requests: int = 0  # requests with no response within pairing_timeout (or by the end of input)
+    requests_without_url: int = 0  # request blocks whose URL line never came (no token, pixel or API known)
+    poison_records: int = 0  # records whose reading failed (nesting too deep, …): skipped, the rest goes on
+    unrecognized_lines: int = 0  # request/response header lines whose prefix is no format snapwatch reads
     extra: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, int]:
@@ -264,6 +274,10 @@ class ParseStats:
             "unpaired_requests": self.unpaired_requests,
             "bad_timestamps": self.bad_timestamps,
             "malformed_records": self.malformed_records,
+            "unanswered_requests": self.unanswered_requests,
+            "requests_without_url": self.requests_without_url,
+            "poison_records": self.poison_records,
+            "unrecognized_lines": self.unrecognized_lines,
         }
         out.update(self.extra)
         return out

@@ -183,10 +183,16 @@ def _status_text(data: dict[str, object]) -> str:
         counts = ", ".join(f"{code}: {n}" for code, n in s["responses"].items()) or "no responses yet"
         lines.append(f"{s['path']}: offset {s['offset']} (inode {s['inode']}), {s['requests']} requests; "
                      f"{counts}; last record {s['last_record_at'] or 'never'}")
+        lines.extend(f"  token {fp}: {n['accepted']} accepted, {n['rejected']} rejected"
+                     for fp, n in s.get("tokens", {}).items())
+        skipped = ", ".join(f"{kind} {n}" for kind, n in s.get("skipped", {}).items())
+        if skipped:
+            lines.append(f"  not taken at face value: {skipped}")
     incidents = data["incidents"]
     assert isinstance(incidents, list)
     lines.append(f"open incidents: {len(incidents) or 'none'}")
-    lines.extend(f"  {i['rule']} on {i['source']} since {i['opened_at']}: {i['verdict'] or 'unknown'}"
+    lines.extend(f"  {i['rule']} on {i['source']} since {i['opened_at']}"
+                 + (f", {i['responses']} failed" if "responses" in i else "") + f": {i['verdict'] or 'unknown'}"
                  for i in incidents)
     outbox = data["outbox"]
     assert isinstance(outbox, dict)

@@ -43,8 +43,10 @@ class Detector:
     resolves at the next exchange. One incident per rule is open at a time; ``opened_at`` is the
     first failure of its streak (window rules: the first failure in the window). A failure counted
     into an open incident emits UPDATED when its time is later than the incident's ``last_at`` (at
-    most one per record timestamp, so floods stay cheap; none with ``emit_updates=False``); the
-    counts are always current in ``open_incidents()`` and RESOLVED. Disabled rules never open; an
+    most one per record timestamp, so floods stay cheap; none with ``emit_updates=False``), and
+    ``updates()`` hands out one more for each incident counted into since its last transition, so a
+    caller that asks after each batch reports counts exact at that moment; the counts are always
+    current in ``open_incidents()`` and RESOLVED. Disabled rules never open; an
     incident restored from a snapshot still counts and resolves.
 
     Timestamps must be timezone-aware. A record older than its predecessor is counted normally,
@@ -163,6 +165,14 @@ class Detector:
         self._open_incident(Rule.SILENCE, Tally(last + after, None, last + after), out)
         return out
 
+    def updates(self) -> list[Transition]:
+        """UPDATED for each open incident whose counts changed since its last transition (none with
+        ``emit_updates=False``)."""
+        if not self._emit_updates:
+            return []
+        return [self._transition(TransitionKind.UPDATED, rule, t) for rule, t in self._open.items()
+                if t.count != t.reported]
+
     def open_incidents(self) -> list[Incident]:
         """The incidents open now, in the order they opened."""
         return [self._incident(rule, t) for rule, t in self._open.items()]
@@ -262,7 +272,7 @@ class Detector:
         self._serial += 1
         tally.id = incident_id(rule, self.source, tally.opened_at, self._serial)
         self._open[rule] = tally
-        out.append(Transition(TransitionKind.OPENED, self._incident(rule, tally)))
+        out.append(self._transition(TransitionKind.OPENED, rule, tally))
 
     def _update(self, rule: Rule, at: datetime, key: str, out: list[Transition]) -> None:
         tally = self._open[rule]
@@ -271,12 +281,17 @@ class Detector:
         fresh = at > tally.last_at
         tally.add(at, key)
         if fresh and self._emit_updates:
-            out.append(Transition(TransitionKind.UPDATED, self._incident(rule, tally)))
+            out.append(self._transition(TransitionKind.UPDATED, rule, tally))
 
     def _resolve(self, rule: Rule, at: datetime, out: list[Transition]) -> None:
         tally = self._open.pop(rule)
         tally.last_at = at
-        out.append(Transition(TransitionKind.RESOLVED, self._incident(rule, tally, at)))
+        out.append(self._transition(TransitionKind.RESOLVED, rule, tally, at))
+
+    def _transition(self, kind: TransitionKind, rule: Rule, t: Tally, resolved_at: datetime | None = None,
+                    ) -> Transition:
+        t.reported = t.count
+        return Transition(kind, self._incident(rule, t, resolved_at))
 
     def _incident(self, rule: Rule, t: Tally, resolved_at: datetime | None = None) -> Incident:
         return Incident(

@@ -128,6 +128,9 @@ class SourcePipeline:
         if exchanges:
             batch.last_record_at = exchanges[-1].at
             self.timeline.observe_all(exchanges)
+            # The counts of every incident the batch counted into, as they stand at its end: an alert or
+            # a report taken after this batch says exactly how many failed so far.
+            transitions.extend(self.detector.updates())
         return batch
 
 

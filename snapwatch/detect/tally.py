@@ -36,6 +36,7 @@ class Tally:
     count: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     id: str = ""  # set when the tally becomes an incident
+    reported: int = 0  # ``count`` as of the last transition handed out for it
 
     def add(self, at: datetime, key: str) -> None:
         self.count += 1

@@ -251,6 +251,19 @@ FINDINGS: Mapping[FindingCode, FindingFacts] = {
         "Anyone who can read {logs} can use the token: consider generating a new one in {bm_path} "
         "and deleting the old one",
     )),
+    FindingCode.REQUESTS_UNANSWERED: FindingFacts(Severity.INFO, "Requests with no logged response", (
+        "Look in the backend's error output for client timeouts or crashes at those times: the CAPI log "
+        "({logs}) holds no response for these requests",
+        "If Snap answers slowly rather than not at all, give the backend's HTTP client a longer timeout",
+    )),
+    FindingCode.LOG_INTERLEAVED: FindingFacts(
+        Severity.INFO, "Several processes write the log and their lines interleave", (
+            "Add the process id to the backend's log format, after the time: "
+            "'%(asctime)s - [%(process)d] - %(levelname)s - %(message)s'; snapwatch then pairs each "
+            "response with a request of its own process",
+            "Until then each status and body line goes to the oldest response still missing it: the counts "
+            "by status stay exact, the token a response is credited to may not",
+        )),
 }
 
 

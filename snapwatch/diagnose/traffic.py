@@ -1,14 +1,16 @@
-"""Diagnosis rules beyond the token: 429, 5xx, 400/INVALID, silence, log gaps, tokens in the log, v2."""
+"""Diagnosis rules beyond the token: 429, 5xx, 400/INVALID, silence, log gaps, tokens in the log, v2, and how
+the log itself is written (requests left unanswered, interleaved processes)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from snapwatch.diagnose import facts as knowledge
 from snapwatch.diagnose.case import BACKGROUND, DIRECT, PRESENT, Case, fps_in, iso
 from snapwatch.ingest.body import body_fields
-from snapwatch.model import Api, Confidence, Rule
+from snapwatch.model import Api, Confidence, Finding, Rule
 from snapwatch.model import FindingCode as F
 
 
@@ -57,6 +59,44 @@ def hygiene(c: Case) -> None:
         c.add(F.TOKEN_IN_LOG, Confidence.HIGH, BACKGROUND,
               f"{c.values['logs']}: request URLs carry the access token in clear text "
               f"(tokens {', '.join(fps) or 'unknown'})")
+
+
+@dataclass(frozen=True, slots=True)
+class LogCounts:
+    """What reading one log showed about how it is written: requests left unanswered, interleaved parts."""
+
+    path: str
+    unanswered: int = 0
+    interleaved: int = 0
+    pairing_timeout: str = "2m"
+
+
+def log_findings(logs: Sequence[LogCounts]) -> list[Finding]:
+    """Findings about the logs themselves, whatever the incidents: ``requests-unanswered`` (with the count
+    of requests that never got a logged response) and ``log-interleaved`` (several processes, no process
+    id in the format). One finding per code, over every log."""
+    found: list[Finding] = []
+    where = ", ".join(log.path for log in logs) or "the backend's CAPI log"
+    unanswered = [log for log in logs if log.unanswered]
+    if unanswered:
+        total = sum(log.unanswered for log in unanswered)
+        found.append(_log_finding(F.REQUESTS_UNANSWERED, where, total, *(
+            f"{log.path}: {log.unanswered} request(s) got no response within pairing_timeout "
+            f"({log.pairing_timeout}) or by the end of the log; none was paired with a later response"
+            for log in unanswered)))
+    interleaved = [log for log in logs if log.interleaved]
+    if interleaved:
+        found.append(_log_finding(F.LOG_INTERLEAVED, where, None, *(
+            f"{log.path}: {log.interleaved} status, body or head line(s) came after other blocks' lines, "
+            "and the lines name no process" for log in interleaved)))
+    return found
+
+
+def _log_finding(code: F, logs: str, count: int | None, *evidence: str) -> Finding:
+    facts = knowledge.FINDINGS[code]
+    values = {"logs": logs}
+    return Finding(code, facts.severity, Confidence.HIGH, knowledge.title(code, values), tuple(evidence),
+                   knowledge.remediation(code, values), count=count)
 
 
 def invalid_reasons(bodies: Iterable[str]) -> Counter[str]:

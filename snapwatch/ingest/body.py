@@ -34,7 +34,7 @@ def body_fields(body: str) -> BodyFields:
     stripped = body.strip()
     try:
         data = json.loads(stripped) if stripped[:1] in ("{", "[") else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read: the text is what there is
         data = None
     if not isinstance(data, dict):
         if data is not None:

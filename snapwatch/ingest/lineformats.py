@@ -42,7 +42,7 @@ class LineReader:
         else:
             try:
                 obj = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # nested too deep to read: a malformed record like any other
                 obj = None
             if not isinstance(obj, dict):
                 self._stats.malformed_records += 1
@@ -94,12 +94,15 @@ class LineReader:
 
 
 def _int(value: object) -> int | None:
+    """A status code: three digits at most (a longer one is no status, and would overflow int-string limits)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+        return value if 0 <= value <= 999 else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit() and text.isascii() and len(text) <= 3:
+            return int(text)
     return None
 
 

@@ -3,6 +3,7 @@ cheap slot-filling constructors."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -98,16 +99,43 @@ def url_parts(url: str) -> tuple[Api, str, str | None, str | None]:
     return api, path, pixel, None
 
 
-class PendingRequest:
-    """A request waiting for its response: mutable while its block is still being read."""
+# How far a request's head has been read (PendingRequest.stage).
+URL_WANTED, AFTER_URL, JSON_WANTED, HEAD_DONE = range(4)
 
-    __slots__ = ("api_hint", "at", "auth", "event", "headers_seen", "url")
+
+class PendingRequest:
+    """A request whose block is still being read: mutable until its response takes it.
+
+    ``stage`` is how far its head has been read: URL_WANTED, then AFTER_URL (Method, Headers,
+    Authorization, Payload may follow), then JSON_WANTED (the Payload line was read, its JSON is the
+    next record of the request), then HEAD_DONE. ``pixel`` is the ``pixel_id`` its payload named.
+    """
+
+    __slots__ = ("api_hint", "at", "auth", "event", "headers_seen", "pixel", "stage", "url")
 
     def __init__(self, at: datetime, event: str, api_hint: str) -> None:
         self.at, self.event, self.api_hint = at, event, api_hint
         self.url: UrlFields | None = None
         self.auth: tuple[str | None, TokenKind | None] | None = None  # Authorization header seen
         self.headers_seen = False
+        self.pixel: str | None = None
+        self.stage = URL_WANTED
+
+    @property
+    def token_fp(self) -> str | None:
+        """The fingerprint of the token it carries so far (URL first, then the header)."""
+        if self.url is not None and self.url[3] is not None:
+            return self.url[3]
+        return self.auth[0] if self.auth is not None else None
+
+
+_PIXEL_ID = re.compile(r'"pixel_id"\s*:\s*"([^"\\]{1,200})"')
+
+
+def payload_pixel(text: str) -> str | None:
+    """The ``pixel_id`` a (v2) request payload names, read without parsing the JSON (it may be cut or deep)."""
+    m = _PIXEL_ID.search(text)
+    return m.group(1) if m is not None else None
 
 
 def api_key(req: PendingRequest) -> str:
@@ -118,13 +146,16 @@ def api_key(req: PendingRequest) -> str:
 
 
 def build_request(req: PendingRequest) -> Request:
-    """The finished request; the token's placement is the query, else the header, else none or unknown."""
+    """The finished request; the token's placement is the query, else the header, else none or unknown.
+    The pixel is the URL's (v3), or the one a v2 payload named."""
     if req.url is not None:
         api, path, pixel, fp, kind = req.url
     else:
         api, path, pixel, fp, kind = Api.UNKNOWN, "", None, None, None
     if api is Api.UNKNOWN and req.api_hint in ("v2", "v3"):
         api = Api(req.api_hint)
+    if pixel is None and api is Api.V2:
+        pixel = req.pixel
     if fp is not None:
         placement = Placement.QUERY
     elif req.auth is not None:
@@ -166,8 +197,11 @@ class TokenBook:
         return fp, kind
 
     def header(self, value: str) -> tuple[str | None, TokenKind | None]:
-        """An Authorization header value → its token's fingerprint and kind ((None, None) when masked)."""
-        value = value.strip()
+        """An Authorization header value → its token's fingerprint and kind ((None, None) when masked).
+
+        ``Bearer X`` is the header's correct form (what v2 wants): the token is X, and the scheme is no
+        defect of it (a ``Bearer `` inside a configured value still is)."""
+        value = _SCHEME.sub("", value.strip(), count=1)
         return (None, None) if _masked(normalize(value)) else self.token(value)
 
     def url(self, raw: bytes) -> UrlFields:
@@ -182,6 +216,9 @@ class TokenBook:
             self._urls.clear()
         self._urls[raw] = fields
         return fields
+
+
+_SCHEME = re.compile(r"(?i)^bearer\s+")
 
 
 def _masked(value: str) -> bool:

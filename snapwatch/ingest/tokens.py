@@ -32,7 +32,7 @@ def _b64_json(part: str) -> dict[str, object] | None:
         return None
     try:
         decoded = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         return None
     return decoded if isinstance(decoded, dict) else None
 

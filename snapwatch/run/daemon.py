@@ -305,12 +305,10 @@ class Daemon:
         if f.pipeline.assembler.held_bytes:
             return  # part of a response is still held: commit once it completes (or the quiet flush)
         owed, f.owed = f.owed, Owed()
-        pipeline = f.pipeline
-        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot(),
-                    "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}}
-        self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
+        self.store.commit_batch(f.checkpoint, path=f.pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
-                                source_memory=snapshot, incident_changes=owed.incident_rows(self.investigator.verdicts),
+                                source_memory=f.memory(),
+                                incident_changes=owed.incident_rows(self.investigator.verdicts),
                                 minutes=owed.minutes, switches=owed.switches)
         self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once
 

@@ -16,12 +16,18 @@ from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
-from snapwatch.model import Checkpoint, Exchange, Incident, Transition
+from snapwatch.model import Checkpoint, Exchange, Incident, ParseStats, Transition
 from snapwatch.run.telemetry import FileView
 from snapwatch.store.state import IncidentRow
 from snapwatch.tail.watch import Follower
 
 log = logging.getLogger(__name__)
+
+
+INTERLEAVED = ("%s: several processes write this log and their lines interleave (%d line(s) so far came after "
+               "other blocks' lines): add the process id to the backend's log format, after the time "
+               "('%%(asctime)s - [%%(process)d] - %%(levelname)s - %%(message)s'), so that each response is "
+               "paired with a request of its own process")
 
 
 @dataclass(slots=True)
@@ -67,27 +73,53 @@ class FollowedFile:
     checkpoint: Checkpoint | None = None
     tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
+    interleaving_said: bool = False
 
     @classmethod
     def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
                  memory: Mapping[str, Any] | None) -> FollowedFile:
-        """A file's pipeline with the detector and history the store remembers for it (``memory``)."""
+        """A file's pipeline with the detector, history and parse counts the store remembers for it
+        (``memory``, as ``memory()`` wrote it)."""
         saved = memory or {}
         detector = Detector.restore(rules, path, saved["detector"]) if "detector" in saved else Detector(rules, path)
         history = History.restore(saved["history"]) if "history" in saved else History()
-        return cls(SourcePipeline(config, rules, label=path, detector=detector, history=history,
-                                  views_at_opening=True))
+        followed = cls(SourcePipeline(config, rules, label=path, detector=detector, history=history,
+                                      views_at_opening=True))
+        stats = followed.pipeline.assembler.stats
+        for kind, n in dict(saved.get("parse") or {}).items():
+            if kind in ParseStats.__dataclass_fields__ and kind not in ("extra", "lines"):
+                setattr(stats, kind, int(n))
+            else:
+                stats.extra[kind] = int(n)
+        followed.skipped_said = stats.to_json()
+        followed.interleaving_said = bool(saved.get("interleaved"))
+        return followed
 
-    def say_skipped(self, path: str) -> None:
-        """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
+    def memory(self) -> dict[str, Any]:
+        """What the store keeps for this file beside its checkpoint (restored by ``restored``)."""
+        pipeline = self.pipeline
+        return {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot(),
+                "parse": pipeline.assembler.stats.to_json(),
+                "interleaved": pipeline.assembler.interleaved or self.interleaving_said,
+                "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}}
+
+    def news(self, path: str) -> list[str]:
+        """What the parser could not take at face value since last asked, and (once) interleaved writers:
+        one log line each, so nothing is skipped silently."""
+        said: list[str] = []
         for kind, total in self.pipeline.assembler.stats.to_json().items():
             if kind == "unmatched_lines":
                 continue  # a regex source's other lines are expected; scan reports how many
             new = total - self.skipped_said.get(kind, 0)
             if new > 0:
-                log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
-                            path, new, kind.replace("_", " "), total)
+                said.append(f"{path}: {new} more record(s) not taken at face value: {kind.replace('_', ' ')} "
+                            f"({total} in all since start)")
                 self.skipped_said[kind] = total
+        interleaved = self.pipeline.assembler.interleaved
+        if interleaved and not self.interleaving_said:
+            self.interleaving_said = True
+            said.append(INTERLEAVED % (path, interleaved))
+        return said
 
 
 class Source:
@@ -111,7 +143,8 @@ class Source:
     def say_problems(self) -> None:
         """Log, as they happen, the records not taken at face value and the over-long lines cut."""
         for path, f in self.files.items():
-            f.say_skipped(path)
+            for line in f.news(path):
+                log.warning("%s", line)
         if self.cuts.long_lines > self.cuts_said:
             log.warning("%s: %d more line(s) over max_line_bytes (%d) cut (%d in all since start)",
                         self.config.path, self.cuts.long_lines - self.cuts_said, self.config.max_line_bytes,

@@ -15,10 +15,11 @@ from typing import BinaryIO, TextIO
 
 from snapwatch.alert.inhibit import explains
 from snapwatch.codec import duration, iso
-from snapwatch.config import Config, InhibitRule, SourceConfig, TokenConfig
+from snapwatch.config import Config, InhibitRule, SourceConfig, TokenConfig, format_duration
 from snapwatch.detect.pipeline import Batch, Recovery, SourcePipeline, SourceView
 from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.diagnose.text import diagnosis_sections, sections_text
+from snapwatch.diagnose.traffic import LogCounts, log_findings
 from snapwatch.errors import SourceError
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.model import Diagnosis, EnvState, Finding, Incident, ParseStats, TransitionKind
@@ -133,6 +134,12 @@ class ScanReport:
     minutes: dict[tuple[str, datetime, str], int] = field(default_factory=dict)
     switches: list[tuple[str, TokenSwitch]] = field(default_factory=list)
     log_gaps: list[GzipDamage] = field(default_factory=list)  # files read only up to their damage
+    logs: list[LogCounts] = field(default_factory=list)  # how each log is written (unanswered, interleaved)
+
+    @property
+    def hygiene(self) -> list[Finding]:
+        """Findings about the logs themselves: requests left unanswered, interleaved writers."""
+        return log_findings(self.logs)
 
     def to_json(self) -> dict[str, object]:
         incidents = []
@@ -155,10 +162,12 @@ class ScanReport:
             "files": self.files,
             "responses": {"total": sum(self.by_status.values()), "by_status": dict(sorted(self.by_status.items()))},
             "requests": {"total": sum(self.requests_by_api.values()),
-                         "by_api": dict(sorted(self.requests_by_api.items()))},
+                         "by_api": dict(sorted(self.requests_by_api.items())),
+                         "unanswered": self.stats.unanswered_requests},
             "tokens": [t.to_json() for t in sorted(self.tokens_seen.values(), key=lambda t: t.first_seen)],
             "incidents": incidents,
             "security": [f.to_json() for f in self.security],
+            "hygiene": [f.to_json() for f in self.hygiene],
             "skipped": self.stats.to_json(),
             "log_gaps": [{"code": "log-gap", "path": d.name, "readable_bytes": d.at, "reason": d.reason}
                          for d in self.log_gaps],
@@ -199,7 +208,7 @@ def scan_files(
         for incident_id, view in views.items():  # still open at the end of the input
             if diagnoser is not None:
                 records[incident_id].diagnosis = diagnoser(view, records[incident_id].incident, None)
-        _merge_source(report, pipeline, splitter)
+        _merge_source(report, pipeline, splitter, format_duration(source.pairing_timeout))
         minutes, switches = pipeline.timeline.take()
         report.minutes.update(((base, minute, status), n) for (minute, status), n in minutes.items())
         report.switches += [(base, s) for s in switches]
@@ -237,7 +246,7 @@ def _fold(incidents: list[ScannedIncident], rules: list[InhibitRule]) -> None:
                 break
 
 
-def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter) -> None:
+def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter, timeout: str) -> None:
     assembler = pipeline.assembler
     by_token = report.tokens_seen
     for usage in pipeline.history.usages():
@@ -263,6 +272,7 @@ def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSp
     for name, n in stats.extra.items():  # e.g. a regex source's unmatched_lines
         report.stats.extra[name] = report.stats.extra.get(name, 0) + n
     report.stats.long_lines += splitter.long_lines
+    report.logs.append(LogCounts(pipeline.label, stats.unanswered_requests, assembler.interleaved, timeout))
 
 
 def scan_with_diagnosis(paths: Iterable[str | Path], config: Config, token_config: TokenConfig,
@@ -349,6 +359,8 @@ def render_text(report: ScanReport) -> str:
     lines.extend(f"Security: {title}" + "".join(f"\n  - {line}" for line in evidence)
                  for title, evidence in by_title.items())
     lines.extend(f"Log gap: {d}; the rest of it is lost" for d in report.log_gaps)
+    lines.extend(f"Log: {finding.title}" + "".join(f"\n  - {line}" for line in finding.evidence)
+                 for finding in report.hygiene)
     skipped = {k: v for k, v in report.stats.to_json().items() if v}
     if skipped:
         lines.append("Not taken at face value: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from snapwatch.codec import dt, duration, iso, stored_json
+from snapwatch.detect.history import History
 from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.model import Checkpoint, EnvState, Gap
 from snapwatch.store.history import utc
@@ -249,18 +250,24 @@ class Store:
         return [Gap(r[0], r[0], r[1] or 0, r[2] or 0, r[3], dt(r[4]), dt(r[5]), r[6]) for r in rows]
 
     def status(self) -> dict[str, object]:
-        """What ``status --json`` prints (contract.md): sources, open incidents, outbox counts."""
-        sources = [
-            {"path": path, "inode": inode, "offset": offset, "responses": self.counters(path),
-             "requests": requests, "last_record_at": last}
-            for path, inode, offset, requests, last in self.conn.execute(
-                "SELECT path, inode, offset, requests, last_record_at FROM sources ORDER BY path")
-        ]
-        incidents = [
-            {"id": i.id, "rule": i.rule, "source": i.source, "state": i.state,
-             "opened_at": iso(i.opened_at), "verdict": i.verdict}
-            for i in self.incidents(open_only=True)
-        ]
+        """What ``status --json`` prints (contract.md): sources, open incidents, outbox counts.
+
+        Beyond the contract: per source what the parser could not take at face value (``skipped``, e.g.
+        ``unanswered_requests``) and Snap's answers per token fingerprint (``tokens``); per incident its
+        counts as of the last committed batch (``responses``, ``by_status``)."""
+        sources = []
+        for path, inode, offset, requests, last in self.conn.execute(
+                "SELECT path, inode, offset, requests, last_record_at FROM sources ORDER BY path").fetchall():
+            memory = self.source_memory(path) or {}
+            sources.append({"path": path, "inode": inode, "offset": offset, "responses": self.counters(path),
+                            "requests": requests, "last_record_at": last,
+                            "skipped": {k: n for k, n in dict(memory.get("parse") or {}).items() if n},
+                            "tokens": _tokens(memory.get("history"))})
+        incidents = []
+        for i in self.incidents(open_only=True):
+            counts = _counts(i.json)
+            incidents.append({"id": i.id, "rule": i.rule, "source": i.source, "state": i.state,
+                              "opened_at": iso(i.opened_at), "verdict": i.verdict, **counts})
         outbox = {"pending": 0, "delivered": 0, "failed": 0}
         for state, count in self.conn.execute("SELECT state, count(*) FROM outbox GROUP BY state"):
             outbox[state] = count
@@ -302,3 +309,29 @@ def _open_db_file(path: Path) -> tuple[int, int]:
         return st.st_dev, st.st_ino
     finally:
         os.close(fd)
+
+
+def _tokens(history: object) -> dict[str, dict[str, int]]:
+    """Per token fingerprint, the 2xx and 401/403 answers a stored history counted (over every pixel)."""
+    if not isinstance(history, dict):
+        return {}
+    try:
+        usages = list(History.restore(history).usages())
+    except ValueError:
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for u in usages:
+        if u.token_fp is not None:
+            seen = out.setdefault(u.token_fp, {"accepted": 0, "rejected": 0})
+            seen["accepted"] += u.accepted
+            seen["rejected"] += u.rejected
+    return dict(sorted(out.items()))
+
+
+def _counts(text: str) -> dict[str, object]:
+    """An incident row's stored counts (``responses``, ``by_status``), when it has them."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return {k: data[k] for k in ("responses", "by_status") if isinstance(data, dict) and k in data}

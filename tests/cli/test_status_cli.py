@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from snapwatch.ingest.tokens import fingerprint
 from snapwatch.store.state import Store
 from snapwatch.synthetic import Call, backend_logger, log_call
 from tests.helpers.cli import snapwatch_process
@@ -22,7 +23,8 @@ FINDING_CODES = {
     "token-drift", "token-changed", "token-previously-accepted", "token-revoked", "token-unlogged",
     "token-rejected-for-pixel", "auth-placement",
     "endpoint-changed", "pixel-changed", "v2-deprecated", "probe-accepted", "probe-rejected", "probe-failed",
-    "rate-limited", "server-errors", "invalid-events", "log-silent", "log-gap", "token-in-log", "unknown",
+    "rate-limited", "server-errors", "invalid-events", "log-silent", "log-gap", "token-in-log", "requests-unanswered",
+    "log-interleaved", "pixel-malformed", "unknown",
 }
 
 
@@ -89,6 +91,9 @@ def test_status_after_a_daemon_run_has_the_contract_shape_and_no_token(tmp_path:
     assert (source["inode"], source["offset"]) == (st.st_ino, st.st_size)
     assert source["responses"] == {"200": 6, "401": 7} == dict(written)
     assert source["requests"] == 13
+    assert source["tokens"] == {fingerprint(token): {"accepted": 6, "rejected": 0},
+                                fingerprint(old_token): {"accepted": 0, "rejected": 7}}
+    assert source["skipped"] == {}
     assert abs((_aware(source["last_record_at"]) - datetime.now(UTC)).total_seconds()) < 120
 
     incidents = data["incidents"]
@@ -99,6 +104,7 @@ def test_status_after_a_daemon_run_has_the_contract_shape_and_no_token(tmp_path:
     assert (incident["rule"], incident["state"]) == ("auth-failures", "open")
     assert _aware(incident["opened_at"]) <= _aware(source["last_record_at"])
     assert incident["verdict"] in FINDING_CODES
+    assert (incident["responses"], incident["by_status"]) == (7, {"401": 7})  # every failure so far
 
     assert data["outbox"] == {"pending": 0, "delivered": 1, "failed": 0}
     assert running["outbox"] == data["outbox"]  # read while the daemon ran: the same store, no lock trouble
@@ -106,7 +112,8 @@ def test_status_after_a_daemon_run_has_the_contract_shape_and_no_token(tmp_path:
     text = _status_text(config)
     assert f"{log_path}: offset {st.st_size} (inode {st.st_ino}), 13 requests" in text
     assert "200: 6, 401: 7" in text
-    assert "open incidents: 1" in text and "auth-failures" in text
+    assert "open incidents: 1" in text and "auth-failures" in text and ", 7 failed: " in text
+    assert f"  token {fingerprint(old_token)}: 0 accepted, 7 rejected" in text
     assert "outbox: 0 pending, 1 delivered, 0 failed" in text
 
     state_files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]

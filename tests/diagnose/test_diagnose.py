@@ -15,7 +15,7 @@ from snapwatch.detect.history import History
 from snapwatch.diagnose import facts as knowledge
 from snapwatch.diagnose.case import Evidence
 from snapwatch.diagnose.rank import diagnose
-from snapwatch.diagnose.traffic import invalid_reasons
+from snapwatch.diagnose.traffic import LogCounts, invalid_reasons, log_findings
 from snapwatch.ingest.shapes import url_parts
 from snapwatch.ingest.tokens import TokenReport, fingerprint, inspect, kind_of
 from snapwatch.model import (
@@ -170,6 +170,8 @@ def test_every_finding_code_has_a_scenario() -> None:
     produced: set[str] = set()
     for name in NAMES:
         produced.update(_codes(diagnose(load(name).evidence)))
+    # How the log is written is judged from its reading, not from an incident's evidence (scan, the daemon).
+    produced.update(f.code.value for f in log_findings([LogCounts("app.log", unanswered=3, interleaved=2)]))
     assert produced == {c.value for c in FindingCode}, {c.value for c in FindingCode} - produced
 
 

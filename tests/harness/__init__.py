@@ -41,6 +41,7 @@ __all__ = [
     "compare",
     "daemon_counts",
     "daemon_requests",
+    "daemon_tokens",
     "fake_snap",
     "findings",
     "fingerprint",
@@ -291,6 +292,16 @@ def daemon_counts(status: dict[str, Any]) -> Counter[str]:
     return out
 
 
+def daemon_tokens(status: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """status --json: per token fingerprint (accepted, rejected), summed over the sources."""
+    out: dict[str, tuple[int, int]] = {}
+    for source in status["sources"]:
+        for fp, counts in source.get("tokens", {}).items():
+            accepted, rejected = out.get(fp, (0, 0))
+            out[fp] = (accepted + int(counts["accepted"]), rejected + int(counts["rejected"]))
+    return out
+
+
 def daemon_requests(status: dict[str, Any]) -> int:
     return sum(int(s["requests"]) for s in status["sources"])
 
@@ -343,9 +354,9 @@ def compare(tally: Tally, scan: dict[str, Any], status: dict[str, Any] | None, *
 
     By status: scan's ``responses.by_status`` and the daemon's counters must equal the tally exactly (so a
     ``"none"`` key is a mismatch). Requests: both totals must equal what the server received. By token:
-    scan's (accepted, rejected) per fingerprint must equal the tally's; with ``tokens_in_log=False`` (v2,
-    the header is not logged) scan cannot know the token, and must name none the tally does not
-    back with exactly those counts."""
+    scan's and the daemon's (accepted, rejected) per fingerprint must equal the tally's; with
+    ``tokens_in_log=False`` (v2, the header is not logged) neither can know the token, and must name none the
+    tally does not back with exactly those counts."""
     problems: list[str] = []
     expected = dict(sorted(tally.expected_by_status().items()))
     requests = sum(tally.received.values())
@@ -361,15 +372,18 @@ def compare(tally: Tally, scan: dict[str, Any], status: dict[str, Any] | None, *
         if daemon_requests(status) != requests:
             problems.append(f"daemon requests {daemon_requests(status)} != tally {requests}")
     want = {fp: v for fp, v in tally.expected_by_token().items() if fp != NO_TOKEN}
-    got = scan_tokens(scan)
-    if tokens_in_log:
-        for fp in sorted(set(want) | set(got)):
-            if got.get(fp) != want.get(fp):
-                problems.append(f"token {fp} (accepted, rejected): scan {got.get(fp)} != tally {want.get(fp)}")
-    else:
-        for fp, counts in sorted(got.items()):
-            if want.get(fp) != counts:
-                problems.append(f"token {fp} (accepted, rejected): scan {counts} != tally {want.get(fp)}")
+    seen = {"scan": scan_tokens(scan)}
+    if status is not None:
+        seen["daemon"] = daemon_tokens(status)
+    for who, got in seen.items():
+        if tokens_in_log:
+            for fp in sorted(set(want) | set(got)):
+                if got.get(fp) != want.get(fp):
+                    problems.append(f"token {fp} (accepted, rejected): {who} {got.get(fp)} != tally {want.get(fp)}")
+        else:
+            for fp, counts in sorted(got.items()):
+                if want.get(fp) != counts:
+                    problems.append(f"token {fp} (accepted, rejected): {who} {counts} != tally {want.get(fp)}")
     return problems
 
 

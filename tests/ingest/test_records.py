@@ -124,7 +124,7 @@ def test_flush_counts_requests_never_answered() -> None:
     asm = Assembler(SourceConfig(path="x", timezone="UTC"), "x")
     asm.feed(b"2025-12-03 23:35:17 - INFO - [OUT] OUTGOING REQUEST - PURCHASE Event (v2)\n")
     assert asm.requests == 1
-    assert asm.flush() == [] and asm.stats.unpaired_requests == 1
+    assert asm.flush() == [] and asm.stats.unanswered_requests == 1 and asm.stats.unpaired_requests == 0
     assert asm.requests_by_api == {"v2": 1}
 
 

@@ -185,6 +185,11 @@ def test_workers_under_load(tmp_path: Path, workers: int, events: int) -> None:
     problems = compare(tally, scan, status)
     if "none" in scan["responses"]["by_status"]:
         problems.append(f"scan: {scan['responses']['by_status']['none']} responses without a status")
+    # Several processes and no process id in the format: said once, with the fix, by scan and by the daemon.
+    if [f["code"] for f in scan["hygiene"]] != ["log-interleaved"]:
+        problems.append(f"scan hygiene {[f['code'] for f in scan['hygiene']]}, expected ['log-interleaved']")
+    if daemon.output().count("their lines interleave") != 1:
+        problems.append("the daemon did not say once that the processes' lines interleave")
     assert not problems, report(problems, scan)
 
 
@@ -234,4 +239,6 @@ def test_workers_with_the_pid_in_the_format(tmp_path: Path) -> None:
         results = s.run(snap, 4, 60, concurrency=10, timeout=10.0, pid_format=True)
         tally, status, scan = s.finish(snap, daemon, results)
     problems = compare(tally, scan, status)
+    if scan["hygiene"] or "interleave" in daemon.output():
+        problems.append("the processes are told apart by their id: nothing should be said about interleaving")
     assert not problems, report(problems, scan)

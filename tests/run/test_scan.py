@@ -13,11 +13,13 @@ import pytest
 
 from tests.helpers.cli import run_cli, scan_json
 from tests.helpers.paths import DATA, ROOT
+from tests.helpers.tokens import make_canvas_token
 
 GOLDEN = DATA / "scan"
 CASES = sorted(p.name.removesuffix(".expected.json") for p in GOLDEN.glob("*.expected.json"))
 SKIPPED_KEYS = ("invalid_utf8", "nul_bytes", "long_lines", "truncated_bodies", "responses_without_status",
-                "unpaired_responses", "unpaired_requests", "bad_timestamps", "malformed_records")
+                "unpaired_responses", "unpaired_requests", "bad_timestamps", "malformed_records", "unanswered_requests",
+                "requests_without_url", "poison_records", "unrecognized_lines")
 
 
 def _load(name: str) -> dict[str, object]:
@@ -68,7 +70,7 @@ def test_each_rule_and_bad_input_case_has_a_golden_log() -> None:
     for name in CASES:
         skipped.update(_load(name)["skipped"])  # type: ignore[arg-type]
     assert {"invalid_utf8", "nul_bytes", "long_lines", "truncated_bodies", "responses_without_status",
-            "unpaired_responses", "unpaired_requests"} <= skipped
+            "unpaired_responses", "unanswered_requests"} <= skipped
     resolved = [i["resolved_at"] for name in CASES for i in _load(name)["incidents"]]  # type: ignore[attr-defined]
     assert None in resolved and any(r is not None for r in resolved)
 
@@ -152,7 +154,7 @@ def test_genlog_fail_every_counts_exactly(tmp_path: Path) -> None:
     got = scan_json("-c", str(GOLDEN / "utc.config.yaml"), str(log))
     assert got["responses"] == {"total": counts["events"],
                                 "by_status": {"200": counts["status_200"], "401": counts["status_401"]}}
-    assert got["requests"] == {"total": counts["events"], "by_api": {"v3": counts["events"]}}
+    assert got["requests"] == {"total": counts["events"], "by_api": {"v3": counts["events"]}, "unanswered": 0}
     tokens = got["tokens"]
     assert isinstance(tokens, list) and len(tokens) == 1
     assert (tokens[0]["accepted"], tokens[0]["rejected"]) == (counts["status_200"], counts["status_401"])
@@ -204,3 +206,58 @@ def test_lines_a_regex_source_cannot_read_are_reported(tmp_path: Path) -> None:
     assert isinstance(skipped, dict) and skipped["unmatched_lines"] == 2
     code, out, _ = run_cli("scan", "-c", str(config), str(log))
     assert code == 0 and "unmatched_lines 2" in out
+
+
+def _interleaved_log(path: Path, pid: bool) -> None:
+    """Two processes writing one file, their logging calls alternating (each call's lines together)."""
+    token = make_canvas_token(seed="two-workers")
+    url = f"https://tr.snapchat.com/v3/5bf81ee1-15b1-4dc1-b636-d7dae49b950e/events?access_token={token}"
+
+    def calls(n: int, event: str, status: int) -> list[str]:
+        p = "2025-12-03 23:35:17 - " + (f"[{n}] - " if pid else "") + "INFO - "
+        return [p + line for line in [f"[OUT] OUTGOING REQUEST - {event} Event (v3)", f"URL: {url}", "Method: POST",
+                                      "Payload:", '{\n  "data": []\n}', f"[IN] INCOMING RESPONSE - {event} Event",
+                                      f"Status Code: {status}", 'Body: {\n  "status": "VALID"\n}', ""]]
+
+    one, two = calls(101, "ADD_CART", 200), calls(202, "PURCHASE", 200)
+    path.write_text("\n".join(line for pair in zip(one, two, strict=True) for line in pair) + "\n")
+
+
+@pytest.mark.parametrize("pid", [False, True])
+def test_interleaved_writers_are_reported_once_with_the_fix(tmp_path: Path, pid: bool) -> None:
+    log = tmp_path / "capi.log"
+    _interleaved_log(log, pid)
+    data = scan_json("-c", str(GOLDEN / "utc.config.yaml"), str(log))
+    assert data["responses"] == {"total": 2, "by_status": {"200": 2}}
+    hygiene = data["hygiene"]
+    assert isinstance(hygiene, list)
+    if pid:  # the format names the process: pairing is exact, nothing to fix
+        assert hygiene == []
+        return
+    [finding] = hygiene
+    assert (finding["code"], finding["severity"]) == ("log-interleaved", "info")
+    assert "%(process)d" in finding["remediation"][0]
+    code, out, _ = run_cli("scan", "-c", str(GOLDEN / "utc.config.yaml"), str(log))
+    assert code == 0 and "Log: Several processes write the log and their lines interleave" in out
+
+
+def test_requests_never_answered_are_counted_and_reported(tmp_path: Path) -> None:
+    log = tmp_path / "capi.log"
+    token = make_canvas_token(seed="timeouts")
+    url = f"https://tr.snapchat.com/v3/5bf81ee1-15b1-4dc1-b636-d7dae49b950e/events?access_token={token}"
+    lines = []
+    for minute in range(3):  # three requests a minute apart; only the last is answered
+        p = f"2025-12-03 23:{35 + minute}:17 - INFO - "
+        lines += [p + "[OUT] OUTGOING REQUEST - PURCHASE Event (v3)", p + f"URL: {url}", p + "Method: POST",
+                  p + "Payload:", p + "{}"]
+    lines += [p + "[IN] INCOMING RESPONSE - PURCHASE Event", p + "Status Code: 200", p + 'Body: {"status": "VALID"}']
+    log.write_text("\n".join(lines) + "\n")
+    config = tmp_path / "config.yaml"
+    config.write_text("sources:\n  - path: x\n    timezone: UTC\n    pairing_timeout: 90s\n")
+    data = scan_json("-c", str(config), str(log))
+    assert data["requests"] == {"total": 3, "by_api": {"v3": 3}, "unanswered": 2}
+    skipped = data["skipped"]
+    assert isinstance(skipped, dict) and skipped["unanswered_requests"] == 2
+    [finding] = data["hygiene"]  # type: ignore[misc]
+    assert (finding["code"], finding["count"]) == ("requests-unanswered", 2)
+    assert "pairing_timeout (90s)" in finding["evidence"][0]

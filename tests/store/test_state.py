@@ -44,7 +44,8 @@ def test_checkpoint_and_counters_accumulate_and_survive_reopen(tmp_path: Path) -
         status = store.status()
     assert status == {
         "sources": [{"path": "/var/log/app.log", "inode": 1234, "offset": 250,
-                     "responses": {"200": 3, "401": 6}, "requests": 9, "last_record_at": T0.isoformat()}],
+                     "responses": {"200": 3, "401": 6}, "requests": 9, "last_record_at": T0.isoformat(),
+                     "skipped": {}, "tokens": {}}],
         "incidents": [],
         "outbox": {"pending": 0, "delivered": 0, "failed": 0},
         "log_gaps": [],

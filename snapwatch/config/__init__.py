@@ -1,0 +1,48 @@
+"""The configuration: its shape (models, defaults) and how a file is read into it (positions, budget, errors)."""
+
+from snapwatch.config.loading import Places, load_config, load_config_places, parse_config
+from snapwatch.config.models import (
+    DEFAULT_INHIBIT_RULES,
+    AlertsConfig,
+    Config,
+    Duration,
+    ErrorRateRule,
+    HistoryConfig,
+    InhibitRule,
+    JsonlFields,
+    MetricsConfig,
+    ProbeConfig,
+    RulesConfig,
+    SilenceRule,
+    SourceConfig,
+    StreakRule,
+    TokenConfig,
+    WindowCountRule,
+    format_duration,
+    parse_duration,
+)
+
+__all__ = [
+    "DEFAULT_INHIBIT_RULES",
+    "AlertsConfig",
+    "Config",
+    "Duration",
+    "ErrorRateRule",
+    "HistoryConfig",
+    "InhibitRule",
+    "JsonlFields",
+    "MetricsConfig",
+    "Places",
+    "ProbeConfig",
+    "RulesConfig",
+    "SilenceRule",
+    "SourceConfig",
+    "StreakRule",
+    "TokenConfig",
+    "WindowCountRule",
+    "format_duration",
+    "load_config",
+    "load_config_places",
+    "parse_config",
+    "parse_duration",
+]
