@@ -126,11 +126,13 @@ def _existing_state(config: Config) -> Path:
 
 
 def status(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.store.silences import Silences  # noqa: PLC0415
     from snapwatch.store.state import Store  # noqa: PLC0415
 
     config = resolve_config(args, required=True)
     with Store.open(_existing_state(config)) as store:
         data = store.status()
+        data["silences"] = [s.to_json() for s in Silences(store.conn).active(datetime.now(UTC))]
         if args.history:
             data["history"] = store.recent_incidents(datetime.now(UTC) - config.history.retention)
     if args.json:
@@ -201,6 +203,10 @@ def _status_text(data: dict[str, object]) -> str:
     assert isinstance(gaps, list)
     lines.extend(f"log gap in {g['path']}: {g['lost_bytes'] if g['lost_bytes'] is not None else 'unknown'} bytes "
                  f"lost ({g['reason']})" for g in gaps)
+    silences = data.get("silences") or []
+    assert isinstance(silences, list)
+    lines.extend(f"silenced: {s['rule'] or 'every rule'} on {s['source'] or 'every source'} until {s['ends_at']} "
+                 f"(silence {s['id']}{': ' + s['comment'] if s['comment'] else ''})" for s in silences)
     history = data.get("history")
     if isinstance(history, list):
         lines.append(f"recent incidents: {len(history) or 'none'}")
@@ -257,6 +263,42 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
     return run_demo(out, fast=args.fast, report=Path(args.report) if args.report else None)
 
 
+def silence(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.model import Rule  # noqa: PLC0415
+    from snapwatch.store.silences import Silences  # noqa: PLC0415
+    from snapwatch.store.state import Store  # noqa: PLC0415
+
+    config = resolve_config(args, required=True)
+    now = datetime.now(UTC)
+    with Store.open(_existing_state(config)) as store:
+        silences = Silences(store.conn)
+        if args.verb == "add":
+            if args.rule is not None and args.rule not in {r.value for r in Rule}:
+                raise UsageError(f"silence add: --rule {args.rule!r} is not a rule: "
+                                 + ", ".join(r.value for r in Rule))
+            try:
+                length = parse_duration(args.length)
+            except ValueError as exc:
+                raise UsageError(f"silence add: --for: {exc}") from None
+            made = silences.add(args.rule, args.source, length, args.comment, now)
+            out.write(f"silence {made.id}: {made.rule or 'every rule'} on {made.source or 'every source'} "
+                      f"until {made.ends_at.isoformat(timespec='seconds')}\n")
+            return EX_OK
+        if args.verb == "expire":
+            if not silences.expire(args.id, now):
+                raise SnapwatchError(f"no active silence {args.id}: `snapwatch silence list` shows them")
+            out.write(f"silence {args.id} ended\n")
+            return EX_OK
+        listed = sorted(silences.all(), key=lambda s: (not s.active(now), s.ends_at))
+    if args.json:
+        _dump([{**s.to_json(), "active": s.active(now)} for s in listed], out)
+    else:
+        out.write("".join(f"{s.id}: {s.rule or 'every rule'} on {s.source or 'every source'} until "
+                          f"{s.ends_at.isoformat(timespec='seconds')}{'' if s.active(now) else ' (ended)'}"
+                          f"{': ' + s.comment if s.comment else ''}\n" for s in listed) or "no silences\n")
+    return EX_OK
+
+
 def completion(args: argparse.Namespace, out: TextIO) -> int:
     import shtab  # noqa: PLC0415  (only here)
 
@@ -277,6 +319,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "test-alert": test_alert,
     "demo": demo,
     "completion": completion,
+    "silence": silence,
 }
 
 

@@ -93,7 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
                 "snapwatch demo --report demo.html", config=False)
     p.add_argument("--fast", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--report", metavar="FILE", help="also write the run's HTML report here")
+    _silence(command("silence", "mute alerts of a rule or source for a while (maintenance), list or end mutes",
+                     "snapwatch silence add --rule auth-failures --for 2h --comment 'token rotation'", config=False))
     p = command("completion", "print a shell completion script for bash or zsh",
                 "snapwatch completion bash | sudo tee /etc/bash_completion.d/snapwatch", config=False)
     p.add_argument("shell", choices=("bash", "zsh"))
     return parser
+
+
+def _silence(p: argparse.ArgumentParser) -> None:
+    """``silence add|list|expire``: each verb takes the config, whose state_dir keeps the silences."""
+    verbs = p.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
+    add = verbs.add_parser("add", help="mute from now on, for --for", description="Mute from now on, for --for.")
+    add.add_argument("--rule", help="this rule only (auth-failures, error-rate, …; default: every rule)")
+    add.add_argument("--source", metavar="PATH", help="this followed file only (default: every source)")
+    add.add_argument("--for", dest="length", metavar="DURATION", required=True, help="how long: 30m, 2h, 1d")
+    add.add_argument("--comment", default="", help="why, for whoever reads status")
+    listing = verbs.add_parser("list", help="the silences, active ones first", description="The silences.")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    expire = verbs.add_parser("expire", help="end a silence now", description="End a silence now.")
+    expire.add_argument("id", metavar="ID")
+    for verb in (add, listing, expire):
+        verb.add_argument("-c", "--config", metavar="CONFIG", help="the config file (its state_dir holds silences)")

@@ -35,6 +35,7 @@ from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.run.statefailure import StateFailure, StateTrouble, as_unavailable
 from snapwatch.run.telemetry import Telemetry
 from snapwatch.store.history import HistoryPruner
+from snapwatch.store.silences import Silences
 from snapwatch.store.state import Store
 from snapwatch.tail.events import Chunk, Notice, NoticeKind
 from snapwatch.tail.watch import Quiet
@@ -369,6 +370,7 @@ class Daemon:
         self.sd.status(f"following {len(views)} file(s); {incidents} open incident(s); {pending} alert(s) pending")
         if self.telemetry.metrics is not None:
             self.telemetry.refresh(views, self.investigator.verdicts, self.outbox.target_counts())
+            self.telemetry.metrics.set_silences(len(Silences(self.store.conn).active(self.clock())))
 
     async def _shutdown(self) -> None:
         """Stop reading, keep what was processed (committed per batch), give the outbox one bounded try."""

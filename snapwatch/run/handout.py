@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -13,7 +14,10 @@ from snapwatch.config import AlertsConfig
 from snapwatch.model import Alert, TokenKind
 from snapwatch.run.telemetry import Reposter
 from snapwatch.store.outbox import Outbox
+from snapwatch.store.silences import Silences
 from snapwatch.store.state import Store
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from snapwatch.alert.alertmanager import AlertmanagerTarget
@@ -31,19 +35,27 @@ def build_alerting(store: Store, alerts: AlertsConfig, host: str, targets: list[
 def hand_out(store: Store, policy: AlertPolicy, notifier: Notifier, reposter: Reposter | None, now: datetime,
              token_of: Callable[[], tuple[str | None, TokenKind | None]],
              attachment: Callable[[Alert], str | None] = lambda _alert: None,
-             refresh: Callable[[], None] = lambda: None) -> None:
+             refresh: Callable[[], None] = lambda: None) -> int:
     """Move every alert the policy owes into the outbox, in one transaction with the policy's own rows
     (each with the ``attachment`` made for it, if any: an HTML report). When something is owed,
-    ``refresh`` brings the evidence up to date first, and ``token_of`` names the token then."""
+    ``refresh`` brings the evidence up to date first, and ``token_of`` names the token then. An alert about an
+    incident an active silence covers is handed out (so it is not owed again) but not sent; returns how many.
+    """
     due_at = policy.next_due(now)
     if due_at is None or due_at > now:
-        return  # nothing owed yet: no write transaction on an idle tick
+        return 0  # nothing owed yet: no write transaction on an idle tick
     refresh()
+    silences, muted = Silences(store.conn).active(now), 0
     token = token_of()
     conn = store.conn
     conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
     try:
         for alert in policy.due(now, *token):
+            inc = alert.incident
+            if inc is not None and any(s.covers(inc.rule.value, inc.source, now) for s in silences):
+                muted += 1
+                log.info("alert %s (%s %s on %s) silenced", alert.id, alert.kind.value, inc.rule.value, inc.source)
+                continue
             message = notifier.enqueue(alert, now, attachment(alert))
             if reposter is not None:
                 reposter.handed_out(alert, message, now)
@@ -51,6 +63,7 @@ def hand_out(store: Store, policy: AlertPolicy, notifier: Notifier, reposter: Re
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    return muted
 
 
 def seed_reposter(reposter: Reposter | None, policy: AlertPolicy, now: datetime,

@@ -67,6 +67,10 @@ class Metrics:
         self._alerts = Counter(
             "snapwatch_alerts", "Alert delivery attempts by target and outcome.", ["target", "outcome"], registry=reg
         )
+        self._silences = Gauge(
+            "snapwatch_silences_active", "Silences in force (snapwatch silence add): their alerts are not sent.",
+            registry=reg,
+        )
         self._pending = Gauge(
             "snapwatch_outbox_pending", "Alerts waiting in the outbox, by target.", ["target"], registry=reg
         )
@@ -190,6 +194,9 @@ class Metrics:
         if outcome not in ALERT_OUTCOMES:
             raise ValueError(f"unknown alert outcome {outcome!r} (expected one of {', '.join(ALERT_OUTCOMES)})")
         self._alerts.labels(_label(target), outcome).inc(n)
+
+    def set_silences(self, active: int) -> None:
+        self._silences.set(active)
 
     def set_outbox(self, target_counts: Mapping[str, Mapping[str, int]]) -> None:
         """Pending rows per target, from ``outbox.Outbox.target_counts()`` (keyed by masked display form)."""

@@ -170,12 +170,22 @@ def _v5_env_changes_and_inhibition(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v6_silences(conn: sqlite3.Connection) -> None:
+    # Mutes set with `snapwatch silence add`: a rule (or every rule) on a source (or every source) until ends_at.
+    _script(conn, """
+    CREATE TABLE IF NOT EXISTS silences (
+        id TEXT PRIMARY KEY, rule TEXT, source TEXT, starts_at TEXT NOT NULL, ends_at TEXT NOT NULL,
+        comment TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL);
+    """)
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _v1_sources_and_incidents,
     _v2_alerts_and_outbox,
     _v3_source_memory,
     _v4_history,
     _v5_env_changes_and_inhibition,
+    _v6_silences,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
