@@ -128,6 +128,7 @@ def _existing_state(config: Config) -> Path:
 def status(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.store.silences import Silences  # noqa: PLC0415
     from snapwatch.store.state import Store  # noqa: PLC0415
+    from snapwatch.store.statedir import LOCK_NAME, holder  # noqa: PLC0415
 
     config = resolve_config(args, required=True)
     with Store.open(_existing_state(config)) as store:
@@ -135,6 +136,11 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
         data["silences"] = [s.to_json() for s in Silences(store.conn).active(datetime.now(UTC))]
         if args.history:
             data["history"] = store.recent_incidents(datetime.now(UTC) - config.history.retention)
+    pid = holder(config.state_dir)
+    lock = config.state_dir / LOCK_NAME
+    data["daemon"] = {"running": pid is not None, "pid": pid or None,
+                      "since": datetime.fromtimestamp(lock.stat().st_mtime, UTC).isoformat(timespec="seconds")
+                      if pid is not None and lock.exists() else None}
     if args.json:
         _dump(data, out)
         return EX_OK
@@ -179,6 +185,10 @@ def report(args: argparse.Namespace, out: TextIO) -> int:
 
 def _status_text(data: dict[str, object]) -> str:
     lines: list[str] = []
+    daemon = data.get("daemon")
+    if isinstance(daemon, dict):
+        lines.append(f"daemon: running (pid {daemon['pid']}, since {daemon['since']})" if daemon["running"]
+                     else "daemon: not running (no snapwatch holds this state directory)")
     sources = data["sources"]
     assert isinstance(sources, list)
     for s in sources:
@@ -203,6 +213,10 @@ def _status_text(data: dict[str, object]) -> str:
     assert isinstance(gaps, list)
     lines.extend(f"log gap in {g['path']}: {g['lost_bytes'] if g['lost_bytes'] is not None else 'unknown'} bytes "
                  f"lost ({g['reason']})" for g in gaps)
+    targets = data.get("targets") or []
+    assert isinstance(targets, list)
+    lines.extend(f"target {g['target']}: last alert {g['last']} at {g['at']}"
+                 + (f" ({g['error']})" if g["error"] else "") for g in targets)
     silences = data.get("silences") or []
     assert isinstance(silences, list)
     lines.extend(f"silenced: {s['rule'] or 'every rule'} on {s['source'] or 'every source'} until {s['ends_at']} "

@@ -273,7 +273,11 @@ class Store:
             outbox[state] = count
         gaps = [{"path": g.path, "lost_bytes": g.lost_bytes, "since": iso(g.since), "until": iso(g.until),
                  "reason": g.reason} for g in self.gaps()]
-        return {"sources": sources, "incidents": incidents, "outbox": outbox, "log_gaps": gaps}
+        targets = [{"target": display, "last": state, "at": at, "error": error} for display, state, at, error in
+                   self.conn.execute("SELECT target_display, state, COALESCE(delivered_at, created_at), last_error "
+                                     "FROM outbox WHERE seq IN (SELECT MAX(seq) FROM outbox GROUP BY target) "
+                                     "ORDER BY target_display")]
+        return {"sources": sources, "incidents": incidents, "outbox": outbox, "log_gaps": gaps, "targets": targets}
 
 
 def _open_db_file(path: Path) -> tuple[int, int]:

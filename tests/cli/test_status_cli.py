@@ -132,6 +132,9 @@ def test_status_of_a_fresh_state_is_empty_and_well_formed(tmp_path: Path) -> Non
     assert not (tmp_path / "state").exists()
     Store.open(tmp_path / "state").close()  # as a daemon that has seen nothing leaves it
     assert status_json(config) == {"sources": [], "incidents": [], "outbox": {"pending": 0, "delivered": 0,
-                                                                              "failed": 0}, "log_gaps": []}
+                                                                              "failed": 0}, "log_gaps": [],
+                                   "targets": [], "silences": [],
+                                   "daemon": {"running": False, "pid": None, "since": None}}
     text = _status_text(config)
     assert "open incidents: none" in text and "outbox: 0 pending, 0 delivered, 0 failed" in text
+    assert text.startswith("daemon: not running (no snapwatch holds this state directory)\n")

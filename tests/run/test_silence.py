@@ -50,6 +50,9 @@ def test_a_silenced_rule_sends_nothing_until_the_silence_ends(tmp_path: Path, ho
         assert ended.returncode == 0 and ended.stdout == f"silence {silence_id} ended\n", ended.stderr
         _streak_and_recovery(backend, token, datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5))
         received = hook.wait_for(2, 30)  # no reload: the daemon reads the silences before each hand-out
+        text = cli.snapwatch_process("status", "-c", str(config)).stdout
+        assert f"daemon: running (pid {daemon.proc.pid}, since " in text, text
+        assert f"target json://127.0.0.1:{hook.port}/…: last alert " in text, text
     finally:
         backend.close()
         code, _ = daemon.terminate()
@@ -57,6 +60,9 @@ def test_a_silenced_rule_sends_nothing_until_the_silence_ends(tmp_path: Path, ho
     titles = [body["title"] for _, body in received]
     assert titles[0].startswith("[snapwatch] FIRING auth-failures") and "RESOLVED" in titles[1], titles
     assert status_json(config)["silences"] == []
+    after = status_json(config)
+    assert after["daemon"] == {"running": False, "pid": None, "since": None}
+    assert [t["target"] for t in after["targets"]] == [f"json://127.0.0.1:{hook.port}/…"]
     listed = json.loads(cli.snapwatch_process("silence", "list", "--json", "-c", str(config)).stdout)
     assert [(s["id"], s["active"]) for s in listed] == [(silence_id, False)]
 
