@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--env-file", help="read the token from this .env (key from the config, or SNAP_ACCESS_TOKEN)")
     src.add_argument("--stdin", action="store_true", help="read the token from standard input")
     p.add_argument("--json", action="store_true")
-    command("check-config", "validate the config (every check run makes before it starts); print it with secrets masked")
+    command("check-config", "validate the config (every check run makes first); print it with secrets masked")
     command("test-alert", "send a test message to every configured target")
     p = command("status", "what the state holds: positions, counters, incidents, outbox")
     p.add_argument("--json", action="store_true")
