@@ -102,7 +102,7 @@ def writer(log_path: str, rate: float, duration: float, max_bytes: int, backups:
     started = time.monotonic()
     next_copy = 1.0
     while (elapsed := time.monotonic() - started) < duration:
-        for _ in range(int(elapsed * rate) - n):
+        for _ in range(min(int(elapsed * rate) - n, max(1, int(rate / 50)))):  # a batch, then the clock again
             status = rng.choices(STATUSES, WEIGHTS)[0]
             log_call(logger, Call(f"T{time.time_ns()}", status, token), datetime.now(UTC))
             written[str(status)] += 1
