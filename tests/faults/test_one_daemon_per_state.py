@@ -33,6 +33,9 @@ def test_a_second_run_exits_75_naming_the_first_and_reading_still_works(tmp_path
         lines = second.stderr.splitlines()
         assert len(lines) == 1, second.stderr
         assert f"pid {first.proc.pid}" in lines[0] and str(tmp_path / "state") in lines[0]
+        # check-config while the service runs: its metrics address is in use by that very daemon, not a mistake.
+        checked = snapwatch_process("check-config", "-c", str(config))
+        assert checked.returncode == 0, checked.stderr
         # The read-only commands do not need the lock.
         wait_until(lambda: _responses(config) == {"200": 4}, "the first daemon to count the backlog")
         diagnose = snapwatch_process("diagnose", "--json", "-c", str(config))
