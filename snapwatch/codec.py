@@ -28,6 +28,7 @@ from snapwatch.model import (
     Severity,
     TokenKind,
 )
+from snapwatch.redact import redact
 
 BODY_MAX = 2000  # characters of a response body kept with a stored incident
 
@@ -75,6 +76,12 @@ def duration(delta: timedelta, *, words: bool = False, parts: int = 3) -> str:
         if len(out) == parts:
             break
     return " ".join(out) or ("0 seconds" if words else "0s")
+
+
+def stored_json(value: object) -> str:
+    """``value`` as the JSON text the state file keeps: sorted keys, and passed through the one redactor
+    (a token that reached evidence or a body is stored as its label, never as itself)."""
+    return redact(json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
 def micros(delta: timedelta) -> int:
@@ -156,10 +163,13 @@ def diagnosis_from(d: dict[str, Any]) -> Diagnosis:
         Finding(code=FindingCode(f["code"]), severity=Severity(f["severity"]), confidence=Confidence(f["confidence"]),
                 title=f["title"], evidence=tuple(f["evidence"]), remediation=tuple(f["remediation"]))
         for f in d["findings"])
-    return Diagnosis(findings=findings, ruled_out=tuple(d["ruled_out"]))
+    return Diagnosis(findings=findings, ruled_out=tuple(d["ruled_out"]), recovery=tuple(d.get("recovery", ())),
+                     working_token=d.get("working_token"))
 
 
 TITLE_MAX = 250
+SUBJECT_MAX = 79  # an e-mail subject a phone's lock screen shows whole
+NOTIFY_TYPES = ("info", "success", "warning", "failure")  # apprise's notification types
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +186,13 @@ class Message:
     annotations: dict[str, str] = field(default_factory=dict)  # summary, evidence, remediation
     starts_at: datetime | None = None  # the incident's opened_at (None for test and held-back notices)
     ends_at: datetime | None = None  # the incident's resolved_at, when it is resolved
+    attachment: str | None = None  # an HTML report, attached where a target takes files (e-mail)
+    notify_type: str = "info"  # one of NOTIFY_TYPES: failure, warning, success, info
+    subject: str = ""  # at most SUBJECT_MAX characters: state, rule, host, verdict (e-mail); "" = the title
 
     def to_json(self) -> str:
         """A JSON document that ``from_json`` reads back into an equal Message."""
-        return json.dumps(
+        return stored_json(
             {
                 "alert_id": self.alert_id,
                 "kind": self.kind.value,
@@ -191,27 +204,36 @@ class Message:
                 "annotations": self.annotations,
                 "starts_at": iso(self.starts_at),
                 "ends_at": iso(self.ends_at),
-            },
-            ensure_ascii=False,
-            sort_keys=True,
+                "attachment": self.attachment,
+                "notify_type": self.notify_type,
+                "subject": self.subject,
+            }
         )
 
     @classmethod
     def from_json(cls, doc: str) -> Message:
         """Parse ``to_json`` output; raises ValueError (one line) on anything else.
 
-        Documents written before ``starts_at``/``ends_at`` existed read back with both None.
+        Documents written before ``starts_at``/``ends_at`` existed read back with both None; before
+        ``notify_type``/``subject``/``attachment``, with "info", "" and None (the title stands in for the subject).
         """
         try:
             data = json.loads(doc)
             strs = {k: data[k] for k in ("alert_id", "title", "markdown", "text", "html")}
+            strs["notify_type"] = data.get("notify_type", "info")
+            strs["subject"] = data.get("subject", "")
             labels, annotations = data["labels"], data["annotations"]
             kind = AlertKind(data["kind"])
             starts_at, ends_at = dt(data.get("starts_at")), dt(data.get("ends_at"))
+            attachment = data.get("attachment")
+            if attachment is not None and not isinstance(attachment, str):
+                raise TypeError("attachment is not a string")
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a stored message: {exc}") from exc
         for name, value in (*strs.items(), *labels.items(), *annotations.items()):
             if not isinstance(value, str) or not isinstance(name, str):
                 raise ValueError(f"not a stored message: {name} is not a string")
+        if strs["notify_type"] not in NOTIFY_TYPES:
+            raise ValueError(f"not a stored message: notify_type {strs['notify_type']!r}")
         return cls(kind=kind, labels=dict(labels), annotations=dict(annotations), starts_at=starts_at,
-                   ends_at=ends_at, **strs)
+                   ends_at=ends_at, attachment=attachment, **strs)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from pydantic import (
 )
 
 from snapwatch.errors import ConfigError
+from snapwatch.model import Rule
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -178,16 +181,43 @@ class RulesConfig(_Strict):
     silence: SilenceRule = SilenceRule()
 
 
+class InhibitRule(_Strict):
+    """While an incident of a ``source_rules`` rule is open, a ``target_rules`` incident that agrees with it on
+    every ``equal`` label (``source``: the same followed file) is folded into it instead of announced:
+    Alertmanager's ``inhibit_rules``, with rules in place of matchers."""
+
+    source_rules: list[Rule]
+    target_rules: list[Rule]
+    equal: list[Literal["source"]] = ["source"]
+
+    @model_validator(mode="after")
+    def _no_self_inhibition(self) -> InhibitRule:
+        both = set(self.source_rules) & set(self.target_rules)
+        if both:
+            raise ValueError(f"a rule cannot inhibit itself: {', '.join(sorted(both))}")
+        return self
+
+
+# One problem, one message: a high error rate that a streak or window rule on the same file explains.
+DEFAULT_INHIBIT_RULES = [InhibitRule(
+    source_rules=[Rule.AUTH_FAILURES, Rule.RATE_LIMITED, Rule.SERVER_ERRORS, Rule.INVALID_EVENTS],
+    target_rules=[Rule.ERROR_RATE])]
+
+
 class AlertsConfig(_Strict):
     urls: list[str] = []
     alertmanager: list[str] = []
     repeat_every: Duration = timedelta(hours=1)
     send_resolved: bool = True
-    group_wait: Duration = timedelta(seconds=10)
+    # Short enough that the first message lands within about two seconds of the streak; rules that
+    # open together within it still become one message.
+    group_wait: Duration = timedelta(seconds=1)
     max_per_hour: int = Field(default=20, ge=1)
     timeout: Duration = timedelta(seconds=10)
     max_age: Duration = timedelta(hours=24)
     retention: Duration = timedelta(days=14)  # delivered and failed outbox rows are kept this long, then pruned
+    attach_report: bool = False  # e-mail targets get the incident's HTML report with its RESOLVED message
+    inhibit_rules: list[InhibitRule] = DEFAULT_INHIBIT_RULES
 
 
 class ProbeConfig(_Strict):
@@ -201,6 +231,12 @@ class MetricsConfig(_Strict):
     listen: str | None = None
 
 
+class HistoryConfig(_Strict):
+    """What the state file keeps for ``snapwatch report``: responses per minute and token switches."""
+
+    retention: Duration = timedelta(days=30)
+
+
 class Config(_Strict):
     """The whole configuration. ``Config()`` is the built-in default used by scan, token and demo."""
 
@@ -210,6 +246,7 @@ class Config(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     probe: ProbeConfig = ProbeConfig()
     metrics: MetricsConfig = MetricsConfig()
+    history: HistoryConfig = HistoryConfig()
     state_dir: Path = Path("/var/lib/snapwatch")
 
 
@@ -312,10 +349,57 @@ def _locate(builder: _Builder, loc: Loc, error_type: str) -> Mark:
     return 1, 1
 
 
+def _keys_at(loc: Loc) -> list[str]:
+    """The keys the config accepts at ``loc`` (a section, or an item of a list of sections)."""
+    model: object = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an item of a list: its model was found with the list's field
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        model = _model_of(fields[part].annotation)
+    fields = getattr(model, "model_fields", None)
+    return list(fields) if fields else []
+
+
+def _model_of(annotation: object) -> object:
+    """The pydantic model an annotation holds (``X``, ``list[X]``, ``X | None``), or the annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation
+
+
+def _plain_yaml(problem: str, line: int, col: int, lines: list[str]) -> tuple[int, int, str]:
+    """PyYAML's complaint in plain words, at the line that caused it (for a missing ``:``, the line above)."""
+    if "mapping values are not allowed" in problem:
+        above = next((n for n in range(line - 1, 0, -1) if lines[n - 1].strip()), None)
+        if above is not None and ":" not in lines[above - 1].split("#", 1)[0]:
+            text = lines[above - 1].strip()
+            return above, len(lines[above - 1]) + 1, f"'{text}' needs a ':' after it (a key and its value)"
+        return line, col, ("a 'key:' where a value goes: is this line indented under a value? Line it up with "
+                           "the keys of its section")
+    if "expected <block end>" in problem or "did not find expected key" in problem:
+        return line, col, "this line is indented differently from the keys above it: line it up with its section"
+    if "found character '\\t'" in problem or "found character '\t'" in problem:
+        return line, col, "a tab character: indent with spaces"
+    if "expected ',' or ']'" in problem or "expected ',' or '}'" in problem:
+        return line, col, "a [list] or {mapping} above is not closed, or misses a comma"
+    if "could not find expected ':'" in problem:
+        return line, col, "a key without its ':', or a quote left open"
+    return line, col, problem
+
+
 def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        loc = tuple(error["loc"])
+        close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.6)
+        return f"unknown key; did you mean '{close[0]}'?" if close else "unknown key"
     if kind == "missing":
         return "required key is missing"
     text = str(error["msg"])
@@ -376,8 +460,9 @@ def _parse(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Config
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
-        raise ConfigError(f"{filename}:{where}: (yaml): {exc.problem or exc}") from None
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col, message = _plain_yaml(str(exc.problem or exc), line, col, text.splitlines())
+        raise ConfigError(f"{filename}:{line}:{col}: (yaml): {message}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{filename}:1:1: (yaml): {exc}") from None
     except RecursionError:  # the composer recurses per level: [[[[…]]]] thousands deep

@@ -65,10 +65,13 @@ class FindingCode(StrEnum):
     TOKEN_DRIFT = "token-drift"
     TOKEN_CHANGED = "token-changed"
     TOKEN_PREVIOUSLY_ACCEPTED = "token-previously-accepted"
+    TOKEN_REVOKED = "token-revoked"
+    TOKEN_UNLOGGED = "token-unlogged"
     TOKEN_REJECTED_FOR_PIXEL = "token-rejected-for-pixel"
     AUTH_PLACEMENT = "auth-placement"
     ENDPOINT_CHANGED = "endpoint-changed"
     PIXEL_CHANGED = "pixel-changed"
+    PIXEL_MALFORMED = "pixel-malformed"
     V2_DEPRECATED = "v2-deprecated"
     PROBE_ACCEPTED = "probe-accepted"
     PROBE_REJECTED = "probe-rejected"
@@ -167,21 +170,40 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    """Findings ranked most likely first; ``verdict`` is the first finding's code or "unknown"."""
+    """Findings ranked most likely first: causes (warning, critical) before notes (info).
+
+    ``verdict`` is the first finding's code when it names a cause, else "unknown" (only notes: what
+    was checked). ``recovery`` says what changed when a resolved incident recovered (empty while open),
+    ``working_token`` which token the requests carry since.
+    """
 
     findings: tuple[Finding, ...] = ()
     ruled_out: tuple[str, ...] = ()
+    recovery: tuple[str, ...] = ()
+    working_token: str | None = None  # the fingerprint the requests carry since the recovery, when logged
+
+    @property
+    def cause(self) -> Finding | None:
+        """The finding the verdict names; None when no finding names a cause (notes only)."""
+        first = self.findings[0] if self.findings else None
+        return first if first is not None and first.severity is not Severity.INFO else None
 
     @property
     def verdict(self) -> str:
-        return self.findings[0].code.value if self.findings else "unknown"
+        cause = self.cause
+        return cause.code.value if cause is not None else "unknown"
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "verdict": self.verdict,
             "findings": [f.to_json() for f in self.findings],
             "ruled_out": list(self.ruled_out),
         }
+        if self.recovery:
+            out["recovery"] = list(self.recovery)
+        if self.working_token is not None:
+            out["working_token"] = self.working_token
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +295,10 @@ class Alert:
     token_kind: TokenKind | None = None
     held_back: int = 0  # for HELD_BACK: how many messages the cap withheld
     related: tuple[Incident, ...] = ()  # other incidents that opened within group_wait of this one
+    folded: tuple[Incident, ...] = ()  # incidents this one explains (inhibited): not announced on their own
+    # (verdict, severity) as last announced: a RESOLVED alert ends the label set it fired with, whatever its
+    # final verdict says
+    announced: tuple[str, str] | None = None
     flaps: int = 0  # for an OPENED blip announced as flapping: short incidents of its rule and source in the hour
 
 
@@ -314,6 +340,19 @@ class Gap:
     since: datetime | None
     until: datetime | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnvState:
+    """What the configured token source held from ``at`` on: a fingerprint (None: no token), never a token.
+
+    ``at`` is when the source got this content (the file's modification time), None when unknowable
+    (an environment variable, or ``scan --env-file``: today's file, whose history is unknown).
+    """
+
+    at: datetime | None
+    fingerprint: str | None
+    source: str
 
 
 class ProbeOutcome(StrEnum):

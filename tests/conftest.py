@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from snapwatch.redact import SECRETS
 from tests.helpers.peers import Hook
 from tests.helpers.tokens import make_canvas_token
 
@@ -21,3 +22,11 @@ def hook() -> Iterator[Hook]:
     h = Hook()
     yield h
     h.stop()
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """Each test starts with a process that has seen no secret (the redactor's memory is per process)."""
+    SECRETS.clear()
+    yield
+    SECRETS.clear()

@@ -85,7 +85,7 @@ PUBLIC_FACES = {
         "Prober",
         "diagnose_now",
         "load_configured",
-        "render_findings",
+        "render_now",
         "render_text",
         "run",
         "scan_with_diagnosis",

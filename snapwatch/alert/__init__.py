@@ -21,7 +21,7 @@ __getattr__ = lazy_exports(__name__, {
     "Notifier": "notify",
     "ResendSchedule": "alertmanager",
     "Target": "notify",
-    "mask_url": "notify",
+    "mask_url": "urls",
     "render": "messages",
     "send_test": "notify",
     "targets_for": "targets",

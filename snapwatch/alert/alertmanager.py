@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from snapwatch.alert.messages import ALERTNAME
-from snapwatch.alert.notify import mask_url, scrub, url_secrets
+from snapwatch.alert.urls import mask_url, scrub, url_secrets
 from snapwatch.codec import Message
 from snapwatch.errors import NotifyError
 from snapwatch.model import AlertKind

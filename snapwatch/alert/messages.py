@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from snapwatch.codec import TITLE_MAX, Message, duration, iso
+from snapwatch.codec import SUBJECT_MAX, TITLE_MAX, Message, duration, iso
 from snapwatch.diagnose.text import Section, diagnosis_sections, sections_text
-from snapwatch.model import Alert, AlertKind, Diagnosis, Incident
+from snapwatch.model import Alert, AlertKind, Diagnosis, Incident, Rule, Severity
+from snapwatch.redact import redact
 
 ALERTNAME = "SnapCapiIncident"
 
@@ -63,9 +64,47 @@ def _flapping(flaps: int) -> str:
 
 
 def _verdict_phrase(diag: Diagnosis | None) -> str:
-    if diag is None or not diag.findings:
+    cause = diag.cause if diag is not None else None
+    if diag is not None and cause is None and diag.findings:  # the strongest note says what is known
+        note = diag.findings[0]
+        return f"cause unknown; {note.code.value}: {note.title}"
+    if diag is None or cause is None:
         return "cause unknown"
-    return f"{diag.findings[0].title} ({diag.verdict})"
+    return f"{cause.title} ({diag.verdict})"
+
+
+def _subject(alert: Alert) -> str:
+    """A subject a phone's lock screen shows whole: state, rule, host, verdict; the details are below."""
+    inc = alert.incident
+    if inc is None:
+        return _fit(_title(alert).removeprefix("[snapwatch] "))
+    verdict = alert.diagnosis.verdict if alert.diagnosis is not None else "unknown"
+    host = alert.host
+    core = f"{_KIND_WORD[alert.kind]} {inc.rule.value} on {host}: {verdict}"
+    if len(core) > SUBJECT_MAX:  # a long host name gives way, so the verdict stays readable
+        host = host[: max(8, len(host) - (len(core) - SUBJECT_MAX) - 1)] + "…"
+        core = f"{_KIND_WORD[alert.kind]} {inc.rule.value} on {host}: {verdict}"
+    return core if len(core) > SUBJECT_MAX - 12 else f"[snapwatch] {core}"
+
+
+def _fit(text: str) -> str:
+    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 1] + "…"
+
+
+def notify_type(alert: Alert) -> str:
+    """apprise's notification type: ``failure`` for a critical incident (or an unexplained auth-failures one:
+    conversions are being refused), ``warning`` for a warning one, ``success`` for resolved, ``info`` for tests."""
+    if alert.kind is AlertKind.TEST:
+        return "info"
+    if alert.kind is AlertKind.RESOLVED:
+        return "success"
+    inc, diag = alert.incident, alert.diagnosis
+    cause = diag.cause if diag is not None else None
+    if inc is None:
+        return "warning"
+    if cause is None:
+        return "failure" if inc.rule is Rule.AUTH_FAILURES else "warning"
+    return "failure" if cause.severity is Severity.CRITICAL else "warning"
 
 
 def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
@@ -83,6 +122,10 @@ def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
     else:
         lines.append(f"Open for: {duration(alert.created_at - inc.opened_at)}")
     lines.append(f"Failed responses: {inc.responses} ({_by_status(inc)})")
+    for other in alert.folded:
+        state = "open" if other.open else f"resolved {iso(other.resolved_at, 'seconds')}"
+        lines.append(f"Folded in (explained by this incident): {other.rule.value} since "
+                     f"{iso(other.opened_at, 'seconds')}, {state}: {other.responses} failed ({_by_status(other)})")
     lines.append(f"Last record: {iso(inc.last_at, 'seconds')}")
     first = inc.first_failure
     if first is not None:
@@ -95,11 +138,27 @@ def _happened(alert: Alert, inc: Incident) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _token_line(alert: Alert) -> str:
-    if alert.token_fp is None:
-        return "none seen in the failing requests"
-    kind = alert.token_kind.value if alert.token_kind is not None else "unknown kind"
-    return f"fingerprint {alert.token_fp} ({kind})"
+def _token_lines(alert: Alert) -> tuple[str, ...]:
+    """The tokens by fingerprint and kind: the failing requests' and the configured one; once resolved, the
+    one that failed and the one that works."""
+    inc, diag = alert.incident, alert.diagnosis
+    req = inc.first_failure.request if inc is not None and inc.first_failure is not None else None
+
+    def named(fp: str | None) -> str:
+        kind = alert.token_kind if fp == alert.token_fp else req.token_kind if req is not None and \
+            fp == req.token_fp else None
+        return f"fingerprint {fp} ({kind.value if kind is not None else 'unknown kind'})"
+
+    failing = req.token_fp if req is not None else None
+    if alert.kind is AlertKind.RESOLVED:
+        working = diag.working_token if diag is not None else None
+        lines = [f"failed: {named(failing)}" if failing else "failed: not shown in the requests"]
+        lines.append(f"works: {named(working)}" if working else "works: not shown in the requests")
+        return tuple(lines)
+    lines = [f"in the failing requests: {named(failing)}"] if failing else []
+    if alert.token_fp is not None and alert.token_fp != failing:
+        lines.append(f"configured: {named(alert.token_fp)}")
+    return tuple(lines) or ("none seen in the failing requests",)
 
 
 def _doc(alert: Alert) -> _Doc:
@@ -138,7 +197,9 @@ def _doc(alert: Alert) -> _Doc:
     if diag is not None:
         sections.extend(diagnosis_sections(diag, full=alert.kind is not AlertKind.RESOLVED))
     if alert.kind is not AlertKind.TEST and (inc is not None or alert.token_fp is not None):
-        sections.append(("Token", (_token_line(alert),), False))
+        sections.append(("Token", _token_lines(alert), False))
+    if alert.kind is AlertKind.RESOLVED and inc is not None:
+        sections.append(("Report", (f"snapwatch report --incident {inc.id} -o outage.html",), False))
     sections.append(("Alert", (f"id {alert.id} ({alert.kind.value}, {iso(alert.created_at, 'seconds')})",), False))
     return _Doc(intro=intro, sections=tuple(sections))
 
@@ -154,8 +215,13 @@ def _markdown(doc: _Doc) -> str:
     out = [doc.intro]  # targets show the title on their own (subject, heading)
     for heading, lines, numbered in doc.sections:
         out += ["", f"**{heading}**"]
-        out += [f"{i}. {line}" if numbered else f"- {line}" for i, line in enumerate(lines, 1)]
+        out += [f"{i}. {line}" if numbered else _bullet(line) for i, line in enumerate(lines, 1)]
     return "\n".join(out) + "\n"
+
+
+def _bullet(line: str) -> str:
+    # An indented line (a finding's evidence under it) is a nested item, not "-   evidence: …".
+    return f"  - {line.strip()}" if line.startswith("  ") else f"- {line}"
 
 
 def _html(doc: _Doc) -> str:
@@ -179,13 +245,17 @@ def _labels(alert: Alert) -> dict[str, str]:
         "rule": inc.rule.value if inc is not None else alert.kind.value,
         "verdict": diag.verdict if diag is not None else "unknown",
     }
+    if alert.kind is AlertKind.RESOLVED and alert.announced is not None:
+        labels["verdict"] = alert.announced[0]  # the label set that fired is the one that ends
     if inc is not None:
         labels["source"] = inc.source
         req = inc.first_failure.request if inc.first_failure is not None else None
         if req is not None and req.pixel:
             labels["pixel"] = req.pixel
-    if diag is not None and diag.findings:
-        labels["severity"] = diag.findings[0].severity.value
+    if alert.kind is AlertKind.RESOLVED and alert.announced is not None and alert.announced[1] not in ("", "info"):
+        labels["severity"] = alert.announced[1]
+    elif diag is not None and diag.cause is not None:
+        labels["severity"] = diag.cause.severity.value
     if alert.token_fp is not None:
         labels["token_fingerprint"] = alert.token_fp
     return labels
@@ -208,17 +278,21 @@ def render(alert: Alert) -> Message:
     """Render an alert for every target kind. Uses only what the Alert holds (fingerprints, never tokens)."""
     title = _title(alert)
     doc = _doc(alert)
+    # Every text of the message passes the one redactor: a known token or a random-looking value that
+    # reached an incident's evidence (a 400 body quoting the request, a swapped pixel) leaves as its label.
     return Message(
         alert_id=alert.id,
         kind=alert.kind,
-        title=title,
-        markdown=_markdown(doc),
-        text=_text(title, doc),
-        html=_html(doc),
-        labels=_labels(alert),
-        annotations=_annotations(alert, title, doc),
+        title=redact(title),
+        markdown=redact(_markdown(doc)),
+        text=redact(_text(title, doc)),
+        html=redact(_html(doc)),
+        labels={k: redact(v) for k, v in _labels(alert).items()},
+        annotations={k: redact(v) for k, v in _annotations(alert, title, doc).items()},
         starts_at=alert.incident.opened_at if alert.incident is not None else None,
         ends_at=alert.incident.resolved_at if alert.incident is not None else None,
+        notify_type=notify_type(alert),
+        subject=_fit(_subject(alert)),
     )
 
 

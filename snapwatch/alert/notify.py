@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import logging
 import re
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, TextIO
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from snapwatch.alert.messages import render
+from snapwatch.alert.urls import MASK, mask_url, passwords, scrub, url_secrets
 from snapwatch.codec import Message
 from snapwatch.errors import NotifyError
 from snapwatch.model import Alert, AlertKind
-from snapwatch.redact import redact
+from snapwatch.redact import SECRETS, redact
 from snapwatch.store.outbox import Outbox, OutboxRow
 
 if TYPE_CHECKING:
@@ -32,74 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _alert_log = logging.getLogger("snapwatch.alert")
 
-MASK = "…"
 EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})  # get the HTML body; every other scheme gets markdown
-_PLAIN_HOST = re.compile(r"[a-z][a-z-]*|[a-z0-9-]+(?:\.[a-z0-9-]+)+")  # a name or a dotted domain
-_REASON_MAX = 300
-
-
-# --- secrets in URLs -------------------------------------------------------------------------------------
-
-
-def _plain_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return _PLAIN_HOST.fullmatch(host) is not None
-    return True
-
-
-def mask_url(url: str) -> str:
-    """``url`` for display: scheme, host and port kept; user info, path and query values become ``…``.
-
-    A host that looks like a token rather than a name (Telegram bot tokens, Slack team ids) is masked too.
-    """
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    try:
-        parts = urlsplit(url.strip())
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        return f"{scheme}://{MASK}" if scheme else MASK
-    if not parts.scheme:
-        return MASK
-    shown = (f"[{host}]" if ":" in host else host) if _plain_host(host) else (MASK if host else "")
-    out = f"{parts.scheme}://" + (f"{MASK}@" if parts.username or parts.password else "") + shown
-    out += f":{port}" if port else ""
-    out += f"/{MASK}" if parts.path.strip("/") else ""
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    out += ("?" + "&".join(f"{key}={MASK}" for key, _ in query)) if query else ""
-    return out
-
-
-def url_secrets(url: str) -> tuple[str, ...]:
-    """The parts of ``url`` that may be secret (password, user, path segments, query values), longest first."""
-    found = {url, url.strip()}
-    pieces: list[str] = []
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        if parts.password:
-            found.add(parts.password)
-        pieces += [parts.username or "", *parts.path.split("/"), *(v for _, v in parse_qsl(parts.query))]
-        if not _plain_host(host):
-            pieces += [host, parts.netloc]
-    except ValueError:
-        pieces += re.split(r"[/:@?&=]+", url)
-    # Short pieces ("hook", "v2") are not secrets, and scrubbing them would garble every reason.
-    found.update(p for p in pieces if len(p) >= 6)
-    found.update({unquote(s) for s in found} | {quote(s, safe="") for s in found})
-    return tuple(sorted((s for s in found if len(s) >= 3), key=len, reverse=True))
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    """``text`` on one line, with every secret masked, tokens redacted, and at most 300 characters."""
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    text = " ".join(redact(text).split())
-    return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + MASK
-
-
-# --- targets ---------------------------------------------------------------------------------------------
 
 
 class Target(Protocol):
@@ -131,6 +65,23 @@ class _AppriseCapture(logging.Filter):
         return True
 
 
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+class _AppriseUrls(logging.Filter):
+    """Every record of apprise's own logger, whoever sends: URLs only in the masked form snapwatch shows
+    (``mailto://…@host``; apprise's "privacy" form keeps a password's first and last character), then
+    the one redactor."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        record.msg, record.args = redact(_URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)), None
+        return True
+
+
 @contextmanager
 def _apprise_logs(secrets: Sequence[str]) -> Iterator[_AppriseCapture]:
     capture = _AppriseCapture(secrets)
@@ -140,6 +91,18 @@ def _apprise_logs(secrets: Sequence[str]) -> Iterator[_AppriseCapture]:
         yield capture
     finally:
         logger.removeFilter(capture)
+
+
+@contextmanager
+def _attachment(message: Message | None) -> Iterator[str | None]:
+    """The message's report as a file apprise can attach, removed afterwards (None: nothing to attach)."""
+    if message is None or message.attachment is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="snapwatch-report-") as folder:
+        path = Path(folder) / "snapwatch-report.html"
+        path.write_text(message.attachment, encoding="utf-8")
+        yield str(path)
 
 
 _load_lock = threading.Lock()
@@ -155,16 +118,21 @@ def _load_apprise() -> ModuleType:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r"'imghdr' is deprecated", category=DeprecationWarning)
                 apprise.Apprise.instantiate("json://localhost")  # loads every plugin module
+            logging.getLogger("apprise").addFilter(_AppriseUrls())
             _load_apprise.done = True  # type: ignore[attr-defined]
     return apprise
 
 
 class AppriseTarget:
-    """One apprise URL. Email schemes get the HTML body (apprise adds a plain part); others get markdown."""
+    """One apprise URL. Email schemes get the HTML body (apprise adds a plain part) under the short subject;
+    others get markdown under the title. Every message goes with its notification type (failure, warning,
+    success, info), so chat targets and mail clients can tell FIRING from RESOLVED."""
 
     def __init__(self, url: str) -> None:
         self._apprise, self._url = _load_apprise(), url.strip()
         self._secrets = url_secrets(url)
+        for secret in passwords(url):  # shown as the mask wherever they turn up, not only in apprise's logs
+            SECRETS.add(secret, shown_as=MASK, min_length=8)
         self.key = "apprise:" + hashlib.sha256(self._url.encode()).hexdigest()[:16]
         self.display = mask_url(url)
         self._email = self._url.split("://", 1)[0].lower() in EMAIL_SCHEMES
@@ -184,12 +152,17 @@ class AppriseTarget:
         """Deliver once through apprise, each socket operation bounded by ``timeout`` seconds."""
         fmt = self._apprise.NotifyFormat
         body, body_format = (message.html, fmt.HTML) if self._email else (message.markdown, fmt.MARKDOWN)
+        # An e-mail's subject is what a phone's lock screen shows: the short one, the details in the body.
+        title = (message.subject or message.title) if self._email else message.title
+        kind = self._apprise.NotifyType(message.notify_type)
         plugin = self._plugin(timeout)
         with _apprise_logs(self._secrets) as capture:
             try:
                 sender = self._apprise.Apprise(asset=self._apprise.AppriseAsset(async_mode=False))
                 sender.add(plugin)
-                result = sender.notify(body=body, title=message.title, body_format=body_format)
+                with _attachment(message if self._email else None) as attach:
+                    result = sender.notify(body=body, title=title, body_format=body_format, notify_type=kind,
+                                           attach=attach)
                 ok = bool(result)
                 # apprise 2 may send on its own threads and hands back what it logged; apprise 1 logs here.
                 for entry in getattr(result, "logs", list)():
@@ -269,9 +242,12 @@ class Notifier:
         self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.targets)), thread_name_prefix="notify")
         self._busy = False
 
-    def enqueue(self, alert: Alert, now: datetime) -> Message:
-        """Render ``alert`` and owe it to every target (idempotent by alert id)."""
+    def enqueue(self, alert: Alert, now: datetime, attachment: str | None = None) -> Message:
+        """Render ``alert`` (with ``attachment``, an HTML report, when given) and owe it to every target
+        (idempotent by alert id)."""
         message = render(alert)
+        if attachment is not None:
+            message = replace(message, attachment=attachment)
         self.outbox.enqueue(message, [(t.key, t.display) for t in self.targets], now)
         return message
 

@@ -36,13 +36,14 @@ from datetime import datetime
 from typing import Any
 
 from snapwatch.alert.budget import HourlyBudget
-from snapwatch.codec import at_micros, diagnosis_from, incident_from, incident_json, micros, micros_at
+from snapwatch.alert.inhibit import Inhibition
+from snapwatch.alert.material import announced, material, material_key
+from snapwatch.codec import at_micros, diagnosis_from, incident_from, incident_json, micros, micros_at, stored_json
 from snapwatch.config import AlertsConfig
 from snapwatch.model import (
     Alert,
     AlertKind,
     Diagnosis,
-    FindingCode,
     Incident,
     Rule,
     TokenKind,
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 _HOUR = 3_600_000_000  # microseconds
 _KEEP_CLOSED = 7 * 24 * _HOUR  # finished incidents are remembered this long, so a replayed transition is a no-op
 _RANK = {rule: i for i, rule in enumerate(Rule)}  # "most important rule" leads a group: the contract's order
-_PROBES = {FindingCode.PROBE_ACCEPTED.value, FindingCode.PROBE_REJECTED.value, FindingCode.PROBE_FAILED.value}
 # A blip (an incident over before its OPENED alert was due) is swallowed, unless it is this many within an
 # hour for one rule and source: a backend flapping faster than group_wait is a fault, not noise, and must
 # not go unreported. From then on its blips are announced, bounded by max_per_hour like everything else.
@@ -96,7 +96,9 @@ class _Batch:
         alert = Alert(id=alert_id(host, ident, kind, seq), kind=kind, created_at=self.now, host=host,
                       incident=None if row is None else _incident(row),
                       diagnosis=None if row is None else _diagnosis(row["diagnosis"]),
-                      token_fp=self.token_fp, token_kind=self.token_kind, **extra)
+                      token_fp=self.token_fp, token_kind=self.token_kind,
+                      folded=() if row is None else self.policy._inhibition.folded_into(ident),
+                      announced=None if row is None else announced(row["sent_key"]), **extra)
         self.policy._conn.execute("INSERT INTO alert_sent VALUES (?, ?)", (self.n, alert.id))
         self.used += 1
         self.out.append(alert)
@@ -113,6 +115,7 @@ class AlertPolicy:
         self._repeat = max(1, micros(alerts.repeat_every))
         migrate(conn)  # the tables are the store's (store.schema); a bare connection is brought up to date
         self._budget = HourlyBudget(conn, alerts)
+        self._inhibition = Inhibition(conn, alerts.inhibit_rules)
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -141,7 +144,7 @@ class AlertPolicy:
                 return
             if row["state"] == "open" or t.kind is TransitionKind.RESOLVED:  # a replayed open keeps the end
                 self._conn.execute("UPDATE alert_state SET incident = ? WHERE incident_id = ?",
-                                   (json.dumps(incident_json(inc)), inc.id))
+                                   (stored_json(incident_json(inc)), inc.id))
             if diagnosis is not None:
                 self._store_diagnosis(row, diagnosis)
             if t.kind is TransitionKind.RESOLVED and row["state"] == "open":
@@ -151,7 +154,8 @@ class AlertPolicy:
     def on_diagnosis(self, incident_id: str, diagnosis: Diagnosis, now: datetime) -> None:
         """Record a new diagnosis; one UPDATE is owed when it differs materially from what went out.
 
-        Material: a different verdict code, or a probe finding not in the last diagnosis handed out.
+        Material: a different verdict code or verdict severity, or a probe finding not in the last diagnosis
+        handed out.
         Only while the incident is open and after something about it went out (before that, the OPENED
         alert will carry the newest diagnosis anyway). Unknown incidents are ignored.
         """
@@ -178,15 +182,15 @@ class AlertPolicy:
             " resolved, closed_us, incident, diagnosis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (inc.id, inc.rule.value, inc.source, micros_at(inc.opened_at), "resolved" if done else "open",
              grp, due, "swallowed" if done else "pending", "skipped" if done else "no", n if done else None,
-             json.dumps(incident_json(inc)),
-             None if diagnosis is None else json.dumps(diagnosis.to_json())))
+             stored_json(incident_json(inc)),
+             None if diagnosis is None else stored_json(diagnosis.to_json())))
 
     def _store_diagnosis(self, row: sqlite3.Row, diagnosis: Diagnosis) -> None:
         owed = (row["state"] == "open" and bool(row["announced"])
-                and _material(diagnosis, row["sent_key"]))
+                and material(diagnosis, row["sent_key"]))
         self._conn.execute(
             "UPDATE alert_state SET diagnosis = ?, update_owed = update_owed OR ? WHERE incident_id = ?",
-            (json.dumps(diagnosis.to_json()), owed, row["incident_id"]))
+            (stored_json(diagnosis.to_json()), owed, row["incident_id"]))
 
     def _blips(self, row: sqlite3.Row, n: int) -> int:
         """The other blips of this rule on this source that ended within the last hour, swallowed or announced."""
@@ -240,6 +244,7 @@ class AlertPolicy:
         with joined_transaction(self._conn):
             self._conn.execute("DELETE FROM alert_sent WHERE at_us <= ?", (micros_at(now) - _HOUR,))
             b = _Batch(self, now, token_fp, token_kind)
+            self._inhibition.release(b.n)
             self._hand_opened(b)
             self._hand_resolved(b)
             self._hand_summary(b)
@@ -253,6 +258,10 @@ class AlertPolicy:
     def _hand_opened(self, b: _Batch) -> None:
         groups: dict[str, list[sqlite3.Row]] = {}
         for row in self._rows("opened = 'pending' AND due_us <= ? ORDER BY due_us, opened_us", b.n):
+            by = self._inhibition.explained_by(row["incident_id"], row["rule"], row["source"])
+            if by is not None:  # one problem, one message: it is folded into the incident that explains it
+                self._inhibition.inhibit(row["incident_id"], by)
+                continue
             groups.setdefault(row["grp"], []).append(row)
         for members in groups.values():
             members.sort(key=lambda r: (_RANK[Rule(r["rule"])], r["opened_us"], r["incident_id"]))
@@ -291,7 +300,7 @@ class AlertPolicy:
     def _hand_updates(self, b: _Batch) -> None:
         for row in self._rows("state = 'open' AND announced = 1 AND update_owed = 1 ORDER BY opened_us"):
             diag = _diagnosis(row["diagnosis"])
-            if diag is None or not _material(diag, row["sent_key"]):
+            if diag is None or not material(diag, row["sent_key"]):
                 self._conn.execute("UPDATE alert_state SET update_owed = 0 WHERE incident_id = ?",
                                    (row["incident_id"],))
                 continue
@@ -349,6 +358,8 @@ class AlertPolicy:
         ):
             if at is not None:
                 times.append(at)
+        if self._inhibition.orphans():
+            times.append(n)  # folded into an incident that ended while it goes on: announced on its own now
         budget = self._budget
         cap, reserved = self._cfg.max_per_hour, budget.reserved()
         if one("SELECT COUNT(*) FROM alert_state WHERE resolved = 'owed' AND announced = 1").fetchone()[0]:
@@ -369,23 +380,8 @@ class AlertPolicy:
 # -- time, keys and stored rows -----------------------------------------------------------------------
 
 
-def _material_key(d: Diagnosis | None) -> str:
-    if d is None:
-        return json.dumps(["unknown", []])
-    return json.dumps([d.verdict, sorted({f.code.value for f in d.findings} & _PROBES)])
-
-
 def _key_of(row: sqlite3.Row) -> str:
-    return _material_key(_diagnosis(row["diagnosis"]))
-
-
-def _material(d: Diagnosis, sent_key: str | None) -> bool:
-    """True when ``d`` has another verdict, or a probe finding, that the diagnosis handed out had not."""
-    if sent_key is None:
-        return False
-    verdict, probes = json.loads(sent_key)
-    new_verdict, new_probes = json.loads(_material_key(d))
-    return bool(new_verdict != verdict or set(new_probes) - set(probes))
+    return material_key(_diagnosis(row["diagnosis"]))
 
 
 def _incident(row: sqlite3.Row) -> Incident:

@@ -16,21 +16,28 @@ from typing import TextIO
 import yaml
 
 from snapwatch.cli.configfile import config_path, resolve_config, resolve_config_places
-from snapwatch.config import Config, TokenConfig
-from snapwatch.errors import EX_OK, EX_RUNTIME, UsageError
+from snapwatch.cli.style import colourize, wanted
+from snapwatch.config import Config, TokenConfig, parse_duration
+from snapwatch.errors import EX_OK, EX_RUNTIME, ConfigError, SnapwatchError, UsageError
 from snapwatch.run.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
 
+def _text(args: argparse.Namespace, out: TextIO, text: str) -> None:
+    """Human output: coloured on a terminal when ``--color`` allows (JSON never is)."""
+    out.write(colourize(text) if wanted(getattr(args, "color", "never"), out, os.environ) else text)
+
+
 def _dump(data: object, out: TextIO) -> None:
+    # json writes one chunk per key, value and punctuation: every string arrives whole at the redactor.
     json.dump(data, out, indent=2, ensure_ascii=False)
     out.write("\n")
 
 
 def masked_config(config: Config) -> dict[str, object]:
     """The effective config as plain data, with every URL's secrets masked."""
-    from snapwatch.alert.notify import mask_url  # noqa: PLC0415  (apprise is slow to import)
+    from snapwatch.alert.urls import mask_url  # noqa: PLC0415  (apprise is slow to import)
 
     data = config.model_dump(mode="json")
     alerts = data["alerts"]
@@ -40,10 +47,17 @@ def masked_config(config: Config) -> dict[str, object]:
 
 
 def check_config(args: argparse.Namespace, out: TextIO) -> int:
-    from snapwatch.run.preflight import require_preflight  # noqa: PLC0415  (apprise is slow to import)
+    from snapwatch.run.preflight import preflight, warnings  # noqa: PLC0415  (apprise is slow to import)
 
     config, places = resolve_config_places(args)
-    require_preflight(config, places)  # what `run` would refuse, exactly as `run` refuses it
+    refused = preflight(config, places, creating=False)  # what `run` would refuse, as `run` refuses it
+    if refused:
+        raise ConfigError("\n".join(str(p) for p in refused))
+    noted = warnings(config, places)
+    for problem in noted:
+        print(f"snapwatch: warning: {problem}", file=sys.stderr)
+    if noted and args.strict:
+        raise ConfigError(f"{len(noted)} warning(s), and --strict makes them errors")
     out.write(yaml.safe_dump(masked_config(config), sort_keys=False, allow_unicode=True))
     return EX_OK
 
@@ -61,7 +75,7 @@ def scan(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _dump(report.to_json(), out)
     else:
-        out.write(render_text(report))
+        _text(args, out, render_text(report))
     return EX_OK
 
 
@@ -104,16 +118,60 @@ def _where(cfg: TokenConfig) -> str:
     return ", ".join(p for p in places if p) or "no token source configured"
 
 
+def _existing_state(config: Config) -> Path:
+    """The state directory of a daemon that has run; a read-only command never creates one."""
+    if not os.path.lexists(config.state_dir / "state.db"):  # a planted symlink is for Store.open to refuse
+        raise SnapwatchError(f"no state in {config.state_dir}: has `snapwatch run` run with this config?")
+    return config.state_dir
+
+
 def status(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.store.state import Store  # noqa: PLC0415
 
     config = resolve_config(args, required=True)
-    with Store.open(config.state_dir) as store:
+    with Store.open(_existing_state(config)) as store:
         data = store.status()
+        if args.history:
+            data["history"] = store.recent_incidents(datetime.now(UTC) - config.history.retention)
     if args.json:
         _dump(data, out)
         return EX_OK
-    out.write(_status_text(data))
+    _text(args, out, _status_text(data))
+    return EX_OK
+
+
+def report(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.ingest.stamps import zone_of  # noqa: PLC0415
+    from snapwatch.run.report import from_scan, from_state, page_of  # noqa: PLC0415
+    from snapwatch.run.scan import scan_with_diagnosis  # noqa: PLC0415
+    from snapwatch.store.state import Store  # noqa: PLC0415
+
+    config = resolve_config(args, required=not args.files)
+    if args.files and (args.since or args.incident):
+        raise UsageError("report: --since and --incident read the daemon's history; give them without FILEs")
+    now = datetime.now(UTC)
+    named = config.sources[0].timezone if config.sources else "local"
+    tz = zone_of(named) or now.astimezone().tzinfo or UTC
+    host = socket.gethostname()
+    if args.files:
+        token_config = config.token
+        if args.env_file:
+            token_config = token_config.model_copy(update={"env_file": Path(args.env_file)})
+        scanned = scan_with_diagnosis(args.files, config, token_config, os.environ, strict_token=bool(args.env_file))
+        data = from_scan(scanned, host=host, tz=tz, now=now)
+    else:
+        since = parse_duration(args.since) if args.since else None
+        with Store.open(_existing_state(config)) as store:
+            data = from_state(store, host=host, tz=tz, now=now, since=since, incident_id=args.incident)
+    page = page_of(data)
+    if args.output in (None, "-"):
+        out.write(page)
+    else:
+        target = Path(args.output)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(target)  # a reader never sees half a page
+        print(f"snapwatch: wrote {target} ({len(data.incidents)} incident(s))", file=sys.stderr)
     return EX_OK
 
 
@@ -137,6 +195,12 @@ def _status_text(data: dict[str, object]) -> str:
     assert isinstance(gaps, list)
     lines.extend(f"log gap in {g['path']}: {g['lost_bytes'] if g['lost_bytes'] is not None else 'unknown'} bytes "
                  f"lost ({g['reason']})" for g in gaps)
+    history = data.get("history")
+    if isinstance(history, list):
+        lines.append(f"recent incidents: {len(history) or 'none'}")
+        lines.extend(f"  {h['id']}: {h['rule']} on {h['source']}, {h['opened_at']} → {h['resolved_at'] or 'open'}"
+                     f" ({h['duration']}), {h['failed']} failed; verdict {h['verdict'] or 'unknown'}"
+                     for h in history)
     return "\n".join(lines) + "\n"
 
 
@@ -151,7 +215,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def diagnose(args: argparse.Namespace, out: TextIO) -> int:
-    from snapwatch.run.now import diagnose_now, render_findings  # noqa: PLC0415
+    from snapwatch.run.now import diagnose_now, render_now  # noqa: PLC0415
 
     config = resolve_config(args, required=False)
     try:
@@ -160,11 +224,11 @@ def diagnose(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"--now {args.now!r} is not an ISO 8601 time") from None
     if now.tzinfo is None:
         now = now.astimezone()
-    diagnosis = diagnose_now(config, os.environ, now, probe=args.probe)
+    report = diagnose_now(config, os.environ, now, probe=args.probe)
     if args.json:
-        _dump({"now": now.isoformat(), **diagnosis.to_json()}, out)
+        _dump(report.to_json(), out)
     else:
-        out.write(render_findings(diagnosis))
+        _text(args, out, render_now(report))
     return EX_OK
 
 
@@ -184,7 +248,16 @@ def test_alert(args: argparse.Namespace, out: TextIO) -> int:
 def demo(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.cli.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(out, fast=args.fast)
+    return run_demo(out, fast=args.fast, report=Path(args.report) if args.report else None)
+
+
+def completion(args: argparse.Namespace, out: TextIO) -> int:
+    import shtab  # noqa: PLC0415  (only here)
+
+    from snapwatch.cli.parser import build_parser  # noqa: PLC0415
+
+    out.write(shtab.complete(build_parser(), shell=args.shell))
+    return EX_OK
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
@@ -192,10 +265,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "scan": scan,
     "token": token,
     "status": status,
+    "report": report,
     "run": run,
     "diagnose": diagnose,
     "test-alert": test_alert,
     "demo": demo,
+    "completion": completion,
 }
 
 

@@ -87,6 +87,7 @@ class Detector:
         self._last_at = since
         self._serial = 0  # incidents opened so far (part of each incident's id)
         self._ok_run = 0  # consecutive 2xx since the last non-2xx; only kept while an incident is open
+        self.recovering_since: datetime | None = None  # the first of those 2xx: when a recovery began
         self._pending: dict[Rule, Tally] = {}  # streaks in progress, below their threshold
         self._open: dict[Rule, Tally] = {}  # in the order they opened
         self._invalid: deque[Exchange] = deque()
@@ -119,6 +120,8 @@ class Detector:
             if self._open:
                 self._ok_run += 1
                 run = self._ok_run
+                if run == 1:
+                    self.recovering_since = at
                 recovery = self._recovery
                 for rule in [r for r in self._open if r in recovery and recovery[r] <= run]:
                     self._resolve(rule, at, out)
@@ -132,6 +135,7 @@ class Detector:
             return out
 
         self._ok_run = 0
+        self.recovering_since = None
         key = status_key(s)
         if s is not None:
             if s in (401, 403):
@@ -297,6 +301,7 @@ class Detector:
             "source": self.source,
             "last_at": iso(self._last_at),
             "ok_run": self._ok_run,
+            "recovering_since": iso(self.recovering_since),
             "serial": self._serial,
             "open_ids": {r.value: t.id for r, t in self._open.items()},
             "pending": {r.value: tally_json(t) for r, t in self._pending.items()},
@@ -327,6 +332,7 @@ class Detector:
                 raise ValueError(f"unknown version {data.get('version')!r}")
             det._last_at = dt(data["last_at"])
             det._ok_run = int(data["ok_run"])
+            det.recovering_since = dt(data.get("recovering_since"))
             # a streak of a rule disabled since the snapshot is dropped; open incidents all stay
             det._pending = {Rule(r): tally_from(t) for r, t in data["pending"].items() if det._streaks.get(Rule(r))}
             det._open = {Rule(r): tally_from(t) for r, t in data["open"].items()}

@@ -17,9 +17,10 @@ from snapwatch.config import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.tally import status_key
+from snapwatch.detect.timeline import Timeline
 from snapwatch.ingest.records import Assembler
 from snapwatch.ingest.tokens import TokenReport
-from snapwatch.model import Exchange, Transition, TransitionKind
+from snapwatch.model import Exchange, Request, Rule, Transition, TransitionKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,15 @@ class SourceView:
     invalid_bodies: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """How an incident ended: the request whose answer resolved it (None when not seen), and ``since``,
+    the time of the first 2xx after its last failure."""
+
+    since: datetime
+    request: Request | None
+
+
 @dataclass(slots=True)
 class Batch:
     """What one feed produced: the exchanges (in order), their transitions, and per-status counts."""
@@ -45,6 +55,7 @@ class Batch:
     requests: int = 0
     last_record_at: datetime | None = None
     opened: dict[str, SourceView] = field(default_factory=dict)  # incident id → the view as it opened
+    recovered: dict[str, Recovery] = field(default_factory=dict)  # incident id → how it ended
 
 
 class SourcePipeline:
@@ -60,6 +71,8 @@ class SourcePipeline:
         self.assembler = Assembler(source, self.label)
         self.detector = detector or Detector(rules, self.label)
         self.history = history or History()
+        last = self.history.last_request
+        self.timeline = Timeline(last.token_fp if last is not None else None)
         # Bodies of the latest 400 responses: the invalid-events diagnosis counts their reasons.
         self.invalid_bodies: deque[str] = deque(maxlen=200)
 
@@ -104,12 +117,17 @@ class SourcePipeline:
             found = observe(ex)
             if found:
                 transitions.extend(found)
-                if self.views_at_opening:
-                    for t in found:
-                        if t.kind is TransitionKind.OPENED:
-                            batch.opened[t.incident.id] = self.view(copy=True)
+                for t in found:
+                    if t.kind is TransitionKind.OPENED and self.views_at_opening:
+                        batch.opened[t.incident.id] = self.view(copy=True)
+                    elif t.kind is TransitionKind.RESOLVED:
+                        # silence ends at the first record of any kind; the others at their first 2xx
+                        since = (ex.response.at if t.incident.rule is Rule.SILENCE else None) \
+                            or self.detector.recovering_since or ex.response.at
+                        batch.recovered[t.incident.id] = Recovery(since, ex.request)
         if exchanges:
             batch.last_record_at = exchanges[-1].at
+            self.timeline.observe_all(exchanges)
         return batch
 
 

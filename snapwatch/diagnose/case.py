@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from snapwatch.config import TokenConfig
-from snapwatch.detect.history import AcceptedRun, History
+from snapwatch.detect.history import AcceptedRun, History, Usage
+from snapwatch.detect.pipeline import Recovery
 from snapwatch.diagnose import facts as knowledge
 from snapwatch.ingest.tokens import TokenReport
-from snapwatch.model import Confidence, FindingCode, Incident, Request, Rule, Severity
+from snapwatch.model import Confidence, EnvState, FindingCode, Incident, Request, Rule, Severity
 
 if TYPE_CHECKING:
     from snapwatch.model import ProbeResult
@@ -31,6 +32,12 @@ class Evidence:
     one). ``seen`` maps fingerprints of tokens seen in requests to their reports, where the caller
     could inspect them. The probe, when given, tested the configured token for the configured pixel.
     ``now`` is the judging time (scan: the records' time; diagnose: the wall clock or ``--now``).
+
+    Time of judgement: ``history`` is Snap's answers as known when the incident opened (its questions
+    are all asked "before the first failure"); ``configured`` is the token source's content now, and
+    ``env_history`` what it held over time (oldest first; empty: ``configured`` is taken to have held
+    throughout). ``latest`` is the last request logged now (what the backend sends while the incident is
+    open); ``recovery`` is how a resolved incident ended, and makes this its final judgement.
     """
 
     now: datetime
@@ -48,21 +55,41 @@ class Evidence:
     log_gaps: tuple[str, ...] = ()  # one description per lost stretch
     invalid_reasons: Mapping[str, int] = field(default_factory=dict)  # 400/INVALID reason → count
     log_paths: tuple[str, ...] = ()
+    env_history: tuple[EnvState, ...] = ()
+    latest: Request | None = None
+    recovery: Recovery | None = None
 
 
 @dataclass(slots=True)
 class Candidate:
-    """A finding before it is written out: its code, how sure, how direct, evidence lines, text values."""
+    """A finding before it is written out: its code, how sure, how direct, evidence lines, text values.
+
+    ``subject`` is the fingerprint of the token a finding about a token's shape, claims or age is about,
+    and ``origin`` whose token that is ("sent": the failing requests', "configured": the token source's).
+    The condition such a finding names held from ``since`` until ``until`` (None: always), so that an
+    acceptance by Snap within that span refutes it. ``note`` is set when stronger evidence outranks the
+    finding (the "but …" of an info note); ``capped`` when no incident is open (critical → warning).
+    """
 
     code: FindingCode
     confidence: Confidence
     directness: float
     evidence: list[str]
     values: dict[str, str] = field(default_factory=dict)
+    subject: str | None = None
+    origin: str = "sent"
+    since: datetime | None = None
+    until: datetime | None = None
+    note: str | None = None
+    demoted: bool = False  # an info note without a "but": evidence or hygiene, never a cause here
+    capped: bool = False
 
     @property
     def severity(self) -> Severity:
-        return knowledge.FINDINGS[self.code].severity
+        if self.note is not None or self.demoted:
+            return Severity.INFO
+        base = knowledge.FINDINGS[self.code].severity
+        return Severity.WARNING if self.capped and base is Severity.CRITICAL else base
 
     @property
     def score(self) -> float:
@@ -135,33 +162,71 @@ class Case:
         }
 
     def add(self, code: FindingCode, confidence: Confidence, directness: float, *evidence: str,
-            **values: str) -> None:
+            **values: str) -> Candidate:
         """Record a finding; a second one with the same code merges into the stronger of the two."""
         new = Candidate(code, confidence, directness, list(evidence), dict(values))
         old = self.found.get(code)
         if old is None:
             self.found[code] = new
-            return
+            return new
         keep, other = (new, old) if new.score > old.score else (old, new)
         keep.evidence += [e for e in other.evidence if e not in keep.evidence]
         self.found[code] = keep
+        return keep
+
+    def configured_at(self, at: datetime) -> EnvState | None:
+        """What the token source held at ``at``, as observed: the last state known from ``at`` or before
+        (or the first one known, when observation began later; its ``at`` then says so).
+
+        A state of unknown start (``at`` None: today's file, as ``scan --env-file`` reads it) speaks for an
+        incident still open, or for one whose failing requests carried the very token it holds: for a past
+        incident whose requests carried another token, what the source held then is unknown (None).
+        """
+        history = self.ev.env_history
+        if not history:
+            conf = self.ev.configured
+            return None if conf is None else EnvState(None, conf.fingerprint, self.values["source"])
+        held = [s for s in history if s.at is None or s.at <= at]
+        state = held[-1] if held else history[0]
+        inc = self.ev.incident
+        if state.at is None and inc is not None and inc.resolved_at is not None and state.fingerprint != self.sent_fp:
+            return None
+        return state
+
+    def configured_then(self) -> str | None:
+        """The configured token's fingerprint when the failures began (None: no token, or unknown)."""
+        state = self.configured_at(self.req.at if self.req is not None else self.t0)
+        return state.fingerprint if state is not None else None
+
+    def accepted(self, fp: str, since: datetime | None = None, until: datetime | None = None) -> Usage | None:
+        """Snap's 2xx for token ``fp`` (any pixel) before the failures, within [since, until) as far as first
+        and last acceptance tell; the usage for this pixel first. None when there is none."""
+        history = self.ev.history
+        if history is None:
+            return None
+        hits = [u for u in history.pixels_accepting(fp, self.t0)
+                if (since is None or (u.last_accepted is not None and u.last_accepted >= since))
+                and (until is None or (u.first_accepted is not None and u.first_accepted < until))]
+        hits.sort(key=lambda u: u.pixel != self.pixel)
+        return hits[0] if hits else None
 
     def rule_out(self, line: str) -> None:
         """Record what the evidence excludes (once)."""
         if line not in self.ruled_out:
             self.ruled_out.append(line)
 
-    def subjects(self) -> list[tuple[str, TokenReport, float]]:
-        """The reports to judge: the token in the failing requests, then the configured one."""
+    def subjects(self) -> list[tuple[str, TokenReport, float, str]]:
+        """The reports to judge, with a label, directness and origin: the token in the failing requests,
+        then the configured one (while it is the one the source held when the failures began)."""
         ev, out = self.ev, []
         sent = ev.seen.get(self.sent_fp) if self.sent_fp else None
         if sent is not None:
-            out.append((f"token {sent.fingerprint} in the requests", sent, DIRECT))
+            out.append((f"token {sent.fingerprint} in the requests", sent, DIRECT, "sent"))
         conf = ev.configured
-        if conf is not None:
+        if conf is not None and (ev.incident is None or self.configured_then() == conf.fingerprint):
             direct = DIRECT if self.sent_fp in (None, conf.fingerprint) else PRESENT * 0.8
             label = f"token {conf.fingerprint} ({self.values['source']})"
-            out.append((label, conf, direct))
+            out.append((label, conf, direct, "configured"))
         return out
 
 

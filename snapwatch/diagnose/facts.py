@@ -106,9 +106,10 @@ FINDINGS: Mapping[FindingCode, FindingFacts] = {
         "Copy the whole token again (about 330 characters for a Conversions API token): " + _NEW_TOKEN,
         _REPLACE_TOKEN,
     )),
-    FindingCode.TOKEN_QUOTED: FindingFacts(Severity.CRITICAL, "The token carries quotes into the request", (
-        "Remove the extra quotes around {key} in {env_file} (one pair of quotes is read as quoting; "
-        "quotes inside them reach Snap), then {restart}",
+    FindingCode.TOKEN_QUOTED: FindingFacts(Severity.CRITICAL, "The token reaches Snap with quotes around it", (
+        "One pair of quotes around the value in {env_file} is fine (python-dotenv strips it); these quotes are "
+        "inside the value and are sent as part of the token: write {key} as one bare value or with a single "
+        "pair of quotes, then {restart}",
     )),
     FindingCode.TOKEN_WHITESPACE: FindingFacts(
         Severity.CRITICAL, "The token carries whitespace or a line break", (
@@ -156,10 +157,23 @@ FINDINGS: Mapping[FindingCode, FindingFacts] = {
         "otherwise generate a new one",
     )),
     FindingCode.TOKEN_PREVIOUSLY_ACCEPTED: FindingFacts(
-        Severity.WARNING, "This token was accepted for pixel {pixel} before: not a token-type problem", (
-            "If nothing in the requests changed, the token was probably regenerated or deleted: check the "
-            "list under {bm_path}",
-            "If it is gone, generate a new one, put it in {source} and {restart}",
+        Severity.INFO, "This token was accepted for pixel {pixel} before: not a token-type problem", (
+            "Look at what changed since (the verdict), not at the token's type: its claims are the normal "
+            "Conversions API format",
+        )),
+    FindingCode.TOKEN_REVOKED: FindingFacts(
+        Severity.CRITICAL, "Snap stopped accepting this token for pixel {pixel}: revoked or regenerated", (
+            "Check the token list under {bm_path}: a token regenerated or deleted there (or whose organization "
+            "lost pixel {pixel}) is refused from then on",
+            _NEW_TOKEN,
+            "Put it in {key} in {env_file} as one bare value, then {restart}",
+            "Confirm with snapwatch diagnose --probe (Snap's validate endpoint should accept it), then watch "
+            "for 2xx: snapwatch status",
+        )),
+    FindingCode.TOKEN_UNLOGGED: FindingFacts(
+        Severity.INFO, "The log does not show the token: what is known of it comes from {source}", (
+            "v2 sends the token in an Authorization header the backend does not log; snapwatch diagnose --probe "
+            "asks Snap about the configured token directly",
         )),
     FindingCode.TOKEN_REJECTED_FOR_PIXEL: FindingFacts(
         Severity.CRITICAL, "Snap does not accept this token for pixel {pixel}", (
@@ -186,6 +200,12 @@ FINDINGS: Mapping[FindingCode, FindingFacts] = {
             "{pixel} belongs to the same organization as {previous_pixel}",
             "If {pixel} is right, " + _NEW_TOKEN[0].lower() + _NEW_TOKEN[1:],
             "If {pixel} is a mistake, fix {pixel_key} in {env_file} and {restart}",
+        )),
+    FindingCode.PIXEL_MALFORMED: FindingFacts(
+        Severity.CRITICAL, "The pixel id is not a pixel id: the pixel and the token look swapped", (
+            "In {env_file}, compare {pixel_key} and {key}: a pixel id is a UUID (8-4-4-4-12 hex digits); the "
+            "requests carry a token-like value where the pixel id belongs. Swap the two values back",
+            "{restart}, then check that the logged URLs read /v3/<pixel id>/events?{query_param}=…",
         )),
     FindingCode.V2_DEPRECATED: FindingFacts(Severity.WARNING, "Requests go to the deprecated v2 endpoint", (
         "Move to v3: POST {v3_url} (the token goes in the {query_param} query parameter)",
@@ -232,6 +252,25 @@ FINDINGS: Mapping[FindingCode, FindingFacts] = {
         "and deleting the old one",
     )),
 }
+
+
+# How a finding reads when stronger evidence outranks it (an info note: "Token 3f9a… looks cut short or
+# mangled, but Snap accepted it for pixel … until …").
+LOOKS: Mapping[FindingCode, str] = {
+    FindingCode.TOKEN_MALFORMED: "looks cut short or mangled",
+    FindingCode.TOKEN_QUOTED: "carries quotes",
+    FindingCode.TOKEN_WHITESPACE: "carries whitespace or a line break",
+    FindingCode.TOKEN_BEARER_PREFIX: "starts with 'Bearer '",
+    FindingCode.TOKEN_NOT_CANVAS: "is not in the Canvas S2S format",
+    FindingCode.TOKEN_EXPIRED: "has an exp claim that passed",
+    FindingCode.TOKEN_NOT_YET_VALID: "has an nbf claim after the failures",
+    FindingCode.TOKEN_RECENTLY_ISSUED: "was issued shortly before the failures",
+    FindingCode.TOKEN_STAGING: "looks like a staging token (~STAGING~ in sub)",
+    FindingCode.TOKEN_REJECTED_FOR_PIXEL: "was never accepted for this pixel in the log",
+    FindingCode.TOKEN_REVOKED: "stopped being accepted",
+    FindingCode.AUTH_PLACEMENT: "is not where this API version wants it",
+}
+NOTE_REMEDIATION = "No action for this note: Snap's own answers rule it out as the cause"
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:

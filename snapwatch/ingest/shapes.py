@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from snapwatch.ingest.tokens import TokenReport, fingerprint, inspect, normalize
 from snapwatch.model import Api, Exchange, Placement, Request, Response, TokenKind
+from snapwatch.redact import SECRETS, label, looks_random
 
 UrlFields = tuple[Api, str, str | None, str | None, TokenKind | None]  # api, path, pixel, token fp, kind
 RequestFields = tuple[Api, str, str | None, Placement, str | None, TokenKind | None]
@@ -81,6 +82,14 @@ def url_parts(url: str) -> tuple[Api, str, str | None, str | None]:
         path, query = url.partition("?")[0], url.partition("?")[2]
     api = Api.V3 if path.startswith("/v3/") else Api.V2 if path.startswith("/v2/") else Api.UNKNOWN
     segments = path.split("/")
+    if any(looks_random(s) for s in segments):
+        # A key where an id or a word belongs (a token in the pixel slot, a token in the path): remembered
+        # as a secret and replaced by its label, here at the source, so no later stage holds the value.
+        for s in segments:
+            if looks_random(s):
+                SECRETS.add(s)
+        segments = [label(s) if looks_random(s) else s for s in segments]
+        path = "/".join(segments)
     pixel = segments[2] or None if api is Api.V3 and len(segments) > 2 else None
     for item in query.split("&"):
         key, _, value = item.partition("=")
@@ -147,6 +156,7 @@ class TokenBook:
         """A token as logged → its fingerprint and kind ((None, None) when it is blank)."""
         if not normalize(raw):
             return None, None
+        SECRETS.add(raw)  # from now on this value is shown as its label wherever it turns up
         fp = fingerprint(raw)
         kind = self.kinds.get(fp)
         if kind is None:  # first sight of this token: inspect it once (claims, defects; never the token)

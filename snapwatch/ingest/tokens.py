@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import logging
@@ -17,24 +16,15 @@ from pathlib import Path
 
 from snapwatch.model import FindingCode, TokenKind
 
+# Re-exported (the explicit "as" form): token identity is foundation, and ingest is where readers look for it.
+from snapwatch.redact import fingerprint as fingerprint  # noqa: PLC0414
+from snapwatch.redact import normalize as normalize  # noqa: PLC0414
+
 log = logging.getLogger(__name__)
 
 _BEARER = re.compile(r"(?i)^bearer\s+")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 _OPAQUE = re.compile(r"^[A-Za-z0-9._~+/=-]{20,}$")
-
-
-def normalize(raw: str) -> str:
-    """The token as it would be sent: surrounding whitespace, one pair of quotes and ``Bearer `` removed."""
-    value = raw.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        value = value[1:-1].strip()
-    return _BEARER.sub("", value, count=1).strip()
-
-
-def fingerprint(raw: str) -> str:
-    """First 12 hex digits of SHA-256 over the normalised token (the contract's token identity)."""
-    return hashlib.sha256(normalize(raw).encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def _b64_json(part: str) -> dict[str, object] | None:

@@ -150,8 +150,8 @@ class ReportIncident:
         by_status: Mapping[str, int],
         diagnosis: ReportDiagnosis,
     ) -> ReportIncident:
-        """An incident whose verdict fields are taken from its diagnosis's top finding."""
-        top = diagnosis.findings[0] if diagnosis.findings else None
+        """An incident whose verdict fields are taken from its diagnosis's top cause (an info note is never one)."""
+        top = next((f for f in diagnosis.findings if f.severity != "info"), None)
         return cls(
             id=id,
             rule=rule,

@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 from snapwatch.config import TokenConfig
 from snapwatch.errors import SourceError
 from snapwatch.ingest.tokens import ConfiguredToken, Secret
+from snapwatch.redact import SECRETS
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,16 @@ def load_configured(cfg: TokenConfig, environ: Mapping[str, str]) -> ConfiguredT
         value = _present(env_values.get(cfg.key))
         if value is not None:
             where = f"{cfg.key} in {cfg.env_file}"
-            return ConfiguredToken(Secret(value), where, pixel, cfg.env_file, env_mtime)
+            return ConfiguredToken(_remembered(value), where, pixel, cfg.env_file, env_mtime)
     if cfg.env is not None:
         value = _present(environ.get(cfg.env))
         if value is not None:
-            return ConfiguredToken(Secret(value), f"environment variable {cfg.env}", pixel)
+            return ConfiguredToken(_remembered(value), f"environment variable {cfg.env}", pixel)
     if cfg.file is not None:
         text, mtime = _read_text(cfg.file, "token file")
         value = _present(_drop_final_line_ending(text))
         if value is not None:
-            return ConfiguredToken(Secret(value), f"token file {cfg.file}", pixel, cfg.file, mtime)
+            return ConfiguredToken(_remembered(value), f"token file {cfg.file}", pixel, cfg.file, mtime)
     return None
 
 
@@ -118,3 +119,8 @@ def _unit_started(systemctl: str, unit: str, timeout: float) -> datetime | None:
             if seconds > 0:
                 return datetime.fromtimestamp(seconds, tz=UTC)
     return None
+
+
+def _remembered(value: str) -> Secret:
+    SECRETS.add(value)  # the configured token is shown as its label wherever it turns up
+    return Secret(value)

@@ -1,10 +1,8 @@
 """The daemon: one asyncio loop that follows, detects, diagnoses and alerts; signals, reload, sd_notify.
 
-This is the shell around the pure pipeline and the only place with global state. Per followed file
-it keeps a SourcePipeline (restored from the state store), and for every chunk the follower hands
-over it commits, in one transaction, the checkpoint with the counters, detector and history that the
-chunk's lines produced. While the record assembler still holds part of a response (its JSON body not
-yet closed) the commit waits, so a crash never counts a response twice nor loses one.
+The shell around the pure pipeline: per followed file a SourcePipeline restored from the store, and per
+chunk one transaction with the checkpoint and what its lines produced (held while part of a response is
+open), so a crash never counts a response twice nor loses one.
 """
 
 from __future__ import annotations
@@ -25,16 +23,18 @@ from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.targets import targets_for
 from snapwatch.config import Config, SourceConfig, load_config_places
 from snapwatch.detect.detector import Detector
-from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
+from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Transition, TransitionKind
-from snapwatch.run.followed import FollowedFile, Owed, Source
+from snapwatch.run.followed import FollowedFile, Owed, Source, say_transition
 from snapwatch.run.handout import build_alerting, hand_out, seed_reposter
 from snapwatch.run.investigate import Investigator
 from snapwatch.run.preflight import require_preflight
+from snapwatch.run.report import attachment_for
 from snapwatch.run.sdnotify import SystemdNotifier, monotonic_usec
 from snapwatch.run.statefailure import StateFailure, StateTrouble, as_unavailable
 from snapwatch.run.telemetry import Telemetry
+from snapwatch.store.history import HistoryPruner
 from snapwatch.store.state import Store
 from snapwatch.tail.events import Chunk, Notice, NoticeKind
 from snapwatch.tail.watch import Quiet
@@ -73,20 +73,17 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.reload_requested = False
         self.telemetry = telemetry if telemetry is not None else Telemetry(config)
-        self._apply_alerting(config, *self._targets(config))
+        self._apply_alerting(config, *targets_for(config.alerts, self.console))
         self.trouble = StateTrouble(self.host, self.telemetry, lambda: self.notifier.targets,
                                     config.alerts.timeout.total_seconds())
         self.suspended_until: float | None = None  # loop time of the next try while the state cannot be saved
         self._late_failure: BaseException | None = None  # a state failure met by a background delivery round
         self.investigator = Investigator(config, self.environ, clock, self.policy,
-                                         on_new_evidence=self._rediagnose_all)
+                                         on_new_evidence=self._rediagnose_all, store=self.store)
         self._delivery: asyncio.Task[object] | None = None
+        self._history = HistoryPruner(self.store.conn)
 
     # -- setup and reload -------------------------------------------------------------------------
-
-    def _targets(self, config: Config) -> tuple[list[Target], AlertmanagerTarget | None]:
-        """The alert targets ``config`` names; raises NotifyError for a URL that cannot be used."""
-        return targets_for(config.alerts, self.console)
 
     def _apply_alerting(self, config: Config, targets: list[Target], manager: AlertmanagerTarget | None) -> None:
         self.policy, self.outbox, self.reposter, self.notifier = build_alerting(self.store, config.alerts, self.host,
@@ -114,7 +111,7 @@ class Daemon:
             new, places = load_config_places(self.config_path, self.environ)
             require_preflight(new, places)  # what `run` would refuse at a start, a reload refuses too
             # Before anything changes: a target URL that cannot be used refuses the reload like a bad key.
-            targets, manager = self._targets(new)
+            targets, manager = targets_for(new.alerts, self.console)  # NotifyError for an unusable URL
         except SnapwatchError as exc:
             reason = str(exc).splitlines()[0]
             log.error("reload refused, still running on the previous config: %s", reason)
@@ -145,7 +142,8 @@ class Daemon:
             old_notifier.close()
         self._apply_alerting(new, targets, manager)
         self.investigator.configure(new, self.policy)
-        self._seed_reposter()  # a new Alertmanager target still owes the open incidents their re-posts
+        # a new Alertmanager target still owes the open incidents their re-posts
+        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())
         log.info("configuration reloaded from %s", self.config_path)
         self.sd.ready()
 
@@ -159,7 +157,7 @@ class Daemon:
                 loop.add_signal_handler(signum, handler)
         self.investigator.remember_verdicts({i.id: i.verdict for i in self.store.incidents(open_only=True)
                                              if i.verdict})
-        self._seed_reposter()
+        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())
         for source_config in self.config.sources:
             self._add_source(source_config)
         try:
@@ -290,43 +288,43 @@ class Daemon:
             self.investigator.gap(event)
         else:
             loud = event.kind in (NoticeKind.ERROR, NoticeKind.REFUSED)
-            log.log(logging.WARNING if loud else logging.INFO, "%s: %s %s", event.path, event.kind.value, event.detail)
+            log.log(logging.WARNING if loud else logging.INFO, "%s: %s", event.path, event.detail)
 
     def _after_batch(self, f: FollowedFile, batch: Batch, checkpoint: Checkpoint | None) -> None:
         now = self.clock()
         diagnoses: dict[str, Diagnosis] = {}  # incident id → its diagnosis as it opened, for later transitions
         for transition in batch.transitions:
-            self._on_transition(f.pipeline, transition, diagnoses, batch.opened, now)
-        if len(f.pipeline.assembler.tokens) > f.tokens_known:  # the backend sends a token not seen before
-            f.tokens_known = len(f.pipeline.assembler.tokens)
-            self.investigator.rediagnose(f.pipeline, exclude=batch.opened.keys())  # those were just diagnosed
-        f.owed.add(batch)
+            self._on_transition(f.pipeline, transition, diagnoses, batch, now)
+        new_token = len(f.pipeline.assembler.tokens) > f.tokens_known  # the backend sends a token not seen before
+        f.tokens_known = len(f.pipeline.assembler.tokens)
+        if batch.exchanges:  # those that just opened were just diagnosed
+            self.investigator.notice(f.pipeline, new_token, exclude=batch.opened.keys())
+        f.owed.add(batch, f.pipeline.timeline)
         if checkpoint is not None:
             f.checkpoint = checkpoint
         if f.pipeline.assembler.held_bytes:
             return  # part of a response is still held: commit once it completes (or the quiet flush)
         owed, f.owed = f.owed, Owed()
         pipeline = f.pipeline
-        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot()}
+        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot(),
+                    "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}}
         self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
                                 requests=owed.requests, last_record_at=owed.last_record_at,
-                                source_memory=snapshot, incident_changes=owed.incident_rows(self.investigator.verdicts))
+                                source_memory=snapshot, incident_changes=owed.incident_rows(self.investigator.verdicts),
+                                minutes=owed.minutes, switches=owed.switches)
         self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
-                       opened: Mapping[str, SourceView], now: datetime) -> None:
+                       batch: Batch, now: datetime) -> None:
         incident = t.incident
-        if t.kind is TransitionKind.OPENED:  # from the view as it opened; a clock-opened one (silence) has none
-            diagnoses[incident.id] = self.investigator.diagnose_opened(pipeline, incident, opened.get(incident.id))
+        # As it opened (from the view then; a clock-opened one, silence, has none), and finally as it resolved.
+        judged = self.investigator.judge(pipeline, t, batch.opened.get(incident.id), batch.recovered.get(incident.id))
+        if judged is not None:
+            diagnoses[incident.id] = judged
         diagnosis = diagnoses.get(incident.id)
         if t.kind is not TransitionKind.UPDATED:
-            verdict = self.investigator.verdicts.get(incident.id, "unknown")
-            log.warning("incident %s: %s on %s since %s (%d failed: %s) verdict %s", t.kind.value,
-                        incident.rule.value, incident.source, incident.opened_at.isoformat(), incident.responses,
-                        ", ".join(f"{s}×{n}" for s, n in incident.by_status), verdict)
+            say_transition(t, self.investigator.verdicts.get(incident.id, "unknown"))
         self.policy.on_transition(t, diagnosis, now)
-
-    # -- timers -----------------------------------------------------------------------------------
 
     def _on_timer(self) -> None:
         now = self.clock()
@@ -345,6 +343,7 @@ class Daemon:
                                      for i in f.pipeline.detector.open_incidents()})
             self.reposter.tick(now)
         self._report_status()
+        self._history.prune_if_due(now, self.config.history.retention)
 
     async def _deliver(self, notifier: Notifier, now: datetime) -> None:
         try:
@@ -358,10 +357,10 @@ class Daemon:
                 self.investigator.rediagnose(f.pipeline)
 
     def _hand_out_alerts(self, now: datetime) -> None:
-        hand_out(self.store, self.policy, self.notifier, self.reposter, now, self.investigator.token_identity())
-
-    def _seed_reposter(self) -> None:
-        seed_reposter(self.reposter, self.policy, self.clock(), self.investigator.token_identity())
+        pipelines = [f.pipeline for s in self.sources.values() for f in s.files.values()]
+        hand_out(self.store, self.policy, self.notifier, self.reposter, now, self.investigator.token_identity,
+                 lambda alert: attachment_for(self.store, self.config, alert, now, self.host),
+                 lambda: self.investigator.refresh(pipelines))  # what goes out says what holds now
 
     def _report_status(self) -> None:
         for source in self.sources.values():

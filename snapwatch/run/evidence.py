@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from snapwatch.config import TokenConfig
-from snapwatch.detect.pipeline import SourceView
+from snapwatch.detect.pipeline import Recovery, SourceView
 from snapwatch.diagnose.case import Evidence
 from snapwatch.diagnose.rank import diagnose
 from snapwatch.diagnose.traffic import invalid_reasons
 from snapwatch.errors import SourceError
 from snapwatch.ingest.tokens import ConfiguredToken
-from snapwatch.model import Diagnosis, Finding, FindingCode, Gap, Incident, ProbeResult
+from snapwatch.model import Diagnosis, EnvState, Finding, FindingCode, Gap, Incident, ProbeResult, Request
 from snapwatch.run.configured import load_configured, service_restart_pending
 
 log = logging.getLogger(__name__)
@@ -22,13 +22,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What the diagnosis knows beyond the log: the configured token, a pending restart, the probe, gaps."""
+    """What the diagnosis knows beyond the log: the configured token, a pending restart, the probe, gaps,
+    and what the token source held over time (``env_history``, oldest first; empty: unknown, the
+    configured token is taken to have held throughout)."""
 
     token_config: TokenConfig
     configured: ConfiguredToken | None = None
     restart_pending: bool | None = None
     probe: ProbeResult | None = None
     log_gaps: tuple[str, ...] = ()
+    env_history: tuple[EnvState, ...] = ()
 
 
 def load_context(token_config: TokenConfig, environ: Mapping[str, str], *, check_service: bool = True,
@@ -51,8 +54,13 @@ def load_context(token_config: TokenConfig, environ: Mapping[str, str], *, check
     return Context(token_config, configured, pending)
 
 
-def diagnose_incident(view: SourceView, incident: Incident | None, ctx: Context, now: datetime) -> Diagnosis:
-    """Rank the causes of ``incident`` (None: of the present state) from one source's evidence."""
+def diagnose_incident(view: SourceView, incident: Incident | None, ctx: Context, now: datetime, *,
+                      latest: Request | None = None, recovery: Recovery | None = None) -> Diagnosis:
+    """Rank the causes of ``incident`` (None: of the present state) from one source's evidence.
+
+    ``view`` is the source as the incident opened (Snap's answers before it); ``latest`` the request logged
+    last (what the backend sends now, while it is open); ``recovery`` how it ended, for its final judgement.
+    """
     configured = ctx.configured
     return diagnose(
         Evidence(
@@ -71,6 +79,9 @@ def diagnose_incident(view: SourceView, incident: Incident | None, ctx: Context,
             log_gaps=ctx.log_gaps,
             invalid_reasons=invalid_reasons(view.invalid_bodies),
             log_paths=(view.label,),
+            env_history=ctx.env_history,
+            latest=latest,
+            recovery=recovery,
         )
     )
 

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from snapwatch.codec import incident_json, stored_json
 from snapwatch.config import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
+from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
-from snapwatch.model import Checkpoint, Exchange, Incident
+from snapwatch.model import Checkpoint, Exchange, Incident, Transition
 from snapwatch.run.telemetry import FileView
 from snapwatch.store.state import IncidentRow
 from snapwatch.tail.watch import Follower
@@ -31,13 +33,21 @@ class Owed:
     last_record_at: datetime | None = None
     incidents: dict[str, Incident] = field(default_factory=dict)  # by id: the latest state of each one changed
     exchanges: list[Exchange] = field(default_factory=list)  # for the metrics, once committed
+    minutes: dict[tuple[datetime, str], int] = field(default_factory=dict)  # (minute, status) → responses
+    switches: list[TokenSwitch] = field(default_factory=list)
 
     def incident_rows(self, verdicts: Mapping[str, str]) -> list[IncidentRow]:
-        """The incidents changed, as the store keeps them, with the verdicts known so far."""
+        """The incidents changed, as the store keeps them (with their counts and first failure: the history
+        a report reads), with the verdicts known so far."""
         return [IncidentRow(i.id, i.rule.value, i.source, "open" if i.open else "resolved", i.opened_at,
-                            i.resolved_at, verdicts.get(i.id)) for i in self.incidents.values()]
+                            i.resolved_at, verdicts.get(i.id), stored_json(incident_json(i)))
+                for i in self.incidents.values()]
 
-    def add(self, batch: Batch) -> None:
+    def add(self, batch: Batch, timeline: Timeline) -> None:
+        minutes, switches = timeline.take()
+        for key, n in minutes.items():
+            self.minutes[key] = self.minutes.get(key, 0) + n
+        self.switches += switches
         self.exchanges.extend(batch.exchanges)
         for status, n in batch.by_status.items():
             self.counts[status] = self.counts.get(status, 0) + n
@@ -58,6 +68,16 @@ class FollowedFile:
     tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
 
+    @classmethod
+    def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
+                 memory: Mapping[str, Any] | None) -> FollowedFile:
+        """A file's pipeline with the detector and history the store remembers for it (``memory``)."""
+        saved = memory or {}
+        detector = Detector.restore(rules, path, saved["detector"]) if "detector" in saved else Detector(rules, path)
+        history = History.restore(saved["history"]) if "history" in saved else History()
+        return cls(SourcePipeline(config, rules, label=path, detector=detector, history=history,
+                                  views_at_opening=True))
+
     def say_skipped(self, path: str) -> None:
         """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
         for kind, total in self.pipeline.assembler.stats.to_json().items():
@@ -68,16 +88,6 @@ class FollowedFile:
                 log.warning("%s: %d more record(s) not taken at face value: %s (%d in all since start)",
                             path, new, kind.replace("_", " "), total)
                 self.skipped_said[kind] = total
-
-    @classmethod
-    def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
-                 memory: Mapping[str, Any] | None) -> FollowedFile:
-        """A file's pipeline with the detector and history the store remembers for it (``memory``)."""
-        saved = memory or {}
-        detector = Detector.restore(rules, path, saved["detector"]) if "detector" in saved else Detector(rules, path)
-        history = History.restore(saved["history"]) if "history" in saved else History()
-        return cls(SourcePipeline(config, rules, label=path, detector=detector, history=history,
-                                  views_at_opening=True))
 
 
 class Source:
@@ -112,3 +122,11 @@ class Source:
         """What the metrics need of each followed file."""
         return [FileView(path, f.checkpoint, f.pipeline.detector.streak_lengths(), f.pipeline.detector.open_incidents())
                 for path, f in self.files.items()]
+
+
+def say_transition(t: Transition, verdict: str) -> None:
+    """One warning line when an incident opens or resolves (journald shows it at warning priority)."""
+    inc = t.incident
+    log.warning("incident %s: %s on %s since %s (%d failed: %s) verdict %s", t.kind.value, inc.rule.value,
+                inc.source, inc.opened_at.isoformat(), inc.responses, ", ".join(f"{s}×{n}" for s, n in inc.by_status),
+                verdict)

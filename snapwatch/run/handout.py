@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ from snapwatch.alert.messages import render
 from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.policy import AlertPolicy
 from snapwatch.config import AlertsConfig
-from snapwatch.model import TokenKind
+from snapwatch.model import Alert, TokenKind
 from snapwatch.run.telemetry import Reposter
 from snapwatch.store.outbox import Outbox
 from snapwatch.store.state import Store
@@ -28,16 +29,22 @@ def build_alerting(store: Store, alerts: AlertsConfig, host: str, targets: list[
 
 
 def hand_out(store: Store, policy: AlertPolicy, notifier: Notifier, reposter: Reposter | None, now: datetime,
-             token: tuple[str | None, TokenKind | None]) -> None:
-    """Move every alert the policy owes into the outbox, in one transaction with the policy's own rows."""
+             token_of: Callable[[], tuple[str | None, TokenKind | None]],
+             attachment: Callable[[Alert], str | None] = lambda _alert: None,
+             refresh: Callable[[], None] = lambda: None) -> None:
+    """Move every alert the policy owes into the outbox, in one transaction with the policy's own rows
+    (each with the ``attachment`` made for it, if any: an HTML report). When something is owed,
+    ``refresh`` brings the evidence up to date first, and ``token_of`` names the token then."""
     due_at = policy.next_due(now)
     if due_at is None or due_at > now:
         return  # nothing owed yet: no write transaction on an idle tick
+    refresh()
+    token = token_of()
     conn = store.conn
     conn.execute("BEGIN IMMEDIATE")  # the policy and the outbox commit together (lifecycle.py)
     try:
         for alert in policy.due(now, *token):
-            message = notifier.enqueue(alert, now)
+            message = notifier.enqueue(alert, now, attachment(alert))
             if reposter is not None:
                 reposter.handed_out(alert, message, now)
     except BaseException:

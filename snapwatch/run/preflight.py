@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import errno
+import glob
+import os
 import socket
 from dataclasses import dataclass
+
+from dotenv import dotenv_values
 
 from snapwatch.alert.notify import AppriseTarget
 from snapwatch.config import Config, Places
@@ -22,12 +26,14 @@ class Problem:
         return self.line
 
 
-def preflight(config: Config, places: Places | None = None) -> list[Problem]:
+def preflight(config: Config, places: Places | None = None, *, creating: bool = True) -> list[Problem]:
     """Every problem `run` would refuse to start with, in the order of the file's sections; changes nothing.
 
     At least one source; each alert URL usable by apprise (and the Alertmanager URLs well formed); the
     metrics address parsed, resolved and bindable (unless the snapwatch running on this state directory
-    holds it); the state directory usable and safe (``store.statedir.problems``).
+    holds it); the state directory usable and safe (``store.statedir.problems``). With ``creating`` false
+    (``check-config``) a state directory that does not exist yet is left to ``warnings``: under systemd,
+    ``StateDirectory=`` creates it before ``run`` starts.
     """
     at = places or Places(None)
     found: list[tuple[tuple[str | int, ...], str]] = []
@@ -49,8 +55,34 @@ def preflight(config: Config, places: Places | None = None) -> list[Problem]:
         reason = listen_problem(config.metrics.listen, config)
         if reason:
             found.append((("metrics", "listen"), reason))
-    found.extend((("state_dir",), reason) for reason in problems(config.state_dir))
+    if creating or os.path.lexists(config.state_dir):
+        found.extend((("state_dir",), reason) for reason in problems(config.state_dir))
     found.sort(key=lambda item: at.mark(item[0]))  # in file order, as the loader reports its mistakes
+    return [Problem(at.line(loc, reason)) for loc, reason in found]
+
+
+def warnings(config: Config, places: Places | None = None) -> list[Problem]:
+    """What `run` accepts but a person setting it up should hear: sources that match no file yet, an
+    ``env_file`` that is missing or lacks the token's key, a state directory that does not exist yet."""
+    at = places or Places(None)
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for i, source in enumerate(config.sources):
+        if not glob.glob(source.path):
+            what = "matches no file" if glob.has_magic(source.path) else "does not exist"
+            found.append((("sources", i, "path"), f"{source.path} {what} yet: snapwatch waits for it to appear"))
+    env_file = config.token.env_file
+    if env_file is not None:
+        if not env_file.is_file():
+            found.append((("token", "env_file"), f"{env_file} does not exist: the diagnosis cannot compare the "
+                                                  "backend's token with the one it is configured with"))
+        elif os.access(env_file, os.R_OK) and config.token.key not in dotenv_values(env_file):
+            found.append((("token", "env_file"), f"{env_file} has no {config.token.key} (token.key): check the "
+                                                  "key's name"))
+    if not os.path.lexists(config.state_dir):
+        creatable = problems(config.state_dir)
+        found.append((("state_dir",), f"{config.state_dir} does not exist yet: `snapwatch run` creates it"
+                      + (" (as this user it could not; under systemd, StateDirectory= does)" if creatable else "")))
+    found.sort(key=lambda item: at.mark(item[0]))
     return [Problem(at.line(loc, reason)) for loc, reason in found]
 
 

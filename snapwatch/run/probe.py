@@ -17,7 +17,7 @@ import httpx
 
 from snapwatch.ingest.tokens import fingerprint
 from snapwatch.model import ProbeOutcome, ProbeResult
-from snapwatch.redact import RedactingFilter, redact
+from snapwatch.redact import SECRETS, RedactingFilter, redact
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ class Prober:
 
     def probe(self, token: str, pixel: str, now: datetime) -> ProbeResult | None:
         """Send the test event now (blocking); None when rate-limited or a probe is in flight."""
+        SECRETS.add(token)
         if not pixel.strip():
             return ProbeResult(ProbeOutcome.FAILED, None, "no pixel id to probe", now, 0.0)
         with self._slot(now) as free:

@@ -8,18 +8,20 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from snapwatch.alert.inhibit import explains
 from snapwatch.codec import duration, iso
-from snapwatch.config import Config, SourceConfig, TokenConfig
-from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
+from snapwatch.config import Config, InhibitRule, SourceConfig, TokenConfig
+from snapwatch.detect.pipeline import Batch, Recovery, SourcePipeline, SourceView
+from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.diagnose.text import diagnosis_sections, sections_text
 from snapwatch.errors import SourceError
 from snapwatch.ingest.lines import LineSplitter
-from snapwatch.model import Diagnosis, Finding, Incident, ParseStats
+from snapwatch.model import Diagnosis, EnvState, Finding, Incident, ParseStats, TransitionKind
 from snapwatch.run.evidence import diagnose_incident, load_context, security_findings
 from snapwatch.tail.gzipped import GzipDamage, GzipStream
 from snapwatch.tail.rotation import open_regular, regular
@@ -32,8 +34,9 @@ CHUNK = 1 << 20
 READ_BLOCK = 256 << 10
 _ROTATED = re.compile(r"^(?P<base>.+?)(?:[.-](?P<n>\d{1,8}))?(?P<gz>\.gz)?$")
 
-# Diagnoses an incident from the source as it was when the incident opened.
-Diagnoser = Callable[[SourceView, Incident], Diagnosis]
+# Diagnoses an incident once it is final (resolved, or still open at the end of the input): from the source as
+# it was when the incident opened, the incident as it stands then, and how it recovered (None: still open).
+Diagnoser = Callable[[SourceView, Incident, Recovery | None], Diagnosis]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +94,12 @@ def read_chunks(path: Path, progress: Callable[[int], None] | None = None) -> It
 
 @dataclass(slots=True)
 class ScannedIncident:
-    """An incident as scan reports it: its last snapshot and the diagnosis made when it opened."""
+    """An incident as scan reports it: its last snapshot, its final diagnosis, and the id of the incident it
+    is folded into when an inhibit rule says that one explains it."""
 
     incident: Incident
     diagnosis: Diagnosis | None = None
+    inhibited_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -124,6 +129,9 @@ class ScanReport:
     tokens_seen: dict[str, TokenSeen] = field(default_factory=dict)  # by fingerprint, across every log
     security: list[Finding] = field(default_factory=list)
     stats: ParseStats = field(default_factory=ParseStats)
+    # What a report draws: (log, minute, status) → responses, and (log, switch) in log order.
+    minutes: dict[tuple[str, datetime, str], int] = field(default_factory=dict)
+    switches: list[tuple[str, TokenSwitch]] = field(default_factory=list)
     log_gaps: list[GzipDamage] = field(default_factory=list)  # files read only up to their damage
 
     def to_json(self) -> dict[str, object]:
@@ -138,6 +146,8 @@ class ScanReport:
                 "responses": record.incident.responses,
                 "by_status": dict(record.incident.by_status),
             }
+            if record.inhibited_by is not None:
+                item["inhibited_by"] = record.inhibited_by
             if record.diagnosis is not None:
                 item["diagnosis"] = record.diagnosis.to_json()
             incidents.append(item)
@@ -163,7 +173,11 @@ def scan_files(
     diagnoser: Diagnoser | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ScanReport:
-    """Read every file once, oldest first per log, through one SourcePipeline per log; constant memory."""
+    """Read every file once, oldest first per log, through one SourcePipeline per log; constant memory.
+
+    Each incident is diagnosed once it is final: when it resolves, or at the end of the input while still
+    open (so its evidence counts what it counted in all); only the open ones' opening views are kept.
+    """
     files = order_files(paths)
     report = ScanReport(files=[str(f.path) for f in files])
     template = config.sources[0] if config.sources else SourceConfig(path="")
@@ -172,29 +186,55 @@ def scan_files(
         source = template.model_copy(update={"path": base})
         pipeline = SourcePipeline(source, config.rules, label=base, views_at_opening=diagnoser is not None)
         splitter = LineSplitter(source.max_line_bytes)
+        views: dict[str, SourceView] = {}  # the open incidents' views as they opened
         for log_file in group:
             try:
                 for block in read_chunks(log_file.path, progress):
-                    _apply(pipeline.feed(splitter.push(block)), records, diagnoser)
+                    _apply(pipeline.feed(splitter.push(block)), records, views, diagnoser)
             except GzipDamage as damage:  # what came before it is counted; the rest is a gap, said below
                 report.log_gaps.append(damage)
             # A rotated file ends where the next begins: a line cut by rotation is finished here.
-            _apply(pipeline.feed(splitter.flush()), records, diagnoser)
-        _apply(pipeline.flush(), records, diagnoser)
+            _apply(pipeline.feed(splitter.flush()), records, views, diagnoser)
+        _apply(pipeline.flush(), records, views, diagnoser)
+        for incident_id, view in views.items():  # still open at the end of the input
+            if diagnoser is not None:
+                records[incident_id].diagnosis = diagnoser(view, records[incident_id].incident, None)
         _merge_source(report, pipeline, splitter)
+        minutes, switches = pipeline.timeline.take()
+        report.minutes.update(((base, minute, status), n) for (minute, status), n in minutes.items())
+        report.switches += [(base, s) for s in switches]
     report.incidents = sorted(records.values(), key=lambda r: r.incident.opened_at)
+    _fold(report.incidents, config.alerts.inhibit_rules)
     return report
 
 
-def _apply(batch: Batch, records: dict[str, ScannedIncident], diagnoser: Diagnoser | None) -> None:
+def _apply(batch: Batch, records: dict[str, ScannedIncident], views: dict[str, SourceView],
+           diagnoser: Diagnoser | None) -> None:
     for transition in batch.transitions:
         incident = transition.incident
         record = records.get(incident.id)
         if record is None:
+            record = records[incident.id] = ScannedIncident(incident)
             view = batch.opened.get(incident.id)
-            diagnosis = diagnoser(view, incident) if diagnoser is not None and view is not None else None
-            record = records[incident.id] = ScannedIncident(incident, diagnosis)
+            if view is not None:
+                views[incident.id] = view
         record.incident = incident
+        if transition.kind is TransitionKind.RESOLVED:
+            view = views.pop(incident.id, None)
+            if diagnoser is not None and view is not None:
+                record.diagnosis = diagnoser(view, incident, batch.recovered.get(incident.id))
+
+
+def _fold(incidents: list[ScannedIncident], rules: list[InhibitRule]) -> None:
+    """Mark each incident that an overlapping one explains (the alerts' inhibit rules, over the log's time)."""
+    for target in incidents:
+        t = target.incident
+        for other in incidents:
+            o = other.incident
+            overlap = o.opened_at <= (t.resolved_at or o.opened_at) and (o.resolved_at or t.opened_at) >= t.opened_at
+            if other is not target and overlap and explains(rules, o.rule, o.source, t.rule, t.source):
+                target.inhibited_by = o.id
+                break
 
 
 def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter) -> None:
@@ -231,10 +271,15 @@ def scan_with_diagnosis(paths: Iterable[str | Path], config: Config, token_confi
     """``scan_files`` with each incident diagnosed when it opened, judged at log time (contract)."""
     paths = list(paths)  # read twice below (sizes for the bar, then the scan): a one-shot iterable must not run dry
     ctx = load_context(token_config, environ, check_service=False, strict=strict_token)
+    configured = ctx.configured
+    if configured is not None:
+        # Today's file, whose past is unknown: it speaks for an incident still open at the end, or for one whose
+        # failing requests carried the very token it holds (diagnose.case.Case.configured_at).
+        ctx = replace(ctx, env_history=(EnvState(None, configured.fingerprint, configured.source),))
 
-    def diagnoser(view: SourceView, incident: Incident) -> Diagnosis:
-        at = incident.last_at  # token age and expiry are judged at the records' time, not the wall clock
-        return diagnose_incident(view, incident, ctx, at)
+    def diagnoser(view: SourceView, incident: Incident, recovery: Recovery | None) -> Diagnosis:
+        at = incident.resolved_at or incident.last_at  # token age is judged at the records' time, not the wall clock
+        return diagnose_incident(view, incident, ctx, at, recovery=recovery)
 
     bar = ProgressBar(sum(f.size for f in order_files(paths))) if progress else None
     try:
@@ -278,6 +323,7 @@ def render_text(report: ScanReport) -> str:
              f"Requests: {sum(requests.values())} ("
              + (", ".join(f"{api}: {n}" for api, n in sorted(requests.items())) or "none") + ")"]
     lines.append(f"Incidents: {len(report.incidents) or 'none'}")
+    by_id = {r.incident.id: r.incident for r in report.incidents}
     for record in report.incidents:
         inc = record.incident
         end = inc.resolved_at
@@ -285,7 +331,11 @@ def render_text(report: ScanReport) -> str:
         statuses = ", ".join(f"{s}×{n}" for s, n in inc.by_status)
         lines.append(f"  - {inc.rule.value} from {inc.opened_at.isoformat()}, {span}; "
                      f"{inc.responses} failed ({statuses})")
-        if record.diagnosis is not None and record.diagnosis.findings:
+        if record.inhibited_by is not None:
+            into = by_id[record.inhibited_by]
+            lines.append(f"    folded into the {into.rule.value} incident from {into.opened_at.isoformat()}, "
+                         "which explains it")
+        elif record.diagnosis is not None:
             lines.extend(sections_text(diagnosis_sections(record.diagnosis), indent="    "))
     tokens = data["tokens"]
     assert isinstance(tokens, list)

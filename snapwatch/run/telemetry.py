@@ -45,7 +45,6 @@ class Telemetry:
 
             self.metrics = Metrics()
             self.server = start_server(self.metrics, config.metrics.listen)
-            log.info("metrics on http://%s:%d/metrics", self.server.host, self.server.port)
 
     def exchanges(self, exchanges: Iterable[Exchange]) -> None:
         if self.metrics is not None:

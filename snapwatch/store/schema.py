@@ -128,10 +128,54 @@ def _v3_source_memory(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS source_memory (path TEXT PRIMARY KEY, json TEXT NOT NULL)")
 
 
+def _v4_history(conn: sqlite3.Connection) -> None:
+    # What the report draws: responses per minute and status, and each switch of the request token.
+    _script(conn, """
+    CREATE TABLE IF NOT EXISTS traffic_minutes (
+        path TEXT NOT NULL, minute TEXT NOT NULL, status TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (path, minute, status));
+    CREATE INDEX IF NOT EXISTS traffic_minutes_time ON traffic_minutes (minute);
+    CREATE TABLE IF NOT EXISTS token_switches (
+        path TEXT NOT NULL, at TEXT NOT NULL, before TEXT, after TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS token_switches_time ON token_switches (at);
+    """)
+
+
+def _v5_env_changes_and_inhibition(conn: sqlite3.Connection) -> None:
+    # What the token source held, and since when (fingerprints only): an incident is judged against the
+    # source as it was at its time. alert_state's CHECK gains 'inhibited' (SQLite cannot alter a CHECK, so
+    # the table is rebuilt with its rows), and inhibited_by names the incident that explains such a one.
+    _script(conn, """
+    CREATE TABLE IF NOT EXISTS env_changes (at TEXT NOT NULL, fingerprint TEXT, source TEXT NOT NULL);
+    CREATE TABLE alert_state_v5 (incident_id TEXT PRIMARY KEY, rule TEXT NOT NULL,
+        source TEXT NOT NULL, opened_us INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+        grp TEXT NOT NULL, due_us INTEGER NOT NULL,
+        opened TEXT NOT NULL CHECK (opened IN ('pending', 'sent', 'held', 'swallowed', 'inhibited')),
+        announced INTEGER NOT NULL DEFAULT 0,
+        reminder_us INTEGER, reminder_seq INTEGER NOT NULL DEFAULT 0,
+        update_owed INTEGER NOT NULL DEFAULT 0, update_seq INTEGER NOT NULL DEFAULT 0,
+        sent_key TEXT,
+        resolved TEXT NOT NULL DEFAULT 'no' CHECK (resolved IN ('no', 'owed', 'sent', 'skipped')),
+        closed_us INTEGER, incident TEXT NOT NULL, diagnosis TEXT,
+        flaps INTEGER NOT NULL DEFAULT 0,
+        inhibited_by TEXT);               -- the open incident this one is folded into (opened = 'inhibited')
+    INSERT INTO alert_state_v5 (incident_id, rule, source, opened_us, state, grp, due_us, opened, announced,
+        reminder_us, reminder_seq, update_owed, update_seq, sent_key, resolved, closed_us, incident, diagnosis, flaps)
+        SELECT incident_id, rule, source, opened_us, state, grp, due_us, opened, announced, reminder_us, reminder_seq,
+        update_owed, update_seq, sent_key, resolved, closed_us, incident, diagnosis, flaps FROM alert_state;
+    DROP TABLE alert_state;
+    ALTER TABLE alert_state_v5 RENAME TO alert_state;
+    CREATE INDEX IF NOT EXISTS alert_state_pending ON alert_state (opened, source, due_us);
+    """)
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _v1_sources_and_incidents,
     _v2_alerts_and_outbox,
     _v3_source_memory,
+    _v4_history,
+    _v5_env_changes_and_inhibition,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

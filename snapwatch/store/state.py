@@ -24,8 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from snapwatch.codec import dt, iso
-from snapwatch.model import Checkpoint, Gap
+from snapwatch.codec import dt, duration, iso, stored_json
+from snapwatch.detect.timeline import TokenSwitch
+from snapwatch.model import Checkpoint, EnvState, Gap
+from snapwatch.store.history import utc
 from snapwatch.store.schema import StateError, joined_transaction, migrate, unavailable
 from snapwatch.store.statedir import DB_NAME, UnsafeStateDir, os_unavailable, prepare
 
@@ -116,12 +118,16 @@ class Store:
                      status_counts: Mapping[str, int] | None = None, requests: int = 0,
                      last_record_at: datetime | None = None,
                      source_memory: Mapping[str, Any] | None = None,
-                     incident_changes: Sequence[IncidentRow] = (), gaps: Sequence[Gap] = ()) -> None:
+                     incident_changes: Sequence[IncidentRow] = (), gaps: Sequence[Gap] = (),
+                     minutes: Mapping[tuple[datetime, str], int] | None = None,
+                     switches: Sequence[TokenSwitch] = ()) -> None:
         """Commit, in ONE transaction, a checkpoint and everything the lines before it produced.
 
         ``status_counts`` (status code as text → responses) and ``requests`` are added to the
         source's persistent counters; ``last_record_at`` only moves forward; the source's memory (detector
-        and history snapshot) replaces the stored one; incidents are upserted by id; gaps are appended.
+        and history snapshot) replaces the stored one; incidents are upserted by id; gaps are appended;
+        ``minutes`` ((minute, status) → responses) are added to the per-minute history, token switches
+        appended.
         The source is ``checkpoint.path`` (or ``path`` when there is no checkpoint to move).
         """
         source = checkpoint.path if checkpoint is not None else path
@@ -129,13 +135,14 @@ class Store:
             raise ValueError("commit_batch needs a checkpoint or a path")
         try:
             self._commit_batch(source, checkpoint, status_counts, requests, last_record_at, source_memory,
-                               incident_changes, gaps)
+                               incident_changes, gaps, minutes or {}, switches)
         except sqlite3.OperationalError as exc:  # full, read-only, locked: nothing of this batch was saved
             raise unavailable(exc, self.path) from exc
 
     def _commit_batch(self, source: str, checkpoint: Checkpoint | None, status_counts: Mapping[str, int] | None,
                       requests: int, last_record_at: datetime | None, source_memory: Mapping[str, Any] | None,
-                      incident_changes: Sequence[IncidentRow], gaps: Sequence[Gap]) -> None:
+                      incident_changes: Sequence[IncidentRow], gaps: Sequence[Gap],
+                      minutes: Mapping[tuple[datetime, str], int], switches: Sequence[TokenSwitch]) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR IGNORE INTO sources (path, dev, inode, offset, fingerprint) "
                       "VALUES (?, 0, 0, 0, '')", (source,))
@@ -156,11 +163,17 @@ class Store:
                               (source, str(status), count))
             if source_memory is not None:
                 c.execute("INSERT OR REPLACE INTO source_memory (path, json) VALUES (?, ?)",
-                          (source, json.dumps(source_memory, sort_keys=True)))
+                          (source, stored_json(source_memory)))
             for inc in incident_changes:
                 c.execute("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (inc.id, inc.rule, inc.source, inc.state, iso(inc.opened_at),
                            iso(inc.resolved_at), inc.verdict, inc.json))
+            if minutes:
+                c.executemany("INSERT INTO traffic_minutes VALUES (?, ?, ?, ?) ON CONFLICT (path, minute, status) "
+                              "DO UPDATE SET count = count + excluded.count",
+                              [(source, utc(minute), status, n) for (minute, status), n in minutes.items()])
+            c.executemany("INSERT INTO token_switches VALUES (?, ?, ?, ?)",
+                          [(source, utc(s.at), s.before, s.after) for s in switches])
             for g in gaps:
                 c.execute("INSERT INTO log_gaps (path, dev, inode, lost_bytes, since, until, reason) "
                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -198,6 +211,37 @@ class Store:
         rows = self.conn.execute(f"SELECT * FROM incidents {where} ORDER BY opened_at, id")  # noqa: S608
         return [IncidentRow(r[0], r[1], r[2], r[3], dt(r[4]), dt(r[5]), r[6], r[7])
                 for r in rows]
+
+    def recent_incidents(self, since: datetime) -> list[dict[str, object]]:
+        """Incidents open now or resolved after ``since``, the latest first, as ``status --history`` shows them."""
+        out: list[dict[str, object]] = []
+        for row in reversed(self.incidents()):
+            if row.resolved_at is not None and row.resolved_at < since:
+                continue
+            stored = json.loads(row.json or "{}")
+            end = row.resolved_at or (stored.get("last_at") and dt(stored["last_at"]))
+            out.append({"id": row.id, "rule": row.rule, "source": row.source, "state": row.state,
+                        "opened_at": iso(row.opened_at), "resolved_at": iso(row.resolved_at),
+                        "duration": duration(end - row.opened_at) if isinstance(end, datetime) else None,
+                        "failed": stored.get("responses"), "by_status": dict(stored.get("by_status") or {}),
+                        "verdict": row.verdict})
+        return out
+
+    def record_env(self, state: EnvState) -> bool:
+        """Remember what the token source holds from ``state.at`` on, unless it is what the last record says
+        already (then nothing is written). Fingerprints only. Returns whether a row was written."""
+        last = self.env_history()[-1:] or None
+        if last is not None and (last[0].fingerprint, last[0].source) == (state.fingerprint, state.source):
+            return False
+        with self.transaction() as c:
+            c.execute("INSERT INTO env_changes (at, fingerprint, source) VALUES (?, ?, ?)",
+                      (iso(state.at) or "", state.fingerprint, state.source))
+        return True
+
+    def env_history(self) -> list[EnvState]:
+        """What the token source held over time, oldest first (see ``record_env``)."""
+        rows = self.conn.execute("SELECT at, fingerprint, source FROM env_changes ORDER BY rowid")
+        return [EnvState(dt(at) if at else None, fp, source) for at, fp, source in rows]
 
     def gaps(self) -> list[Gap]:
         rows = self.conn.execute("SELECT path, dev, inode, lost_bytes, since, until, reason FROM log_gaps "

@@ -32,6 +32,12 @@ Ident = tuple[int, int, bytes]
 _MAX_POLL_BYTES = 16 * BLOCK  # one poll returns at most about this much, so memory stays flat
 
 
+def _and_the_new_one(rotated: int) -> str:
+    if not rotated:
+        return "the new one"
+    return f"{rotated} rotated file{'s' if rotated > 1 else ''} and the new one"
+
+
 
 
 def _mtime(ns: int | None) -> datetime | None:
@@ -194,11 +200,13 @@ class FileTracker:
                 if self._absent_backups is None and not self._said_absent:
                     self._absent_backups = {c.ident for c in rotated_backups(self.path)}
                 if not self._said_absent and not self._started:
-                    out.append(Notice(self.source, self.path, NoticeKind.ABSENT, "waiting for it to appear"))
+                    out.append(Notice(self.source, self.path, NoticeKind.ABSENT,
+                                      "does not exist yet; waiting for it to appear"))
                 self._said_absent = True
                 return out
             if self._said_absent or self._started:
-                out.append(Notice(self.source, self.path, NoticeKind.APPEARED, "reading from its beginning"))
+                out.append(Notice(self.source, self.path, NoticeKind.APPEARED,
+                                  "appeared; reading it from its beginning"))
                 if self._cp is None:
                     self._start_at = "beginning"
             self._start(out, st)
@@ -232,7 +240,7 @@ class FileTracker:
                 break
             self._abandon([f for f in opened if f is not None], None)
         out.append(Notice(self.source, self.path, NoticeKind.ROTATED,
-                          f"finishing the old file, then {len(newer)} rotated file(s) and the new one"))
+                          "rotated; finishing the old file, then " + _and_the_new_one(len(newer))))
         self._say_lost(out, list(reversed(newer)), opened)
         self._chain.extend(f for f in opened if f is not None)
         if live is not None:
@@ -270,7 +278,7 @@ class FileTracker:
         if st.st_size >= f.read_at and os.pread(f.fd, n, base) == f.recent[:n] and \
                 os.pread(f.fd, len(f.head), 0) == f.head:
             return
-        out.append(Notice(self.source, self.path, NoticeKind.TRUNCATED, "reading it again from the start"))
+        out.append(Notice(self.source, self.path, NoticeKind.TRUNCATED, "truncated; reading it again from the start"))
         fp = f.fingerprint(f.cp_at)
         cands = self._scan()
         found = locate(cands, f.cp_at, fp)

@@ -93,17 +93,17 @@ def test_opened_alert_waits_for_group_wait(tmp_path: Path) -> None:
 
 def test_rules_opening_within_group_wait_make_one_alert(tmp_path: Path) -> None:
     p = policy(tmp_path / "s.db", group_wait="10s")
-    rate = incident(Rule.ERROR_RATE, "app.log", T0)
+    invalid = incident(Rule.INVALID_EVENTS, "app.log", T0)
     auth = incident(Rule.AUTH_FAILURES, "app.log", T0 + 3 * S)
     other = incident(Rule.SERVER_ERRORS, "other.log", T0 + 4 * S)
     late = incident(Rule.RATE_LIMITED, "app.log", T0 + 11 * S)
-    p.on_transition(opened(rate), None, T0)
+    p.on_transition(opened(invalid), None, T0)
     p.on_transition(opened(auth), None, T0 + 3 * S)
     p.on_transition(opened(other), None, T0 + 4 * S)
     got = p.due(T0 + 10 * S)
     assert kinds(got) == [AlertKind.OPENED]
     assert got[0].incident == auth  # auth-failures leads: the most important rule, not the first to open
-    assert got[0].related == (rate,)
+    assert got[0].related == (invalid,)
     p.on_transition(opened(late), None, T0 + 11 * S)  # after the group went out: a group of its own
     [other_alert] = p.due(T0 + 14 * S)
     assert other_alert.incident == other and other_alert.related == ()
@@ -278,8 +278,11 @@ def project(alerts: list[Alert]) -> list[Seen]:
 
 
 def run(db: Path, restarts: frozenset[int]) -> list[Seen]:
-    """Replays the scenario like the daemon does (hand out at every next_due), restarting before each index."""
-    cfg = {"group_wait": "10s", "repeat_every": "30m", "max_per_hour": 6}
+    """Replays the scenario like the daemon does (hand out at every next_due), restarting before each index.
+
+    Without inhibit rules: b (error-rate) rides in a's OPENED as a related incident and is resolved on its
+    own, which exercises the cap's bookkeeping more than folding it would (``test_inhibition_*``)."""
+    cfg = {"group_wait": "10s", "repeat_every": "30m", "max_per_hour": 6, "inhibit_rules": []}
     p = policy(db, **cfg)
     out: list[Alert] = []
     for i, op in enumerate(scenario()):
@@ -362,7 +365,7 @@ def test_an_hour_of_flapping_makes_21_alerts(tmp_path: Path) -> None:
     says 108.
     20 + 1 = 21.
     """
-    p = policy(tmp_path / "s.db")  # group_wait 10s, repeat_every 1h, max_per_hour 20, send_resolved
+    p = policy(tmp_path / "s.db", group_wait="10s")  # repeat_every 1h, max_per_hour 20, send_resolved
     detector = Detector(RulesConfig(), "app.log")
     out: list[Alert] = []
     transitions = 0
@@ -386,7 +389,7 @@ def test_an_hour_of_flapping_makes_21_alerts(tmp_path: Path) -> None:
 
 def test_flapping_faster_than_group_wait_is_announced(tmp_path: Path) -> None:
     """Blips are swallowed, but the third of one rule and source within an hour is announced."""
-    p = policy(tmp_path / "s.db")  # group_wait 10s
+    p = policy(tmp_path / "s.db", group_wait="10s")
     detector = Detector(RulesConfig(), "app.log")
     out: list[Alert] = []
     start = T0
@@ -419,3 +422,89 @@ def test_a_store_without_the_flaps_column_gains_it(tmp_path: Path) -> None:
     again = policy(tmp_path / "s.db")
     [alert] = again.due(T0 + 10 * S)
     assert alert.kind is AlertKind.OPENED and alert.incident == a and alert.flaps == 0
+
+
+# -- inhibition: one problem, one message --------------------------------------------------------------------
+
+
+def test_inhibition_folds_the_error_rate_into_the_streak_that_explains_it(tmp_path: Path) -> None:
+    p = policy(tmp_path / "s.db", group_wait="10s")
+    auth = incident(Rule.AUTH_FAILURES, "app.log", T0)
+    rate = incident(Rule.ERROR_RATE, "app.log", T0 + 20 * S, responses=20)
+    elsewhere = incident(Rule.ERROR_RATE, "other.log", T0 + 20 * S)
+    p.on_transition(opened(auth), diagnosis(FindingCode.TOKEN_REVOKED), T0)
+    [first] = p.due(T0 + 10 * S)
+    assert first.incident == auth and first.folded == ()
+    p.on_transition(opened(rate), diagnosis(FindingCode.TOKEN_REVOKED), T0 + 20 * S)
+    p.on_transition(opened(elsewhere), None, T0 + 20 * S)
+    p.on_transition(updated(rate, 30, T0 + 25 * S), None, T0 + 25 * S)
+    [other] = p.due(T0 + 30 * S)  # the error rate on app.log is explained there, and never announced
+    assert other.incident == elsewhere
+    assert p.due(T0 + H + 10 * S)[0].kind is AlertKind.REMINDER
+    # Its count, as it stands, is shown in the alerts of the incident that explains it.
+    [reminder] = [a for a in p.due(T0 + 2 * H + 10 * S) if a.incident == auth]
+    assert [(f.rule, f.responses) for f in reminder.folded] == [(Rule.ERROR_RATE, 30)]
+    # One recovery ends both: one RESOLVED, for the incident that was announced.
+    p.on_transition(resolved(auth, T0 + 3 * H), None, T0 + 3 * H)
+    p.on_transition(resolved(rate, T0 + 3 * H), None, T0 + 3 * H)
+    assert p.next_due(T0 + 3 * H) == T0 + 3 * H
+    ended = p.due(T0 + 3 * H)
+    assert [(a.kind, a.incident.rule if a.incident else None) for a in ended] == [
+        (AlertKind.RESOLVED, Rule.AUTH_FAILURES)]
+    assert [f.rule for f in ended[0].folded] == [Rule.ERROR_RATE]
+    assert {a.incident.id for a in p.due(T0 + 4 * H) if a.incident} == {elsewhere.id}  # only other.log is left
+
+
+def test_inhibition_within_group_wait_and_across_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    p = policy(db, group_wait="10s")
+    auth = incident(Rule.AUTH_FAILURES, "app.log", T0)
+    rate = incident(Rule.ERROR_RATE, "app.log", T0 + 2 * S)
+    p.on_transition(opened(rate), None, T0 + 2 * S)  # the window rule opens first, the streak right after
+    p.on_transition(opened(auth), None, T0 + 3 * S)
+    p._conn.close()
+    p = policy(db, group_wait="10s")
+    [only] = p.due(T0 + 12 * S)
+    assert only.incident == auth and only.related == () and [f.id for f in only.folded] == [rate.id]
+    p._conn.close()
+
+
+def test_an_error_rate_that_outlives_what_explained_it_is_announced_then(tmp_path: Path) -> None:
+    p = policy(tmp_path / "s.db", group_wait="10s")
+    auth = incident(Rule.AUTH_FAILURES, "app.log", T0)
+    rate = incident(Rule.ERROR_RATE, "app.log", T0 + S)
+    p.on_transition(opened(auth), None, T0)
+    p.on_transition(opened(rate), None, T0 + S)
+    assert [a.incident for a in p.due(T0 + 11 * S)] == [auth]
+    p.on_transition(resolved(auth, T0 + M), None, T0 + M)
+    assert p.next_due(T0 + M) == T0 + M  # still failing, now unexplained: its own OPENED is owed at once
+    got = p.due(T0 + M)
+    assert [(a.kind, a.incident.id if a.incident else None) for a in got] == [
+        (AlertKind.OPENED, rate.id), (AlertKind.RESOLVED, auth.id)]
+    p.on_transition(resolved(rate, T0 + 2 * M), None, T0 + 2 * M)
+    assert [a.kind for a in p.due(T0 + 2 * M)] == [AlertKind.RESOLVED]
+
+
+def test_without_inhibit_rules_every_incident_speaks_for_itself(tmp_path: Path) -> None:
+    p = policy(tmp_path / "s.db", group_wait="10s", inhibit_rules=[])
+    auth = incident(Rule.AUTH_FAILURES, "app.log", T0)
+    rate = incident(Rule.ERROR_RATE, "app.log", T0 + 20 * S)
+    p.on_transition(opened(auth), None, T0)
+    p.on_transition(opened(rate), None, T0 + 20 * S)
+    assert [a.incident for a in p.due(T0 + 10 * S)] == [auth]
+    assert [a.incident for a in p.due(T0 + 30 * S)] == [rate]
+
+
+def test_inhibit_rules_are_configured_like_alertmanagers(tmp_path: Path) -> None:
+    p = policy(tmp_path / "s.db", group_wait="10s",
+               inhibit_rules=[{"source_rules": ["server-errors"], "target_rules": ["error-rate"], "equal": []}])
+    fivexx = incident(Rule.SERVER_ERRORS, "one.log", T0)
+    rate = incident(Rule.ERROR_RATE, "two.log", T0 + S)  # another file: equal [] inhibits across files
+    auth = incident(Rule.AUTH_FAILURES, "two.log", T0 + 2 * S)
+    for inc in (fivexx, rate, auth):
+        p.on_transition(opened(inc), None, inc.opened_at)
+    got = p.due(T0 + 20 * S)
+    assert sorted(a.incident.rule.value for a in got if a.incident) == ["auth-failures", "server-errors"]
+    with pytest.raises(ValueError, match="cannot inhibit itself"):
+        AlertsConfig.model_validate({"inhibit_rules": [{"source_rules": ["error-rate"],
+                                                         "target_rules": ["error-rate"]}]})

@@ -113,7 +113,8 @@ def test_smtp_server_receives_the_email_alert(tmp_path: Path) -> None:
         controller.stop()
     assert box.logins == [(b"ops", SMTP_PASSWORD.encode())]
     mail = email.message_from_bytes(box.messages[0], policy=policy.default)
-    assert mail["Subject"].startswith("[snapwatch] FIRING auth-failures on web-1 (37 failed)")
+    # The subject a phone's lock screen shows whole: state, rule, host, verdict; the details are in the body.
+    assert mail["Subject"] == "[snapwatch] FIRING auth-failures on web-1: token-drift"
     assert mail["To"].endswith("oncall@example.com>") or mail["To"] == "oncall@example.com"
     plain = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]

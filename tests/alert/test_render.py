@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -33,7 +34,7 @@ def test_opened_alert_says_what_happened_why_and_what_to_do() -> None:
         "token-drift: The backend still sends an old token (critical, high confidence)",
         f"requests carry token {FP}",
         "auth-placement: v3 requests carry it",
-        f"Token:\n  fingerprint {FP} (canvas-s2s)",
+        f"Token:\n  in the failing requests: fingerprint {FP} (canvas-s2s)",
         "An incident opened on web-1: rule auth-failures.",
         "v2-deprecated",
         "log-gap",
@@ -91,9 +92,10 @@ def test_held_back_and_test_messages() -> None:
 
 
 def test_unknown_verdict_and_missing_token_are_said_plainly() -> None:
-    msg = render(make_alert(diagnosis=Diagnosis(), token_fp=None, token_kind=None))
+    nothing_seen = replace(make_incident(), first_failure=None)
+    msg = render(make_alert(diagnosis=Diagnosis(), token_fp=None, token_kind=None, incident=nothing_seen))
     assert "cause unknown" in msg.title
-    assert "unknown: no finding explains this incident yet" in msg.text
+    assert "unknown: no finding explains this incident" in msg.text
     assert "Token:\n  none seen in the failing requests" in msg.text
     assert msg.labels["verdict"] == "unknown" and "token_fingerprint" not in msg.labels
 
@@ -169,3 +171,44 @@ def test_an_announced_blip_says_the_backend_is_flapping() -> None:
     assert msg.annotations["flapping"] == "4 short incidents of this rule and source in the last hour"
     plain = render(make_alert(incident=blip))
     assert "flapping" not in plain.text.lower() and "flapping" not in plain.annotations
+
+
+def test_nested_evidence_is_a_nested_markdown_item() -> None:
+    md = render(make_alert()).markdown
+    assert "-   evidence" not in md
+    assert "\n  - evidence: " in md
+
+
+def _with_verdict(severity: Severity) -> Diagnosis:
+    return Diagnosis((Finding(FindingCode.TOKEN_REVOKED, severity, Confidence.HIGH, "revoked", ("e",), ("s",)),))
+
+
+@pytest.mark.parametrize(("kind", "diagnosis", "expected"), [
+    (AlertKind.OPENED, _with_verdict(Severity.CRITICAL), "failure"),
+    (AlertKind.OPENED, _with_verdict(Severity.WARNING), "warning"),
+    (AlertKind.UPDATE, _with_verdict(Severity.CRITICAL), "failure"),
+    (AlertKind.REMINDER, _with_verdict(Severity.WARNING), "warning"),
+    (AlertKind.OPENED, Diagnosis(), "failure"),  # an unexplained auth-failures streak: conversions are refused
+    (AlertKind.RESOLVED, _with_verdict(Severity.CRITICAL), "success"),
+])
+def test_the_notification_type_says_what_a_message_is(kind: AlertKind, diagnosis: Diagnosis, expected: str) -> None:
+    assert render(make_alert(kind, diagnosis=diagnosis)).notify_type == expected
+
+
+def test_test_and_held_back_notification_types() -> None:
+    assert render(Alert(id="t", kind=AlertKind.TEST, created_at=T0, host="web-1")).notify_type == "info"
+    held = make_alert(AlertKind.HELD_BACK, incident=None, diagnosis=None, held_back=3)
+    assert render(held).notify_type == "warning"
+    stored = render(make_alert())
+    assert Message.from_json(stored.to_json()) == stored  # the type and the subject survive the outbox
+
+
+@pytest.mark.parametrize("host", ["web-1", "a-very-long-host-name.in.a.very-deep.subdomain.example.internal"])
+def test_email_subject_fits_a_lock_screen(host: str) -> None:
+    for kind in (AlertKind.OPENED, AlertKind.RESOLVED, AlertKind.REMINDER):
+        subject = render(make_alert(kind, host=host)).subject
+        assert len(subject) < 80, subject
+        assert subject.split()[0 if len(host) > 20 else 1] in ("FIRING", "RESOLVED", "STILL"), subject
+        assert "auth-failures" in subject and host[:20] in subject and subject.endswith(": token-drift")
+    short = render(make_alert(host="web-1")).subject
+    assert short == "[snapwatch] FIRING auth-failures on web-1: token-drift"

@@ -165,11 +165,14 @@ def test_text_output_and_log_records_hold_no_token(
     out = io.StringIO()
     assert cli.main(["diagnose", "-c", str(setup.config), "--probe", "--now", NOW], stdout=out) == 0
     text = out.getvalue()
-    assert text.startswith("Verdict:\n  token-rejected-for-pixel: ")
+    assert text.startswith("Open incidents: 1\n  auth-failures on ")  # what is open, since when, how many
+    assert "8 failed (401: 8)" in text.splitlines()[1]
+    assert "\nVerdict:\n  token-rejected-for-pixel: " in text
     assert "probe-rejected" in text and FP in text
     assert_probe_request(setup.snap)
     # The HTTP client logs each request line: it is there, with the token redacted.
-    assert any("access_token=[redacted]" in r.getMessage() for r in caplog.records if r.name == "httpx")
+    # The HTTP client logs each request line: the token, known to the probe, shows as its label.
+    assert any(f"access_token=token {FP}" in r.getMessage() for r in caplog.records if r.name == "httpx")
     captured = capsys.readouterr()
     for blob in (text, captured.out, captured.err, *(r.getMessage() for r in snapwatch_records(caplog))):
         assert_no_secret(blob, TOKEN)

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from snapwatch.store.state import Store
 from snapwatch.synthetic import Call, backend_logger, log_call
 from tests.helpers.cli import snapwatch_process
 from tests.helpers.daemon import write_config
@@ -18,7 +19,8 @@ from tests.helpers.tokens import assert_no_secret, make_canvas_token
 FINDING_CODES = {
     "token-missing", "token-malformed", "token-quoted", "token-whitespace", "token-bearer-prefix",
     "token-not-canvas", "token-expired", "token-not-yet-valid", "token-recently-issued", "token-staging",
-    "token-drift", "token-changed", "token-previously-accepted", "token-rejected-for-pixel", "auth-placement",
+    "token-drift", "token-changed", "token-previously-accepted", "token-revoked", "token-unlogged",
+    "token-rejected-for-pixel", "auth-placement",
     "endpoint-changed", "pixel-changed", "v2-deprecated", "probe-accepted", "probe-rejected", "probe-failed",
     "rate-limited", "server-errors", "invalid-events", "log-silent", "log-gap", "token-in-log", "unknown",
 }
@@ -117,6 +119,11 @@ def test_status_after_a_daemon_run_has_the_contract_shape_and_no_token(tmp_path:
 
 def test_status_of_a_fresh_state_is_empty_and_well_formed(tmp_path: Path) -> None:
     config = _config(tmp_path, tmp_path / "absent.log", tmp_path / ".env")
+    done = snapwatch_process("status", "-c", str(config))  # no daemon has run: nothing is made up, nor created
+    assert (done.returncode, done.stderr) == (
+        1, f"snapwatch: no state in {tmp_path / 'state'}: has `snapwatch run` run with this config?\n")
+    assert not (tmp_path / "state").exists()
+    Store.open(tmp_path / "state").close()  # as a daemon that has seen nothing leaves it
     assert status_json(config) == {"sources": [], "incidents": [], "outbox": {"pending": 0, "delivered": 0,
                                                                               "failed": 0}, "log_gaps": []}
     text = _status_text(config)

@@ -351,3 +351,12 @@ def test_two_incidents_opening_in_the_same_second_get_different_ids() -> None:
     for status in (401, 401, 200, 401, 401):
         opened += [t.incident.id for t in det.observe(ex(status, 0)) if t.kind is OPENED]
     assert len(opened) == 2 and opened[0] != opened[1]
+
+
+def test_a_recovery_starts_at_the_first_2xx_after_the_last_failure() -> None:
+    det = Detector(rules(auth_failures={"streak": 3, "recovery": 3}), "app.log")
+    feed(det, [(200, 0), (401, 1), (401, 2), (401, 3), (200, 4), (401, 5), (200, 6), (200, 7)])
+    assert det.recovering_since == at(6)  # the 2xx at 4s was broken by the 401 at 5s
+    restored = Detector.restore(det.rules, "app.log", json.loads(json.dumps(det.snapshot())))
+    [resolved] = restored.observe(ex(200, 8))
+    assert resolved.kind is RESOLVED and restored.recovering_since == at(6)

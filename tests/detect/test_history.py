@@ -121,3 +121,4 @@ def test_the_2xx_path_is_cheap() -> None:
     assert u is not None and u.accepted == 100_000
     # Tens of thousands per second is the need; well over a million per second is typical.
     assert elapsed < 1.0, f"{len(exchanges) / elapsed:.0f} exchanges/s"
+

@@ -10,6 +10,7 @@ import pytest
 from snapwatch.cli.app import main
 from snapwatch.config import Config, format_duration, load_config, parse_config, parse_duration
 from snapwatch.errors import EX_CONFIG, ConfigError
+from tests.helpers.cli import snapwatch_process
 from tests.helpers.paths import ROOT
 
 
@@ -86,12 +87,12 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["check-config", "-c", str(good)]) == 0
     out = capsys.readouterr().out
     assert "hunter22secret" not in out
-    assert "group_wait: 10s" in out
+    assert "group_wait: 1s" in out  # the effective defaults are printed
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  auth_failures:\n    streek: 3\n")
     assert main(["check-config", "-c", str(bad)]) == EX_CONFIG
     err = capsys.readouterr().err
-    assert err == f"snapwatch: {bad}:3:5: rules.auth_failures.streek: unknown key\n"
+    assert err == f"snapwatch: {bad}:3:5: rules.auth_failures.streek: unknown key; did you mean 'streak'?\n"
 
 
 def test_missing_config_file_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,3 +112,52 @@ def test_a_yaml_alias_bomb_and_deep_nesting_are_positioned_errors_at_once() -> N
     fine = 'base: &b "/var/log/app/capi.log"\n'  # an alias used as an alias is meant: within the budget
     with pytest.raises(ConfigError, match="base: unknown key"):
         parse_config(fine + "sources:\n  - path: *b\n", "c.yaml", {})
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("alerts:\n  group_wiat: 1s\n", "cfg.yaml:2:3: alerts.group_wiat: unknown key; did you mean 'group_wait'?"),
+    ("sources:\n  - path: /x\n    timezon: UTC\n",
+     "cfg.yaml:3:5: sources[0].timezon: unknown key; did you mean 'timezone'?"),
+    ("rulez: {}\n", "cfg.yaml:1:1: rulez: unknown key; did you mean 'rules'?"),
+    ("alerts:\n  frobnicate: 1\n", "cfg.yaml:2:3: alerts.frobnicate: unknown key"),  # nothing close: no guess
+    ("alerts:\n  urls: []\n   group_wait: 1s\n",
+     "cfg.yaml:3:4: (yaml): this line is indented differently from the keys above it: line it up with its section"),
+    ("alerts:\n  urls: foo\n    group_wait: 1s\n", "cfg.yaml:3:15: (yaml): a 'key:' where a value goes: is this line "
+     "indented under a value? Line it up with the keys of its section"),
+    ("sources\n  - path: x\n", "cfg.yaml:1:8: (yaml): 'sources' needs a ':' after it (a key and its value)"),
+    ("alerts:\n\tgroup_wait: 1s\n", "cfg.yaml:2:1: (yaml): a tab character: indent with spaces"),
+    ('alerts:\n  urls: ["a", "b"\n  group_wait: 1s\n',
+     "cfg.yaml:3:3: (yaml): a [list] or {mapping} above is not closed, or misses a comma"),
+])
+def test_mistakes_are_said_in_plain_words_at_their_place(text: str, line: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "cfg.yaml", {})
+    assert str(raised.value) == line
+
+
+def test_check_config_warns_of_what_is_not_there_yet_and_strict_refuses(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("OTHER_KEY=x\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"sources:\n  - path: {tmp_path}/capi.log\n  - path: {tmp_path}/logs/*.log\n"
+                      f"token:\n  env_file: {env}\nstate_dir: {tmp_path}/state\n")
+    done = snapwatch_process("check-config", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"snapwatch: warning: {config}:2:11: sources[0].path: {tmp_path}/capi.log does not exist yet: "
+        "snapwatch waits for it to appear",
+        f"snapwatch: warning: {config}:3:11: sources[1].path: {tmp_path}/logs/*.log matches no file yet: "
+        "snapwatch waits for it to appear",
+        f"snapwatch: warning: {config}:5:13: token.env_file: {env} has no SNAP_ACCESS_TOKEN (token.key): check the "
+        "key's name",
+        f"snapwatch: warning: {config}:6:12: state_dir: {tmp_path}/state does not exist yet: "
+        "`snapwatch run` creates it",
+    ]
+    assert not (tmp_path / "state").exists()  # checking creates nothing
+    strict = snapwatch_process("check-config", "--strict", "-c", str(config))
+    assert strict.returncode == EX_CONFIG
+    assert strict.stderr.splitlines()[-1] == "snapwatch: 4 warning(s), and --strict makes them errors"
+    env.unlink()
+    missing = snapwatch_process("check-config", "-c", str(config))
+    assert (f"snapwatch: warning: {config}:5:13: token.env_file: {env} does not exist: the diagnosis cannot "
+            "compare the backend's token with the one it is configured with") in missing.stderr.splitlines()

@@ -27,7 +27,7 @@ from tests.helpers.wait import until
 TOKEN = demo_token(seed="fleet-live")
 FP = tokens.fingerprint(TOKEN)
 HOSTS = ("host-a", "host-b")
-VERDICT = "token-previously-accepted"  # the same token was accepted before the 401s began
+VERDICT = "token-revoked"  # the same token was accepted until the 401s began, nothing else changed
 REPOST_EVERY = timedelta(seconds=1)  # instead of the minute Alertmanager's resolve_timeout needs
 AM_CONFIG = f"""\
 route:

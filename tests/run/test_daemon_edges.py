@@ -15,8 +15,10 @@ from snapwatch.config import AlertsConfig, Config, RulesConfig, SourceConfig, St
 from snapwatch.model import Alert, AlertKind
 from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
+from snapwatch.tail.follow import _and_the_new_one
 from tests.helpers.daemon import stop, write_config
 from tests.helpers.files import append
+from tests.helpers.process import DaemonProcess
 from tests.helpers.wait import until
 
 TOKEN = demo_token(seed="edges")
@@ -134,3 +136,22 @@ def test_a_reload_during_a_delivery_round_lets_the_round_finish(tmp_path: Path) 
         assert tuple(attempts) == (2, 0)  # one attempt each: none failed for the reload
 
     asyncio.run(scenario())
+
+
+
+@pytest.mark.timeout(60)
+def test_notices_read_as_sentences_about_the_file(tmp_path: Path) -> None:
+    """What the daemon says about a followed file reads as a sentence about that file."""
+    log = tmp_path / "capi.log"
+    config = write_config(tmp_path / "config.yaml", [log], tmp_path / "state", timezone="UTC")
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_for(f"{log}: does not exist yet; waiting for it to appear", 30)
+        log.write_text("")
+        daemon.wait_for(f"{log}: appeared; reading it from its beginning", 30)
+    finally:
+        code, _ = daemon.terminate()
+    assert code == 0
+    assert _and_the_new_one(0) == "the new one"  # "then 0 rotated file(s)" no more
+    assert _and_the_new_one(1) == "1 rotated file and the new one"
+    assert _and_the_new_one(3) == "3 rotated files and the new one"

@@ -91,7 +91,7 @@ def test_metrics_during_a_streak_match_what_was_written(tmp_path: Path) -> None:
             assert len(token_series) == 1  # the v2 calls carry no token in the log
             assert value(samples, "snapwatch_log_gaps_total", source=source) in (None, 0.0)
             (verdict,) = daemon.investigator.verdicts.values()
-            assert verdict == "token-previously-accepted"  # the same token got 200 before the streak
+            assert verdict == "token-revoked"  # the same token got 200 until the streak, nothing else changed
             assert value(samples, "snapwatch_incidents_open", rule="auth-failures", verdict=verdict) == 1
             assert sum(v for (name, _), v in samples.items() if name == "snapwatch_incidents_open") == 1
 

@@ -119,7 +119,8 @@ def test_slow_probe_turns_the_verdict_with_one_update_and_is_rate_limited(
             world.snap.release.set()
             _, update = await world.alerts(2)
             assert update["title"].startswith(f"[snapwatch] UPDATED auth-failures on {HOST}")
-            assert "(probe-accepted)" in update["title"]
+            # A live "accepted" rules the token out: no cause is left, and the title says what is known.
+            assert "cause unknown; probe-accepted: " in update["title"]
             assert "Canvas-vs-CAPI mismatch" in update["message"]  # ruled out, and said so
             assert "token-rejected-for-pixel" not in update["message"]
 
@@ -139,7 +140,7 @@ def test_slow_probe_turns_the_verdict_with_one_update_and_is_rate_limited(
             world.calls([401] * 6)
             await until(lambda: probes_said(caplog, "accepted") == 2, "the second probe's answer")
             world.clock.at += 2 * GROUP_WAIT
-            assert "(probe-accepted)" in (await world.alerts(6))[5]["title"]
+            assert "cause unknown; probe-accepted: " in (await world.alerts(6))[5]["title"]
         finally:
             await stop(daemon, task)
 
@@ -175,7 +176,7 @@ def test_probe_answered_within_group_wait_goes_out_in_the_opened_alert(
     asyncio.run(scenario())
     [(_, opened)] = world.hook.received  # no UPDATE: the OPENED alert already said it
     assert opened["title"].startswith(f"[snapwatch] FIRING auth-failures on {HOST}")
-    assert "(probe-accepted)" in opened["title"]
+    assert "cause unknown; probe-accepted: " in opened["title"]
     assert "Canvas-vs-CAPI mismatch" in opened["message"]
     assert len(world.snap.seen) == 1
     world.assert_clean(caplog)

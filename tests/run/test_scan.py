@@ -116,7 +116,9 @@ def test_text_summary_has_the_key_lines() -> None:
     assert (f"  - auth-failures from {first['opened_at']}, resolved {first['resolved_at']} after 2m; "
             "6 failed (401×6)") in lines
     assert f"  - auth-failures from {second['opened_at']}, still open at the end; 7 failed (403×7)" in lines
-    assert "    Verdict:\n      token-previously-accepted: " in "\n".join(lines)
+    # The first streak ended with the very same requests accepted again: nothing in the log explains it.
+    assert "    Verdict:\n      unknown: " in "\n".join(lines)
+    assert "token-revoked: Token " in "\n".join(lines) and "but Snap accepted it again from" in "\n".join(lines)
     assert "    Verdict:\n      auth-placement: " in "\n".join(lines)
     token = expected["tokens"][0]  # type: ignore[index]
     assert any(line.startswith(f"  - {token['fingerprint']} (canvas-s2s): 25 accepted, 6 rejected")
@@ -170,8 +172,10 @@ def test_genlog_streaks_give_one_incident_each(tmp_path: Path) -> None:
                and i["resolved_at"] is not None for i in incidents)
     opened = [i["opened_at"] for i in incidents]
     assert opened == sorted(opened) and len(set(opened)) == len(opened)
-    # every incident is diagnosed at log time: the same token kept getting 2xx between the streaks
-    assert {i["diagnosis"]["verdict"] for i in incidents[1:]} == {"token-previously-accepted"}
+    # every incident is judged once it ended: the same token got 2xx before each streak and again after it,
+    # with nothing changed in the requests, so revocation is ruled out and nothing else explains it
+    assert {i["diagnosis"]["verdict"] for i in incidents[1:]} == {"unknown"}
+    assert all("token-previously-accepted" in [f["code"] for f in i["diagnosis"]["findings"]] for i in incidents[1:])
 
 
 def test_scan_with_progress_reads_files_given_as_an_iterator(tmp_path: Path) -> None:

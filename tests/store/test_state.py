@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from snapwatch.ingest.tokens import fingerprint
-from snapwatch.model import Checkpoint, Gap
+from snapwatch.model import Checkpoint, EnvState, Gap
 from snapwatch.store.schema import SCHEMA_VERSION, StateError
 from snapwatch.store.state import IncidentRow, Store
 from tests.helpers.tokens import assert_no_secret
@@ -111,3 +111,30 @@ def test_no_token_in_the_state_file(tmp_path: Path, canvas_token: str) -> None:
     data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert fp.encode() in data  # the fingerprint is there …
     assert_no_secret(data, canvas_token)  # … the token is not
+
+
+def test_a_version_3_file_gains_the_token_source_history_and_keeps_its_alert_rows(tmp_path: Path) -> None:
+    """Migration 4: ``env_changes``, and ``alert_state`` rebuilt (its CHECK now allows 'inhibited') with every row."""
+    from snapwatch.store.schema import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for step in MIGRATIONS[:3]:
+        step(conn)
+    conn.execute("PRAGMA user_version=3")
+    conn.execute("INSERT INTO alert_state (incident_id, rule, source, opened_us, state, grp, due_us, opened, incident)"
+                 " VALUES ('i1', 'auth-failures', 'app.log', 1, 'open', 'i1', 2, 'sent', '{}')")
+    conn.close()
+    with Store.open(tmp_path) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert store.conn.execute("SELECT incident_id, opened, inhibited_by FROM alert_state").fetchall() == [
+            ("i1", "sent", None)]
+        store.conn.execute("UPDATE alert_state SET opened = 'inhibited', inhibited_by = 'i0'")
+        with pytest.raises(sqlite3.IntegrityError):
+            store.conn.execute("UPDATE alert_state SET opened = 'forgotten'")
+        assert store.env_history() == []
+        at = datetime(2025, 12, 3, 23, 0, tzinfo=UTC)
+        assert store.record_env(EnvState(at, "3f9a1c0b7d2e", "SNAP_ACCESS_TOKEN in /srv/app/.env"))
+        assert not store.record_env(EnvState(at, "3f9a1c0b7d2e", "SNAP_ACCESS_TOKEN in /srv/app/.env"))
+    with Store.open(tmp_path) as store:  # fingerprints and times only, read back as written
+        assert store.env_history() == [EnvState(at, "3f9a1c0b7d2e", "SNAP_ACCESS_TOKEN in /srv/app/.env")]

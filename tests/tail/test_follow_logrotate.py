@@ -5,9 +5,17 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.files import append
 from tests.helpers.follow import Reader, expected, numbered
 from tests.helpers.tools import need_tool
+
+
+@pytest.fixture(autouse=True)
+def _logrotate_installed() -> None:
+    # Asked before a test opens its writer: a skip must not leave a file open (warnings are errors).
+    need_tool("logrotate")
 
 
 def logrotate(tmp_path: Path, log: Path, options: str) -> None:

@@ -40,6 +40,7 @@ OAUTH = jwt.encode({"sub": "oauth-user", "exp": int((T0 + timedelta(minutes=20))
                    "scenario-signing-key-not-a-secret-oauth", algorithm="HS256")
 OPAQUE = "sk_live_8f3a9c2e7b1d4f6a0c5e9b2d7f1a3c8e"
 TRUNCATED = OLD[: len(OLD) - 20]
+ODD = OLD[:-1]  # a signature one character short: it looks truncated, yet Snap accepted it
 
 
 def v3(token: str | None, pixel: str = PIXEL, quote: str = "") -> str:
@@ -100,7 +101,7 @@ SCENARIOS: dict[str, dict[str, object]] = {
         tokens={"C": NEW}, env="{C}", incident="auth-failures",
         probe={"outcome": "accepted", "status": 200, "detail": "VALID"},
         exchanges=[run(T0, v3("C"), 401, 10)],
-        expected={"verdict": "probe-accepted", "exclude": ["token-rejected-for-pixel"],
+        expected={"verdict": "unknown", "include": ["probe-accepted"], "exclude": ["token-rejected-for-pixel"],
                   "ruled_out_contains": ["Canvas-vs-CAPI mismatch"]},
     ),
     "never-accepted-probe-rejects": dict(
@@ -182,6 +183,12 @@ SCENARIOS: dict[str, dict[str, object]] = {
                   "exclude": ["token-rejected-for-pixel", "token-previously-accepted", "endpoint-changed"],
                   "ruled_out_contains": ["token type"]},
     ),
+    "pixel-token-swapped": dict(
+        description="the .env has the pixel id and the token swapped: the token sits in the URL's pixel slot",
+        tokens={"A": OLD}, env=PIXEL, incident="auth-failures",
+        exchanges=[run(T0, f"https://tr.snapchat.com/v3/{{A}}/events?access_token={PIXEL}", 401, 10)],
+        expected={"verdict": "pixel-malformed", "exclude": ["token-rejected-for-pixel", "token-previously-accepted"]},
+    ),
     "endpoint-v2-to-v3": dict(
         description="the backend moved from v2 to v3 and 401s began", tokens={"A": OLD}, env="{A}",
         incident="auth-failures",
@@ -195,10 +202,31 @@ SCENARIOS: dict[str, dict[str, object]] = {
     ),
     "revoked": dict(
         description="a previously accepted token starts failing with no change in the requests",
-        tokens={"A": OLD}, env="{A}", incident="auth-failures",
+        tokens={"A": OLD}, env="{A}", incident="auth-failures", service="ruxo-backend.service",
         exchanges=[run(T0, v3("A"), 200, 20), run(after(12), v3("A"), 401, 10)],
-        expected={"verdict": "token-previously-accepted",
-                  "exclude": ["token-rejected-for-pixel", "token-drift", "auth-placement"]},
+        expected={"verdict": "token-revoked", "include": ["token-previously-accepted"],
+                  "exclude": ["token-rejected-for-pixel", "token-drift", "auth-placement"],
+                  "ruled_out_contains": ["token change", "token type"],
+                  "remediation_contains": {"token-revoked": [
+                      "Business Manager → Business Details → Conversions API Tokens", "SNAP_ACCESS_TOKEN in ",
+                      "sudo systemctl restart ruxo-backend.service", "snapwatch diagnose --probe"]}},
+    ),
+    "odd-signature-accepted": dict(
+        description="a token whose signature looks cut short was accepted 20 times, then refused with nothing "
+        "changed: its shape is a note, the verdict is the revocation",
+        tokens={"D": ODD}, env="{D}", incident="auth-failures",
+        exchanges=[run(T0, v3("D"), 200, 20), run(after(12), v3("D"), 401, 10)],
+        expected={"verdict": "token-revoked", "include": ["token-malformed", "token-previously-accepted"],
+                  "exclude": ["token-rejected-for-pixel", "token-drift"],
+                  "title_contains": {"token-malformed": "but Snap accepted it for pixel"}},
+    ),
+    "v2-unlogged": dict(
+        description="v2 requests (token in an unlogged header) accepted, then refused with nothing changed",
+        tokens={"A": OLD}, env="{A}", incident="auth-failures",
+        exchanges=[run(T0, V2, 200, 20), run(after(12), V2, 401, 10)],
+        expected={"verdict": "token-revoked", "include": ["token-unlogged", "v2-deprecated"],
+                  "exclude": ["token-missing", "token-rejected-for-pixel", "auth-placement", "token-bearer-prefix"],
+                  "evidence_contains": {"token-unlogged": "does not show its token"}},
     ),
     "rate-limited": dict(
         description="429s", tokens={"A": OLD}, env="{A}", incident="rate-limited",
