@@ -33,13 +33,16 @@ def run(config: Config, config_path: Path | None) -> int:
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum, handler in ((signal.SIGTERM, stop.set), (signal.SIGINT, stop.set), (signal.SIGHUP, _later)):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
-        telemetry = Telemetry(config)
+                loop.add_signal_handler(signum, handler)
         lock: DaemonLock | None = None
         try:
-            store, lock = await _open_state(config, telemetry, stop)
+            # The lock before anything is bound or written: a second daemon says 75, not "address in use".
+            with contextlib.suppress(StateUnavailable):  # waited for below, with the metrics up
+                lock = DaemonLock.acquire(prepare(config.state_dir))
+            telemetry = Telemetry(config)
+            store, lock = await _open_state(config, telemetry, stop, lock)
             if store is None:
                 telemetry.close()
                 return 0
@@ -54,11 +57,14 @@ def run(config: Config, config_path: Path | None) -> int:
     return asyncio.run(main())
 
 
-async def _open_state(config: Config, telemetry: Telemetry,
-                      stop: asyncio.Event) -> tuple[Store | None, DaemonLock | None]:
+def _later() -> None:
+    log.info("reload asked for while starting: the configuration just loaded is the one in use")
+
+
+async def _open_state(config: Config, telemetry: Telemetry, stop: asyncio.Event,
+                      lock: DaemonLock | None) -> tuple[Store | None, DaemonLock | None]:
     """The store, opened under this daemon's lock; (None, lock) when stopped while waiting for it."""
     trouble: StateTrouble | None = None
-    lock: DaemonLock | None = None
     while True:
         try:
             directory = prepare(config.state_dir)

@@ -338,4 +338,10 @@ def _counts(text: str) -> dict[str, object]:
         data = json.loads(text)
     except ValueError:
         return {}
-    return {k: data[k] for k in ("responses", "by_status") if isinstance(data, dict) and k in data}
+    if not isinstance(data, dict):
+        return {}
+    counts: dict[str, object] = {k: data[k] for k in ("responses", "by_status") if k in data}
+    pairs = counts.get("by_status")
+    if isinstance(pairs, list):  # the incident's stored form keeps (status, count) pairs
+        counts["by_status"] = {str(status): n for status, n in pairs}
+    return counts

@@ -124,9 +124,15 @@ class GzipStream:
         """Parse a member's header; at the end of the file (or trailing zeros) the stream ends cleanly."""
         while len(self._buf) < 10 and self._more():
             pass
-        if not self._buf.strip(b"\0") and self._eof:
+        while self._buf[:1] == b"\0":  # zeros after the last member (padding): the end, if nothing else follows
+            self._buf = self._buf.lstrip(b"\0")
+            if not self._buf and not self._more():
+                break
+        if not self._buf and self._eof:
             self._done = True
             return
+        while len(self._buf) < 10 and self._more():
+            pass
         if len(self._buf) < 10 or self._buf[:2] != _MAGIC or self._buf[2] != 8:
             self._fail("not a gzip header" if len(self._buf) >= 10 else "the file ends inside a gzip header")
             return

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.helpers.cli import snapwatch_process
 from tests.helpers.clock import seconds
 from tests.helpers.daemon import write_config
-from tests.helpers.peers import Backend
+from tests.helpers.peers import Backend, free_port
 from tests.helpers.process import READY, DaemonProcess, status_json
 from tests.helpers.tokens import make_canvas_token
 from tests.helpers.wait import wait_until
@@ -22,7 +22,9 @@ def test_a_second_run_exits_75_naming_the_first_and_reading_still_works(tmp_path
     log = tmp_path / "capi.log"
     backend = Backend(log, name="snapwatch.tests.faults.lock")
     backend.calls(TOKEN, [200] * 4, seconds(T0, 4))
-    config = write_config(tmp_path / "config.yaml", [log], tmp_path / "state", timezone="UTC")
+    # The first serves metrics: the second must not fail on the address before it finds the lock.
+    config = write_config(tmp_path / "config.yaml", [log], tmp_path / "state", timezone="UTC",
+                          extra=f"metrics:\n  listen: 127.0.0.1:{free_port()}\n")
     first = DaemonProcess(config)
     try:
         first.wait_for(READY, 30)
@@ -31,6 +33,9 @@ def test_a_second_run_exits_75_naming_the_first_and_reading_still_works(tmp_path
         lines = second.stderr.splitlines()
         assert len(lines) == 1, second.stderr
         assert f"pid {first.proc.pid}" in lines[0] and str(tmp_path / "state") in lines[0]
+        # check-config while the service runs: its metrics address is in use by that very daemon, not a mistake.
+        checked = snapwatch_process("check-config", "-c", str(config))
+        assert checked.returncode == 0, checked.stderr
         # The read-only commands do not need the lock.
         wait_until(lambda: _responses(config) == {"200": 4}, "the first daemon to count the backlog")
         diagnose = snapwatch_process("diagnose", "--json", "-c", str(config))

@@ -100,6 +100,20 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path, capsys: pytest.Ca
     assert "cannot read" in capsys.readouterr().err
 
 
+def test_a_yaml_alias_bomb_and_deep_nesting_are_positioned_errors_at_once() -> None:
+    bomb = 'a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]\n' + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+    with pytest.raises(ConfigError, match=r"^c\.yaml:\d+:\d+: \S+: the file expands to more than 10000 values"):
+        parse_config(bomb, "c.yaml", {})
+    with pytest.raises(ConfigError, match=r"^c\.yaml:1:1: \(yaml\): nested more than 32 levels deep"):
+        parse_config("x: " + "[" * 5000 + "]" * 5000, "c.yaml", {})
+    with pytest.raises(ConfigError, match=r"larger than 1024 KiB"):
+        parse_config("# " + "x" * (1 << 20), "c.yaml", {})
+    fine = 'base: &b "/var/log/app/capi.log"\n'  # an alias used as an alias is meant: within the budget
+    with pytest.raises(ConfigError, match="base: unknown key"):
+        parse_config(fine + "sources:\n  - path: *b\n", "c.yaml", {})
+
+
 @pytest.mark.parametrize(("text", "line"), [
     ("alerts:\n  group_wiat: 1s\n", "cfg.yaml:2:3: alerts.group_wiat: unknown key; did you mean 'group_wait'?"),
     ("sources:\n  - path: /x\n    timezon: UTC\n",

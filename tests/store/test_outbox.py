@@ -81,3 +81,41 @@ def test_enqueue_joins_the_callers_transaction(tmp_path: Path) -> None:
     box.enqueue(msg("x"), [("a", "A")], T0)
     conn.rollback()  # the caller's checkpoint failed: the alert goes with it, and is owed again on replay
     assert box.counts()["pending"] == 0
+
+
+def test_a_queue_is_read_a_page_at_a_time_and_stops_at_a_head_that_waits(tmp_path: Path) -> None:
+    from snapwatch.store.outbox import PAGE
+
+    _, box = open_outbox(tmp_path / "s.db")
+    for i in range(PAGE * 3 + 5):
+        box.enqueue(msg(f"m{i:03d}"), [("a", "A")], T0 + timedelta(milliseconds=i))
+    queue = box.queue("a", T0 + timedelta(days=1))
+    first = next(queue)
+    assert first.alert_id == "m000"
+    box.mark_delivered(first, T0)  # marked while the queue is read: the next page still follows on
+    rest = list(queue)
+    assert [r.alert_id for r in rest] == [f"m{i:03d}" for i in range(1, PAGE * 3 + 5)]
+    box.mark_retry(rest[0], T0, "A: down")  # the new head waits for its retry time: nothing behind it is due
+    assert list(box.queue("a", T0 + timedelta(seconds=1))) == []
+    assert box.pending_targets() == ["a"] and box.pending_targets({"b"}) == []
+
+
+def test_delivered_and_failed_rows_are_pruned_after_the_retention_and_pending_ones_kept(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from snapwatch.store.outbox import Outbox
+
+    conn, _ = open_outbox(tmp_path / "s.db")
+    box = Outbox(conn, retention=timedelta(days=14))
+    for i in range(4):
+        box.enqueue(msg(f"old{i}"), [("a", "A")], T0)
+    box.enqueue(msg("new"), [("a", "A")], T0 + timedelta(days=10))
+    rows = list(box.queue("a", T0 + timedelta(days=11)))
+    box.mark_delivered(rows[0], T0)
+    box.mark_delivered(rows[-1], T0 + timedelta(days=10))
+    with caplog.at_level(logging.CRITICAL):
+        box.expire(T0 + timedelta(days=2), timedelta(days=1))  # old1..old3 never delivered: failed
+    box.enqueue(msg("waiting"), [("b", "B")], T0)  # pending, however old: never pruned
+    assert box.counts() == {"pending": 1, "delivered": 2, "failed": 3}
+    assert box.prune(T0 + timedelta(days=13)) == 0  # not yet 14 days old
+    assert box.prune(T0 + timedelta(days=15)) == 4
+    assert box.counts() == {"pending": 1, "delivered": 1, "failed": 0}

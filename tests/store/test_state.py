@@ -49,6 +49,7 @@ def test_checkpoint_and_counters_accumulate_and_survive_reopen(tmp_path: Path) -
         "incidents": [],
         "outbox": {"pending": 0, "delivered": 0, "failed": 0},
         "log_gaps": [],
+        "targets": [],
     }
 
 
@@ -114,8 +115,8 @@ def test_no_token_in_the_state_file(tmp_path: Path, canvas_token: str) -> None:
     assert_no_secret(data, canvas_token)  # … the token is not
 
 
-def test_a_version_3_file_gains_the_token_source_history_and_keeps_its_alert_rows(tmp_path: Path) -> None:
-    """Migration 4: ``env_changes``, and ``alert_state`` rebuilt (its CHECK now allows 'inhibited') with every row."""
+def test_a_version_4_file_gains_the_token_source_history_and_keeps_its_alert_rows(tmp_path: Path) -> None:
+    """Migration 5: ``env_changes``, and ``alert_state`` rebuilt (its CHECK now allows 'inhibited') with every row."""
     from snapwatch.store.schema import MIGRATIONS
 
     path = tmp_path / "state.db"
@@ -127,7 +128,7 @@ def test_a_version_3_file_gains_the_token_source_history_and_keeps_its_alert_row
                  " VALUES ('i1', 'auth-failures', 'app.log', 1, 'open', 'i1', 2, 'sent', '{}')")
     conn.close()
     with Store.open(tmp_path) as store:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert store.conn.execute("SELECT incident_id, opened, inhibited_by FROM alert_state").fetchall() == [
             ("i1", "sent", None)]
         store.conn.execute("UPDATE alert_state SET opened = 'inhibited', inhibited_by = 'i0'")

@@ -423,3 +423,44 @@ def test_directory_recreated_while_watching(tmp_path: Path) -> None:
         return lines
 
     assert asyncio.run(main()) == [b"one", b"two"]
+
+
+def test_a_copytruncate_regrown_alike_near_the_offset_is_told_by_the_file_head(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    same = b"12:00:01 INFO the same line in a busy second\n"
+    log.write_bytes(b"12:00:01 INFO started by pid 41\n" + same * 40)
+    r = Reader(log)
+    assert len(r.poll()) == 41
+    shutil.copyfile(log, tmp_path / "app.log.1")
+    os.truncate(log, 0)
+    with log.open("ab") as f:  # regrown past the old offset before the next look; alike near the offset
+        f.write(b"12:00:01 INFO started by pid 42\n" + same * 50)
+    assert r.poll() == [b"12:00:01 INFO started by pid 42", *[same.rstrip(b"\n")] * 50]
+    assert NoticeKind.TRUNCATED in r.kinds() and r.gaps == []
+
+
+def test_an_old_checkpoint_fingerprint_is_still_recognised(tmp_path: Path) -> None:
+    import hashlib
+    from dataclasses import replace
+
+    log = tmp_path / "app.log"
+    log.write_bytes(numbered(0, 30))
+    r = Reader(log)
+    r.poll()
+    cp = r.checkpoints[str(log)]
+    old = hashlib.sha256(log.read_bytes()[cp.offset - 64 : cp.offset]).hexdigest()  # 64 bytes: before version 2
+    r.checkpoints[str(log)] = replace(cp, fingerprint=old)
+    append(log, numbered(30, 32))
+    r2 = r.restart()
+    assert r2.poll() == expected(30, 32) and r2.gaps == []  # an upgrade neither re-reads nor loses
+
+
+def test_a_file_that_appears_and_rotates_before_its_first_look_is_read_from_its_backup(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    (tmp_path / "app.log.3").write_bytes(b"long before\n")  # there when the path was absent: not ours to read
+    r = Reader(log)
+    assert r.poll() == []
+    log.write_bytes(numbered(0, 5))
+    log.rename(tmp_path / "app.log.1")
+    log.write_bytes(numbered(5, 8))
+    assert r.poll() == expected(0, 8)
