@@ -16,6 +16,7 @@ from snapwatch.model import Alert, AlertKind, Diagnosis, Gap, Incident
 from snapwatch.redact import redact
 from snapwatch.report import (
     Bucket,
+    EnvChange,
     LogGap,
     Marker,
     ReportData,
@@ -136,7 +137,9 @@ def from_state(store: Store, *, host: str, tz: tzinfo, now: datetime, since: tim
         totals[m.status] = totals.get(m.status, 0) + m.count
     incidents = tuple(_incident(inc, history.diagnosis(r.id), end)
                       for r in rows if (inc := _stored_incident(r.json)) is not None)
-    markers = _switches(s for _, s in history.switches(start, end)) + _gaps(store.gaps(), start, end)
+    markers = (_switches(s for _, s in history.switches(start, end)) + _gaps(store.gaps(), start, end)
+               + [EnvChange(e.at, e.fingerprint) for e in store.env_history()
+                  if e.at is not None and start <= e.at <= end])
     return ReportData(
         host=host, sources=tuple(sorted({m.path for m in minutes} | {r.source for r in rows})), start=start,
         end=end, tz=tz, totals_by_status=totals, requests=sum(totals.values()),

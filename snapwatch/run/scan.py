@@ -353,11 +353,14 @@ def render_text(report: ScanReport) -> str:
     lines.extend(f"  - {t['fingerprint']} ({t['kind']}): {t['accepted']} accepted, {t['rejected']} rejected, "
                  f"{t['first_seen']} … {t['last_seen']}" for t in tokens)
     # One line per kind of problem, naming every log it was found in.
-    by_title: dict[str, list[str]] = {}
+    by_title: dict[str, tuple[list[str], list[str]]] = {}
     for finding in report.security:
-        by_title.setdefault(finding.title, []).extend(finding.evidence)
+        evidence, steps = by_title.setdefault(finding.title, ([], []))
+        evidence.extend(finding.evidence)
+        steps.extend(s for s in finding.remediation if s not in steps)
     lines.extend(f"Security: {title}" + "".join(f"\n  - {line}" for line in evidence)
-                 for title, evidence in by_title.items())
+                 + "".join(f"\n  {i}. {step}" for i, step in enumerate(steps, 1))
+                 for title, (evidence, steps) in by_title.items())
     lines.extend(f"Log gap: {d}; the rest of it is lost" for d in report.log_gaps)
     lines.extend(f"Log: {finding.title}" + "".join(f"\n  - {line}" for line in finding.evidence)
                  for finding in report.hygiene)

@@ -176,3 +176,17 @@ def test_an_email_resolved_message_carries_the_report_and_every_resolved_names_t
     [incident_id] = {b["message"].split("snapwatch report --incident ")[1].split()[0]
                      for b in bodies if "RESOLVED" in b["title"]}
     assert f'data-incident="{incident_id}"' in page
+
+
+def test_a_report_from_history_marks_the_env_changes_it_recorded(tmp_path: Path) -> None:
+    from snapwatch.model import EnvState  # noqa: PLC0415
+    from snapwatch.report import EnvChange  # noqa: PLC0415
+    from snapwatch.run.report import from_state  # noqa: PLC0415
+
+    now = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+    with Store.open(tmp_path) as store:
+        store.commit_batch(None, path="/var/log/app.log", minutes={(now - timedelta(minutes=30), "200"): 5})
+        store.record_env(EnvState(now - timedelta(minutes=20), "ae6a9db423e3", "SNAP_ACCESS_TOKEN in /srv/app/.env"))
+        data = from_state(store, host="h", tz=UTC, now=now, since=timedelta(hours=1))
+    assert [m for m in data.markers if isinstance(m, EnvChange)] == [
+        EnvChange(now - timedelta(minutes=20), "ae6a9db423e3")]

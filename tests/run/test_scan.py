@@ -127,6 +127,8 @@ def test_text_summary_has_the_key_lines() -> None:
                for line in lines), lines
     assert "Tokens seen in requests: 1" in lines
     assert any(line.startswith("Security: ") for line in lines)
+    # the same remediation as --json gives, in the text too
+    assert any(line.startswith("  1. Mask the access_token query parameter before the backend logs") for line in lines)
     assert "Not taken at face value" not in text  # a clean log reports nothing skipped
 
 
