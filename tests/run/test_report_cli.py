@@ -179,9 +179,9 @@ def test_an_email_resolved_message_carries_the_report_and_every_resolved_names_t
 
 
 def test_a_report_from_history_marks_the_env_changes_it_recorded(tmp_path: Path) -> None:
-    from snapwatch.model import EnvState  # noqa: PLC0415
-    from snapwatch.report import EnvChange  # noqa: PLC0415
-    from snapwatch.run.report import from_state  # noqa: PLC0415
+    from snapwatch.model import EnvState
+    from snapwatch.report import EnvChange
+    from snapwatch.run.report import from_state
 
     now = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
     with Store.open(tmp_path) as store:
