@@ -26,7 +26,7 @@ from snapwatch.detect.detector import Detector
 from snapwatch.detect.pipeline import Batch, SourcePipeline, SourceView
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Transition, TransitionKind
-from snapwatch.run.followed import FollowedFile, Owed, Source
+from snapwatch.run.followed import FollowedFile, Source
 from snapwatch.run.handout import build_alerting, hand_out, seed_reposter
 from snapwatch.run.investigate import Investigator
 from snapwatch.run.preflight import require_preflight
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 TICK = 1.0  # seconds between timer checks (silence rule, due alerts, retries) when nothing happens
+TIMER_EVERY = 0.25  # while events flow, the timers run at most this often (and at once after a transition)
 
 
 def wall_clock() -> datetime:
@@ -82,6 +83,8 @@ class Daemon:
                                          on_new_evidence=self._rediagnose_all)
         self._delivery: asyncio.Task[object] | None = None
         self._history = HistoryPruner(self.store.conn)
+        self._timers_at = 0.0  # loop time the timers last ran
+        self._timers_owed = True  # a transition since: its alerts are handed out without waiting
 
     # -- setup and reload -------------------------------------------------------------------------
 
@@ -201,7 +204,10 @@ class Daemon:
             if asyncio.get_running_loop().time() >= self.suspended_until and not self.stop_requested.is_set():
                 self._resume()
             return
-        self._on_timer()
+        now = asyncio.get_running_loop().time()
+        if self._timers_owed or now - self._timers_at >= TIMER_EVERY:
+            self._timers_owed, self._timers_at = False, now
+            self._on_timer()
 
     # -- when the state cannot be saved ----------------------------------------------------------
 
@@ -303,19 +309,13 @@ class Daemon:
             f.checkpoint = checkpoint
         if f.pipeline.assembler.held_bytes:
             return  # part of a response is still held: commit once it completes (or the quiet flush)
-        owed, f.owed = f.owed, Owed()
-        pipeline = f.pipeline
-        snapshot = {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot(),
-                    "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}}
-        self.store.commit_batch(f.checkpoint, path=pipeline.label, status_counts=owed.counts,
-                                requests=owed.requests, last_record_at=owed.last_record_at,
-                                source_memory=snapshot, incident_changes=owed.incident_rows(self.investigator.verdicts),
-                                minutes=owed.minutes, switches=owed.switches)
+        owed = f.commit(self.store, self.investigator.verdicts)
         self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
                        opened: Mapping[str, SourceView], now: datetime) -> None:
         incident = t.incident
+        self._timers_owed = True
         if t.kind is TransitionKind.OPENED:  # from the view as it opened; a clock-opened one (silence) has none
             diagnoses[incident.id] = self.investigator.diagnose_opened(pipeline, incident, opened.get(incident.id))
         diagnosis = diagnoses.get(incident.id)

@@ -18,7 +18,7 @@ from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
 from snapwatch.model import Checkpoint, Exchange, Incident
 from snapwatch.run.telemetry import FileView
-from snapwatch.store.state import IncidentRow
+from snapwatch.store.state import IncidentRow, Store
 from snapwatch.tail.watch import Follower
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,24 @@ class FollowedFile:
     checkpoint: Checkpoint | None = None
     tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
+    memory_saved: str | None = None  # the source memory as last committed, to skip writing it unchanged
+
+    def commit(self, store: Store, verdicts: Mapping[str, str]) -> Owed:
+        """Commit what is owed with the checkpoint in one transaction; returns what was committed.
+
+        The detector and history snapshot is written only when it differs from the one last committed.
+        """
+        owed, self.owed = self.owed, Owed()
+        pipeline = self.pipeline
+        memory = stored_json({"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot(),
+                              "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}})
+        store.commit_batch(self.checkpoint, path=pipeline.label, status_counts=owed.counts,
+                           requests=owed.requests, last_record_at=owed.last_record_at,
+                           source_memory=None if memory == self.memory_saved else memory,
+                           incident_changes=owed.incident_rows(verdicts), minutes=owed.minutes,
+                           switches=owed.switches)
+        self.memory_saved = memory
+        return owed
 
     def say_skipped(self, path: str) -> None:
         """Log what the parser could not take at face value, as it happens: nothing is skipped silently."""
