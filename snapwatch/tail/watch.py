@@ -12,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
-from watchfiles import watch
+from watchfiles._rust_notify import RustNotify
 
 from snapwatch.config import SourceConfig
 from snapwatch.ingest.lines import LineSplitter
@@ -112,24 +112,37 @@ class Follower:
         pattern = os.path.basename(self.source.path)
         return path == self.watch_dir() or fnmatch.fnmatchcase(name, pattern + "*")
 
-    def _watch(self, notify: Callable[[], None], stop: threading.Event, recheck: float, debounce_ms: int,
-               step_ms: int) -> None:
-        """The watcher thread: one long-lived thread waits on inotify and calls ``notify`` per wake-up."""
+    def _watch(self, notify: Callable[[], None], wanted: threading.Event, stop: threading.Event,
+               recheck: float, debounce_ms: int, step_ms: int) -> None:
+        """The watcher thread, for the life of an iteration: watches with inotify while ``wanted`` is set.
+
+        ``notify`` is called once a watch is in place (what was written before it is read by the poll
+        that call causes), on each change of the source's files, and every ``recheck`` seconds.
+        """
+        paused = _Either(stop, wanted)
         while not stop.is_set():
+            if not wanted.wait(recheck):
+                continue
             directory = self.watch_dir()
             try:
                 ident = os.stat(directory)
-                for _ in watch(directory, watch_filter=self._wanted, debounce=debounce_ms, step=step_ms,
-                               stop_event=stop, rust_timeout=int(recheck * 1000), yield_on_timeout=True,
-                               recursive=self._is_glob, raise_interrupt=False):
+                with RustNotify([directory], False, False, 300, self._is_glob, False) as watcher:
                     notify()
-                    now = os.stat(directory)
-                    if (now.st_dev, now.st_ino) != (ident.st_dev, ident.st_ino):
-                        break  # the directory was replaced: watch the new one
+                    while not paused.is_set():
+                        changes = watcher.watch(debounce_ms, step_ms, int(recheck * 1000), paused)
+                        if isinstance(changes, set):
+                            if not any(self._wanted(c, p) for c, p in changes):
+                                continue
+                        elif changes != "timeout":
+                            break  # stopped or paused
+                        notify()
+                        now = os.stat(directory)
+                        if (now.st_dev, now.st_ino) != (ident.st_dev, ident.st_ino):
+                            break  # the directory was replaced: watch the new one
             except Exception as exc:  # gone, or cannot be watched: try again after recheck
                 log.debug("cannot watch %s yet: %s", directory, exc)
+                notify()
                 stop.wait(recheck)
-            notify()
 
     async def events(self, *, flush_after: float = 0.5, recheck: float = 5.0, debounce_ms: int = 50,
                      step_ms: int = 20, batch_every: float = BATCH_EVERY) -> AsyncIterator[Event | Quiet]:
@@ -137,14 +150,15 @@ class Follower:
 
         Yields what ``poll()`` returns, and a ``Quiet`` once ``flush_after`` seconds pass without new
         bytes after some arrived. A poll that found new bytes is followed by another ``batch_every``
-        later, without waiting for inotify, until one finds nothing; then the follower waits for the next
-        wake-up (or ``recheck`` seconds). Watches the parent directory, so rename rotation never
-        deafens it; when that directory is removed and recreated the watch starts again. The watching
-        is done by one thread for the life of the iteration. Stop by leaving the loop.
+        later, without waiting for inotify; while those keep finding bytes the inotify watch is put
+        away (a busy file costs one read per interval, not one wake-up per write), and the first that
+        finds nothing brings it back. Watches the parent directory, so rename rotation never deafens
+        it; when that directory is removed and recreated the watch starts again. The watching is done
+        by one thread for the life of the iteration. Stop by leaving the loop.
         """
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        stop = threading.Event()
+        stop, wanted = threading.Event(), threading.Event()
 
         def notify() -> None:
             if wake.is_set():
@@ -154,22 +168,29 @@ class Follower:
             except RuntimeError:  # the loop is closed: the iteration is over
                 stop.set()
 
-        thread = threading.Thread(target=self._watch, args=(notify, stop, recheck, debounce_ms, step_ms),
+        wanted.set()
+        thread = threading.Thread(target=self._watch, args=(notify, wanted, stop, recheck, debounce_ms, step_ms),
                                   name=f"watch {self.source.path}", daemon=True)
         thread.start()
         try:
             owed = False
+            streak = 0  # polls in a row that found new bytes
             while True:
                 wake.clear()
                 events = self.poll()
                 for event in events:
                     yield event
-                busy = any(isinstance(e, Chunk) and e.data for e in events)
-                owed |= busy
+                streak = streak + 1 if any(isinstance(e, Chunk) and e.data for e in events) else 0
+                owed |= streak > 0
                 if self.behind:
                     await asyncio.sleep(0)
                     continue
-                if busy:
+                if streak > 1:
+                    wanted.clear()  # streaming: read on the timer alone
+                elif not wanted.is_set():
+                    wanted.set()  # quiet again: the watch is back (its first wake-up re-reads)
+                    continue
+                if streak:
                     await asyncio.sleep(batch_every)
                     continue
                 try:
@@ -181,3 +202,13 @@ class Follower:
             stop.set()
             thread.join(1.0)
             self.close()
+
+
+class _Either:
+    """Set once ``stop`` is set or ``wanted`` is cleared: what the Rust watcher checks to return."""
+
+    def __init__(self, stop: threading.Event, wanted: threading.Event) -> None:
+        self._stop, self._wanted = stop, wanted
+
+    def is_set(self) -> bool:
+        return self._stop.is_set() or not self._wanted.is_set()
