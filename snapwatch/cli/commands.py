@@ -11,15 +11,16 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import yaml
-
-from snapwatch.cli.configfile import config_path, resolve_config, resolve_config_places
 from snapwatch.cli.style import colourize, wanted
-from snapwatch.config import Config, TokenConfig, parse_duration
 from snapwatch.errors import EX_OK, EX_RUNTIME, UsageError
-from snapwatch.run.logs import setup_logging
+
+if TYPE_CHECKING:
+    from snapwatch.config import Config, TokenConfig
+
+# The config (pydantic), yaml and the rest are imported by the commands that use them: `--help` and
+# `token --stdin` start without them.
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ def masked_config(config: Config) -> dict[str, object]:
 
 
 def check_config(args: argparse.Namespace, out: TextIO) -> int:
+    import yaml  # noqa: PLC0415
+
+    from snapwatch.cli.configfile import resolve_config_places  # noqa: PLC0415
     from snapwatch.run.preflight import require_preflight  # noqa: PLC0415  (apprise is slow to import)
 
     config, places = resolve_config_places(args)
@@ -56,6 +60,7 @@ def check_config(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def scan(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
     from snapwatch.run.scan import render_text, scan_with_diagnosis  # noqa: PLC0415
 
     config = resolve_config(args, required=False)
@@ -75,7 +80,6 @@ def scan(args: argparse.Namespace, out: TextIO) -> int:
 def token(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.cli.token_text import explain, to_json  # noqa: PLC0415
     from snapwatch.ingest.tokens import inspect  # noqa: PLC0415
-    from snapwatch.run.configured import load_configured  # noqa: PLC0415
 
     now = datetime.now(UTC)
     if args.stdin:
@@ -88,6 +92,9 @@ def token(args: argparse.Namespace, out: TextIO) -> int:
             return EX_RUNTIME
         report = inspect(raw)
     else:
+        from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
+        from snapwatch.run.configured import load_configured  # noqa: PLC0415
+
         token_config = resolve_config(args, required=False).token
         if args.env_file:
             token_config = token_config.model_copy(update={"env_file": Path(args.env_file)})
@@ -112,6 +119,7 @@ def _where(cfg: TokenConfig) -> str:
 
 
 def status(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
     from snapwatch.store.state import Store  # noqa: PLC0415
 
     config = resolve_config(args, required=True)
@@ -127,6 +135,8 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def report(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
+    from snapwatch.config import parse_duration  # noqa: PLC0415
     from snapwatch.ingest.stamps import zone_of  # noqa: PLC0415
     from snapwatch.run.report import from_scan, from_state, page_of  # noqa: PLC0415
     from snapwatch.run.scan import scan_with_diagnosis  # noqa: PLC0415
@@ -191,6 +201,8 @@ def _status_text(data: dict[str, object]) -> str:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import config_path, resolve_config_places  # noqa: PLC0415
+    from snapwatch.run.logs import setup_logging  # noqa: PLC0415
     from snapwatch.run.preflight import require_preflight  # noqa: PLC0415
     from snapwatch.run.startup import run as run_daemon  # noqa: PLC0415
 
@@ -201,6 +213,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def diagnose(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
     from snapwatch.run.now import diagnose_now, render_findings  # noqa: PLC0415
 
     config = resolve_config(args, required=False)
@@ -220,6 +233,7 @@ def diagnose(args: argparse.Namespace, out: TextIO) -> int:
 
 def test_alert(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.alert.notify import send_test, targets_from_urls  # noqa: PLC0415
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
 
     config = resolve_config(args, required=True)
     targets = targets_from_urls(config.alerts.urls)
