@@ -7,6 +7,9 @@
 blocks of ``snapwatch.run.scan.READ_BLOCK`` bytes (the scan path's reads); (c)
 ``snapwatch.cli.app.main(["scan", "--json", path])`` with stdout captured, when the CLI exists. Each is
 run ``--rounds`` times, interleaved, and the best time counts.
+Then, as whole processes (start-up included), ``--rounds`` pairs of (d) the bare loop as
+``python -c`` and (e) ``python -m snapwatch scan --json FILE``, each pair run back to back; the
+median of the pairs' ratios (e)/(d) is the whole-process ratio, printed with each one's peak RSS.
 Prints seconds, the ratio against (a) and the peak RSS.
 """
 
@@ -17,7 +20,10 @@ import contextlib
 import importlib
 import io
 import json
+import os
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +81,54 @@ def cli_scan(path: str) -> int | None:
         return -1
 
 
+BARE_SCRIPT = """import sys
+n = 0
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        if b"Status Code: 401" in line:
+            n += 1
+print(n)
+"""
+
+
+def timed_process(argv: list[str]) -> tuple[float, float, bytes]:
+    """Wall seconds and peak RSS (MiB) of one subprocess run to its end, and its stdout."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: {argv} exited {proc.returncode}")
+        out.seek(0)
+        return elapsed, usage.ru_maxrss / 1024, out.read()
+
+
+def whole_process(path: str, rounds: int) -> None:
+    bare = [sys.executable, "-c", BARE_SCRIPT, path]
+    scan = [sys.executable, "-m", "snapwatch", "scan", "--json", path]
+    ratios: list[float] = []
+    bare_s: list[float] = []
+    scan_s: list[float] = []
+    rss = {"bare": 0.0, "scan": 0.0}
+    found = {"bare": "", "scan": ""}
+    for _ in range(rounds):
+        b, rss["bare"], out = timed_process(bare)
+        found["bare"] = out.decode().strip()
+        s, rss["scan"], out = timed_process(scan)
+        found["scan"] = str(json.loads(out)["responses"]["by_status"].get("401", 0))
+        bare_s.append(b)
+        scan_s.append(s)
+        ratios.append(s / b)
+    print(f"(d) bare loop process   {statistics.median(bare_s):7.3f} s   peak RSS {rss['bare']:.0f} MiB   "
+          f"401s={found['bare']}")
+    print(f"(e) scan --json process {statistics.median(scan_s):7.3f} s   peak RSS {rss['scan']:.0f} MiB   "
+          f"401s={found['scan']}")
+    print(f"whole-process ratio (e)/(d), median of {rounds} pairs: {statistics.median(ratios):.2f} "
+          f"(pairs: {', '.join(f'{r:.2f}' for r in ratios)})")
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -82,7 +136,7 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=100.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the generated log and print its path")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="snapwatch-bench-") as tmp:
@@ -107,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"{label}   (snapwatch.cli.app.main not available)")
         print(f"peak RSS {peak_rss_mb():.0f} MiB (before timing: {rss_before:.0f} MiB)")
+        whole_process(path, args.rounds)
         if args.keep:
             kept = Path(tempfile.gettempdir()) / "snapwatch-bench.log"
             Path(path).replace(kept)

@@ -10,6 +10,8 @@ place), between two records, so that no line is lost by the rotation itself; the
 ``--kills`` times. The check: counted equals written, or the difference is what the reported log gaps
 account for (both are printed).
 
+    python bench/soak.py --rate 500 --seconds 20 --kills 0 --max-bytes 5000000   # the CPU comparison
+
 A writer process logs CAPI calls with mixed statuses (200, 401, 429, 500, 400) through a real
 ``RotatingFileHandler`` at ``--rate`` responses per second for ``--duration`` seconds. The daemon
 (``python -m snapwatch run``, a subprocess) is SIGKILLed ``--kills`` times at seeded random moments
@@ -19,6 +21,12 @@ sends SIGTERM. Printed: written vs counted per status (any difference, or a non-
 daemon, makes the bench exit 1), the daemon's peak RSS (VmHWM, the highest over its instances) and
 CPU seconds (utime + stime from /proc/PID/stat, summed over instances, each read just before the
 instance is killed), the catch-up time, the CPU used while the file was quiet, and the latency.
+
+Cost per response: the daemon's CPU while following (from READY=1 to caught up, restarts included)
+divided by the responses written, beside ``snapwatch scan --json`` over the same files (a subprocess,
+the CPU its run takes beyond the same command's over an empty file, i.e. beyond its start-up, median
+of three) divided by the responses it counted; the ratio of the two is printed. Use ``--kills 0`` for
+a comparison that does not include restarts.
 
 Latency is measured without touching the daemon: a third process runs ``snapwatch.tail.watch.Follower``
 (the daemon's follower, with the daemon's flush and recheck settings) on the same file, and for each
@@ -153,6 +161,7 @@ class Instance:
     log: Path
     cpu: float = 0.0
     hwm_kb: int = 0
+    cpu_at_ready: float = 0.0
 
 
 @dataclass
@@ -178,6 +187,8 @@ class Daemon:
             if self.current.proc.poll() is not None or time.monotonic() - started > timeout:
                 sys.exit(f"soak: the daemon did not become ready:\n{self.current.log.read_text()[-2000:]}")
             time.sleep(0.05)
+        self.sample()
+        self.current.cpu_at_ready = self.current.cpu
         return time.monotonic() - started
 
     def sample(self) -> None:
@@ -223,6 +234,32 @@ def counted(config: Path) -> tuple[Counter[str], int]:
     return total, requests
 
 
+def child_cpu(argv: list[str]) -> tuple[float, bytes]:
+    """CPU seconds (user + system) of one subprocess run to its end, and its stdout."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            sys.exit(f"soak: {' '.join(argv)} exited {proc.returncode}")
+        out.seek(0)
+        return usage.ru_utime + usage.ru_stime, out.read()
+
+
+def scan_cost(config: Path, files: list[Path], empty: Path, rounds: int = 3) -> tuple[float, float, int]:
+    """Median CPU of ``scan --json`` over ``files`` and over an empty file (its start-up), and responses seen."""
+    base = [sys.executable, "-m", "snapwatch", "scan", "-c", str(config), "--json"]
+    full: list[float] = []
+    idle: list[float] = []
+    responses = 0
+    for _ in range(rounds):
+        cpu, out = child_cpu(base + [str(f) for f in files])
+        full.append(cpu)
+        responses = sum(json.loads(out)["responses"]["by_status"].values())
+        idle.append(child_cpu([*base, str(empty)])[0])
+    return sorted(full)[rounds // 2], sorted(idle)[rounds // 2], responses
+
+
 def percentile(sorted_values: list[int], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -232,7 +269,7 @@ def percentile(sorted_values: list[int], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=2000.0, help="responses per second (default 2000)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of writing (default 60)")
+    parser.add_argument("--duration", "--seconds", type=float, default=60.0, help="seconds of writing (default 60)")
     parser.add_argument("--kills", type=int, default=3, help="SIGKILL + restart cycles (default 3)")
     parser.add_argument("--max-bytes", type=int, default=6_000_000,
                         help="RotatingFileHandler maxBytes (default 6 MB: a rotation every ~3 s at 2000/s)")
@@ -293,6 +330,8 @@ def main() -> int:
             elif time.monotonic() - same_since > 10:
                 break
         caught_up = time.monotonic() - stopped_writing
+        daemon.sample()
+        following_cpu = sum(i.cpu for i in daemon.instances) - daemon.instances[0].cpu_at_ready
 
         stop_probe.set()
         samples = sorted(probe_recv.recv())
@@ -307,6 +346,9 @@ def main() -> int:
         final, requests = counted(config)
         gaps = status(config).get("log_gaps") or []
         assert isinstance(gaps, list)
+        empty = folder / "empty.log"
+        empty.touch()
+        scan_cpu, scan_startup, scanned = scan_cost(config, sorted(log_path.parent.iterdir()), empty)
     finally:
         for inst in daemon.instances:
             if inst.proc.poll() is None:
@@ -345,6 +387,13 @@ def main() -> int:
     print(f"follower latency write → line out: p50 {percentile(samples, 0.5):.1f} ms, "
           f"p99 {percentile(samples, 0.99):.1f} ms, max {percentile(samples, 1.0):.1f} ms "
           f"({len(samples)} responses)")
+    per_daemon = following_cpu / max(total_written, 1) * 1e6
+    scan_work = max(scan_cpu - scan_startup, 0.0)
+    per_scan = scan_work / max(scanned, 1) * 1e6
+    print(f"daemon: CPU while following {following_cpu:.2f}s = {per_daemon:.1f} µs/response")
+    print(f"scan --json: CPU {scan_cpu:.2f}s, start-up {scan_startup:.2f}s, beyond start-up {scan_work:.2f}s "
+          f"= {per_scan:.1f} µs/response ({scanned} responses)")
+    print(f"cost per response, daemon / scan: {per_daemon / per_scan if per_scan else float('inf'):.2f}×")
     if args.keep:
         print(f"soak: kept {folder}")
     else:

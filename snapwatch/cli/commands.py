@@ -11,15 +11,16 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import yaml
-
-from snapwatch.cli.configfile import config_path, resolve_config, resolve_config_places
 from snapwatch.cli.style import colourize, wanted
-from snapwatch.config import Config, TokenConfig, parse_duration
 from snapwatch.errors import EX_OK, EX_RUNTIME, ConfigError, SnapwatchError, UsageError
-from snapwatch.run.logs import setup_logging
+
+if TYPE_CHECKING:
+    from snapwatch.config import Config, TokenConfig
+
+# The config (pydantic), yaml and the rest are imported by the commands that use them: `--help` and
+# `token --stdin` start without them.
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ def masked_config(config: Config) -> dict[str, object]:
 
 
 def check_config(args: argparse.Namespace, out: TextIO) -> int:
+    import yaml  # noqa: PLC0415
+
+    from snapwatch.cli.configfile import resolve_config_places  # noqa: PLC0415
     from snapwatch.run.preflight import preflight, warnings  # noqa: PLC0415  (apprise is slow to import)
 
     config, places = resolve_config_places(args)
@@ -63,6 +67,7 @@ def check_config(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def scan(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
     from snapwatch.run.scan import render_text, scan_with_diagnosis  # noqa: PLC0415
 
     config = resolve_config(args, required=False)
@@ -82,7 +87,6 @@ def scan(args: argparse.Namespace, out: TextIO) -> int:
 def token(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.cli.token_text import explain, to_json  # noqa: PLC0415
     from snapwatch.ingest.tokens import inspect  # noqa: PLC0415
-    from snapwatch.run.configured import load_configured  # noqa: PLC0415
 
     now = datetime.now(UTC)
     if args.stdin:
@@ -95,6 +99,9 @@ def token(args: argparse.Namespace, out: TextIO) -> int:
             return EX_RUNTIME
         report = inspect(raw)
     else:
+        from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
+        from snapwatch.run.configured import load_configured  # noqa: PLC0415
+
         token_config = resolve_config(args, required=False).token
         if args.env_file:
             token_config = token_config.model_copy(update={"env_file": Path(args.env_file)})
@@ -126,6 +133,7 @@ def _existing_state(config: Config) -> Path:
 
 
 def status(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
     from snapwatch.store.silences import Silences  # noqa: PLC0415
     from snapwatch.store.state import Store  # noqa: PLC0415
     from snapwatch.store.statedir import LOCK_NAME, holder  # noqa: PLC0415
@@ -149,6 +157,8 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def report(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
+    from snapwatch.config import parse_duration  # noqa: PLC0415
     from snapwatch.ingest.stamps import zone_of  # noqa: PLC0415
     from snapwatch.run.report import from_scan, from_state, page_of  # noqa: PLC0415
     from snapwatch.run.scan import scan_with_diagnosis  # noqa: PLC0415
@@ -231,6 +241,8 @@ def _status_text(data: dict[str, object]) -> str:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import config_path, resolve_config_places  # noqa: PLC0415
+    from snapwatch.run.logs import setup_logging  # noqa: PLC0415
     from snapwatch.run.preflight import require_preflight  # noqa: PLC0415
     from snapwatch.run.startup import run as run_daemon  # noqa: PLC0415
 
@@ -241,6 +253,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def diagnose(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
     from snapwatch.run.now import diagnose_now, render_now  # noqa: PLC0415
 
     config = resolve_config(args, required=False)
@@ -260,6 +273,7 @@ def diagnose(args: argparse.Namespace, out: TextIO) -> int:
 
 def test_alert(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.alert.notify import send_test, targets_from_urls  # noqa: PLC0415
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
 
     config = resolve_config(args, required=True)
     targets = targets_from_urls(config.alerts.urls)
@@ -278,6 +292,8 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def silence(args: argparse.Namespace, out: TextIO) -> int:
+    from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
+    from snapwatch.config import parse_duration  # noqa: PLC0415
     from snapwatch.model import Rule  # noqa: PLC0415
     from snapwatch.store.silences import Silences  # noqa: PLC0415
     from snapwatch.store.state import Store  # noqa: PLC0415

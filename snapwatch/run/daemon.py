@@ -26,7 +26,7 @@ from snapwatch.detect.detector import Detector
 from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import Checkpoint, Diagnosis, Gap, Transition, TransitionKind
-from snapwatch.run.followed import FollowedFile, Owed, Source, say_transition
+from snapwatch.run.followed import FollowedFile, Source, say_transition
 from snapwatch.run.handout import build_alerting, hand_out, seed_reposter
 from snapwatch.run.investigate import Investigator
 from snapwatch.run.preflight import require_preflight
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 TICK = 1.0  # seconds between timer checks (silence rule, due alerts, retries) when nothing happens
+TIMER_EVERY = 0.25  # while events flow, the timers run at most this often (and at once after a transition)
 
 
 def wall_clock() -> datetime:
@@ -83,6 +84,8 @@ class Daemon:
                                          on_new_evidence=self._rediagnose_all, store=self.store)
         self._delivery: asyncio.Task[object] | None = None
         self._history = HistoryPruner(self.store.conn)
+        # the loop time the timers last ran, and whether a transition since owes them a run at once
+        self._timers_at, self._timers_owed = 0.0, True
 
     # -- setup and reload -------------------------------------------------------------------------
 
@@ -202,9 +205,10 @@ class Daemon:
             if asyncio.get_running_loop().time() >= self.suspended_until and not self.stop_requested.is_set():
                 self._resume()
             return
-        self._on_timer()
-
-    # -- when the state cannot be saved ----------------------------------------------------------
+        now = asyncio.get_running_loop().time()
+        if self._timers_owed or now - self._timers_at >= TIMER_EVERY:
+            self._timers_owed, self._timers_at = False, now
+            self._on_timer()
 
     def _state_failed(self, exc: BaseException) -> None:
         """Stop following and wait: what was read since the last save is dropped, to be read again later."""
@@ -305,17 +309,13 @@ class Daemon:
             f.checkpoint = checkpoint
         if f.pipeline.assembler.held_bytes:
             return  # part of a response is still held: commit once it completes (or the quiet flush)
-        owed, f.owed = f.owed, Owed()
-        self.store.commit_batch(f.checkpoint, path=f.pipeline.label, status_counts=owed.counts,
-                                requests=owed.requests, last_record_at=owed.last_record_at,
-                                source_memory=f.memory(),
-                                incident_changes=owed.incident_rows(self.investigator.verdicts),
-                                minutes=owed.minutes, switches=owed.switches)
+        owed = f.commit(self.store, self.investigator.verdicts)
         self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
                        batch: Batch, now: datetime) -> None:
         incident = t.incident
+        self._timers_owed = True
         # As it opened (from the view then; a clock-opened one, silence, has none), and finally as it resolved.
         judged = self.investigator.judge(pipeline, t, batch.opened.get(incident.id), batch.recovered.get(incident.id))
         if judged is not None:

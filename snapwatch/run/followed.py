@@ -18,7 +18,7 @@ from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
 from snapwatch.model import Checkpoint, Exchange, Incident, ParseStats, Transition
 from snapwatch.run.telemetry import FileView
-from snapwatch.store.state import IncidentRow
+from snapwatch.store.state import IncidentRow, Store
 from snapwatch.tail.watch import Follower
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,23 @@ class FollowedFile:
     tokens_known: int = 0  # distinct tokens the pipeline had seen at the last diagnosis
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
     interleaving_said: bool = False
+    memory_saved: str | None = None  # the source memory as last committed, to skip writing it unchanged
+
+    def commit(self, store: Store, verdicts: Mapping[str, str]) -> Owed:
+        """Commit what is owed with the checkpoint in one transaction; returns what was committed.
+
+        The detector and history snapshot is written only when it differs from the one last committed.
+        """
+        owed, self.owed = self.owed, Owed()
+        pipeline = self.pipeline
+        memory = stored_json(self.memory())
+        store.commit_batch(self.checkpoint, path=pipeline.label, status_counts=owed.counts,
+                           requests=owed.requests, last_record_at=owed.last_record_at,
+                           source_memory=None if memory == self.memory_saved else memory,
+                           incident_changes=owed.incident_rows(verdicts), minutes=owed.minutes,
+                           switches=owed.switches)
+        self.memory_saved = memory
+        return owed
 
     @classmethod
     def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,

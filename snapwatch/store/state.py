@@ -118,7 +118,7 @@ class Store:
     def commit_batch(self, checkpoint: Checkpoint | None, *, path: str | None = None,
                      status_counts: Mapping[str, int] | None = None, requests: int = 0,
                      last_record_at: datetime | None = None,
-                     source_memory: Mapping[str, Any] | None = None,
+                     source_memory: Mapping[str, Any] | str | None = None,
                      incident_changes: Sequence[IncidentRow] = (), gaps: Sequence[Gap] = (),
                      minutes: Mapping[tuple[datetime, str], int] | None = None,
                      switches: Sequence[TokenSwitch] = ()) -> None:
@@ -126,7 +126,8 @@ class Store:
 
         ``status_counts`` (status code as text → responses) and ``requests`` are added to the
         source's persistent counters; ``last_record_at`` only moves forward; the source's memory (detector
-        and history snapshot) replaces the stored one; incidents are upserted by id; gaps are appended;
+        and history snapshot, or its ``stored_json`` text) replaces the stored one (None: left as it is);
+        incidents are upserted by id; gaps are appended;
         ``minutes`` ((minute, status) → responses) are added to the per-minute history, token switches
         appended.
         The source is ``checkpoint.path`` (or ``path`` when there is no checkpoint to move).
@@ -141,7 +142,8 @@ class Store:
             raise unavailable(exc, self.path) from exc
 
     def _commit_batch(self, source: str, checkpoint: Checkpoint | None, status_counts: Mapping[str, int] | None,
-                      requests: int, last_record_at: datetime | None, source_memory: Mapping[str, Any] | None,
+                      requests: int, last_record_at: datetime | None,
+                      source_memory: Mapping[str, Any] | str | None,
                       incident_changes: Sequence[IncidentRow], gaps: Sequence[Gap],
                       minutes: Mapping[tuple[datetime, str], int], switches: Sequence[TokenSwitch]) -> None:
         with self.transaction() as c:
@@ -164,7 +166,7 @@ class Store:
                               (source, str(status), count))
             if source_memory is not None:
                 c.execute("INSERT OR REPLACE INTO source_memory (path, json) VALUES (?, ?)",
-                          (source, stored_json(source_memory)))
+                          (source, source_memory if isinstance(source_memory, str) else stored_json(source_memory)))
             for inc in incident_changes:
                 c.execute("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (inc.id, inc.rule, inc.source, inc.state, iso(inc.opened_at),

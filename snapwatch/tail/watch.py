@@ -1,18 +1,18 @@
-"""Following a source: the files its path or glob names, polled on inotify wake-ups, and quiet periods."""
+"""Following a source: the files its path or glob names, polled on inotify wake-ups (in batches when busy)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import glob
 import logging
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
-from watchfiles import awatch
+from watchfiles._rust_notify import RustNotify
 
 from snapwatch.config import SourceConfig
 from snapwatch.ingest.lines import LineSplitter
@@ -32,6 +32,9 @@ class Quiet:
 
 
 _MAGIC = re.compile(r"[*?\[]")
+# While a file grows, it is read again this many seconds after the read that found new bytes, whatever
+# inotify says: one read (and one batch downstream) per interval instead of one per write.
+BATCH_EVERY = 0.05
 
 
 class Follower:
@@ -109,47 +112,86 @@ class Follower:
         pattern = os.path.basename(self.source.path)
         return path == self.watch_dir() or fnmatch.fnmatchcase(name, pattern + "*")
 
-    async def events(self, *, flush_after: float = 0.5, recheck: float = 5.0, debounce_ms: int = 50,
-                     step_ms: int = 20) -> AsyncIterator[Event | Quiet]:
-        """Follow forever: poll on every inotify wake-up (and every ``recheck`` seconds regardless).
+    def _watch(self, notify: Callable[[], None], wanted: threading.Event, stop: threading.Event,
+               recheck: float, debounce_ms: int, step_ms: int) -> None:
+        """The watcher thread, for the life of an iteration: watches with inotify while ``wanted`` is set.
 
-        Yields what ``poll()`` returns, and a ``Quiet`` once ``flush_after`` seconds pass without new
-        bytes after some arrived. Watches the parent directory, so rename rotation never deafens it;
-        when that directory is removed and recreated the watch starts again. Stop by leaving the loop.
+        ``notify`` is called once a watch is in place (what was written before it is read by the poll
+        that call causes), on each change of the source's files, and every ``recheck`` seconds.
         """
-        wake = asyncio.Event()
-        stop = asyncio.Event()
-
-        async def watch() -> None:
-            while not stop.is_set():
-                directory = self.watch_dir()
-                try:
-                    ident = os.stat(directory)
-                    async for _ in awatch(directory, watch_filter=self._wanted, debounce=debounce_ms,
-                                          step=step_ms, stop_event=stop, rust_timeout=int(recheck * 1000),
-                                          yield_on_timeout=True, recursive=self._is_glob):
-                        wake.set()
+        paused = _Either(stop, wanted)
+        while not stop.is_set():
+            if not wanted.wait(recheck):
+                continue
+            directory = self.watch_dir()
+            try:
+                ident = os.stat(directory)
+                with RustNotify([directory], False, False, 300, self._is_glob, False) as watcher:
+                    notify()
+                    while not paused.is_set():
+                        changes = watcher.watch(debounce_ms, step_ms, int(recheck * 1000), paused)
+                        if isinstance(changes, set):
+                            if not any(self._wanted(c, p) for c, p in changes):
+                                continue
+                        elif changes != "timeout":
+                            break  # stopped or paused
+                        notify()
                         now = os.stat(directory)
                         if (now.st_dev, now.st_ino) != (ident.st_dev, ident.st_ino):
                             break  # the directory was replaced: watch the new one
-                except OSError as exc:
-                    log.debug("cannot watch %s yet: %s", directory, exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), recheck)
-                wake.set()
+            except Exception as exc:  # gone, or cannot be watched: try again after recheck
+                log.debug("cannot watch %s yet: %s", directory, exc)
+                notify()
+                stop.wait(recheck)
 
-        task = asyncio.create_task(watch())
+    async def events(self, *, flush_after: float = 0.5, recheck: float = 5.0, debounce_ms: int = 50,
+                     step_ms: int = 20, batch_every: float = BATCH_EVERY) -> AsyncIterator[Event | Quiet]:
+        """Follow forever: poll on an inotify wake-up when idle, every ``batch_every`` seconds while busy.
+
+        Yields what ``poll()`` returns, and a ``Quiet`` once ``flush_after`` seconds pass without new
+        bytes after some arrived. A poll that found new bytes is followed by another ``batch_every``
+        later, without waiting for inotify; while those keep finding bytes the inotify watch is put
+        away (a busy file costs one read per interval, not one wake-up per write), and the first that
+        finds nothing brings it back. Watches the parent directory, so rename rotation never deafens
+        it; when that directory is removed and recreated the watch starts again. The watching is done
+        by one thread for the life of the iteration. Stop by leaving the loop.
+        """
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        stop, wanted = threading.Event(), threading.Event()
+
+        def notify() -> None:
+            if wake.is_set():
+                return  # a wake-up is already owed: the poll it causes reads this change too
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop is closed: the iteration is over
+                stop.set()
+
+        wanted.set()
+        thread = threading.Thread(target=self._watch, args=(notify, wanted, stop, recheck, debounce_ms, step_ms),
+                                  name=f"watch {self.source.path}", daemon=True)
+        thread.start()
         try:
             owed = False
+            streak = 0  # polls in a row that found new bytes
             while True:
                 wake.clear()
                 events = self.poll()
                 for event in events:
                     yield event
-                if any(isinstance(e, Chunk) and e.data for e in events):
-                    owed = True
+                streak = streak + 1 if any(isinstance(e, Chunk) and e.data for e in events) else 0
+                owed |= streak > 0
                 if self.behind:
                     await asyncio.sleep(0)
+                    continue
+                if streak > 1:
+                    wanted.clear()  # streaming: read on the timer alone
+                elif not wanted.is_set():
+                    wanted.set()  # quiet again: the watch is back (its first wake-up re-reads)
+                    continue
+                if streak:
+                    await asyncio.sleep(batch_every)
                     continue
                 try:
                     await asyncio.wait_for(wake.wait(), flush_after if owed else None)
@@ -158,6 +200,15 @@ class Follower:
                     yield Quiet(self.source.path)
         finally:
             stop.set()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            thread.join(1.0)
             self.close()
+
+
+class _Either:
+    """Set once ``stop`` is set or ``wanted`` is cleared: what the Rust watcher checks to return."""
+
+    def __init__(self, stop: threading.Event, wanted: threading.Event) -> None:
+        self._stop, self._wanted = stop, wanted
+
+    def is_set(self) -> bool:
+        return self._stop.is_set() or not self._wanted.is_set()
