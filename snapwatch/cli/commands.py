@@ -180,7 +180,8 @@ def report(args: argparse.Namespace, out: TextIO) -> int:
     else:
         since = parse_duration(args.since) if args.since else None
         with Store.open(_existing_state(config)) as store:
-            data = from_state(store, host=host, tz=tz, now=now, since=since, incident_id=args.incident)
+            data = from_state(store, host=host, tz=tz, now=now, since=since, incident_id=args.incident,
+                              unit=config.token.service)
     page = page_of(data)
     if args.output in (None, "-"):
         out.write(page)

@@ -93,6 +93,12 @@ def service_restart_pending(unit: str, env_file_mtime: datetime | None, timeout:
     return env_file_mtime > started
 
 
+def unit_started(unit: str, timeout: float = 3.0) -> datetime | None:
+    """When ``unit`` last (re)started, as systemd tells (ActiveEnterTimestamp); None when unknowable."""
+    systemctl = shutil.which("systemctl")
+    return None if systemctl is None else _unit_started(systemctl, unit, timeout)
+
+
 def _unit_started(systemctl: str, unit: str, timeout: float) -> datetime | None:
     for prop in ("ActiveEnterTimestamp", "ExecMainStartTimestamp"):
         try:

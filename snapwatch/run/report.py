@@ -24,10 +24,12 @@ from snapwatch.report import (
     ReportFinding,
     ReportIncident,
     ReportToken,
+    Restart,
     TokenChange,
     status_class,
 )
 from snapwatch.report.page import render_report
+from snapwatch.run.configured import unit_started
 from snapwatch.run.scan import ScanReport
 from snapwatch.store.history import HistoryReader
 from snapwatch.store.state import Store
@@ -109,8 +111,9 @@ def from_scan(scan: ScanReport, *, host: str, tz: tzinfo, now: datetime) -> Repo
 
 
 def from_state(store: Store, *, host: str, tz: tzinfo, now: datetime, since: timedelta | None = None,
-               incident_id: str | None = None) -> ReportData:
-    """The daemon's history as a report: the last ``since``, or one incident with half an hour around it.
+               incident_id: str | None = None, unit: str | None = None) -> ReportData:
+    """The daemon's history as a report: the last ``since``, or one incident with half an hour around it;
+    with ``unit``, the backend's latest restart as systemd tells it.
 
     Raises NothingToReport when the range holds no traffic and no incident, or the incident is unknown.
     """
@@ -140,6 +143,9 @@ def from_state(store: Store, *, host: str, tz: tzinfo, now: datetime, since: tim
     markers = (_switches(s for _, s in history.switches(start, end)) + _gaps(store.gaps(), start, end)
                + [EnvChange(e.at, e.fingerprint) for e in store.env_history()
                   if e.at is not None and start <= e.at <= end])
+    restarted = unit_started(unit) if unit else None  # systemd tells only the latest (re)start
+    if restarted is not None and start <= restarted <= end:
+        markers.append(Restart(restarted, unit or ""))
     return ReportData(
         host=host, sources=tuple(sorted({m.path for m in minutes} | {r.source for r in rows})), start=start,
         end=end, tz=tz, totals_by_status=totals, requests=sum(totals.values()),

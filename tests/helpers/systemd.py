@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -209,3 +210,15 @@ def wait_until(check: Callable[[], bool], daemon: Daemon, timeout: float = EVENT
         assert daemon.alive(), f"the daemon exited while waiting for {what}:\n{daemon.stderr()[-3000:]}"
         assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
         time.sleep(0.05)
+
+
+def fake_systemctl(bindir: Path, output: str, exit_code: int = 0) -> Path:
+    """A stand-in ``systemctl`` on PATH (systemd is not running where tests run) that records its argv."""
+    bindir.mkdir(exist_ok=True)
+    script = bindir / "systemctl"
+    script.write_text(
+        f'#!/bin/sh\necho "$@" >> "{bindir}/argv"\nprintf "%s\\n" "{output}"\nexit {exit_code}\n',
+        encoding="utf-8",
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return bindir

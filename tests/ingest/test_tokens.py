@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import secrets
-import stat
 import string
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from snapwatch.ingest.tokens import (
 )
 from snapwatch.model import FindingCode, TokenKind
 from snapwatch.run.configured import load_configured, service_restart_pending
+from tests.helpers.systemd import fake_systemctl
 from tests.helpers.tokens import assert_clean, canvas, jwt_segment
 
 
@@ -309,18 +309,6 @@ def test_permission_denied_is_a_source_error(tmp_path: Path) -> None:
 
 
 # --- the systemd restart check -----------------------------------------------------------------------------
-
-
-def fake_systemctl(bindir: Path, output: str, exit_code: int = 0) -> Path:
-    """A stand-in ``systemctl`` on PATH (systemd is not running where tests run) that records its argv."""
-    bindir.mkdir(exist_ok=True)
-    script = bindir / "systemctl"
-    script.write_text(
-        f'#!/bin/sh\necho "$@" >> "{bindir}/argv"\nprintf "%s\\n" "{output}"\nexit {exit_code}\n',
-        encoding="utf-8",
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return bindir
 
 
 def test_restart_pending_compares_env_mtime_with_service_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from tests.helpers.daemon import write_config
 from tests.helpers.paths import DATA
 from tests.helpers.peers import SMTP_PASSWORD, Backend, Hook, Mailbox, smtp_server
 from tests.helpers.process import DaemonProcess, status_json
+from tests.helpers.systemd import fake_systemctl
 from tests.helpers.tokens import make_canvas_token
 from tests.report.readback import bars, by_class, parse, svg_of
 from tests.report.test_chromium import _assert_drawn, _screenshot, browser  # noqa: F401  (the fixture)
@@ -178,15 +179,20 @@ def test_an_email_resolved_message_carries_the_report_and_every_resolved_names_t
     assert f'data-incident="{incident_id}"' in page
 
 
-def test_a_report_from_history_marks_the_env_changes_it_recorded(tmp_path: Path) -> None:
+def test_a_report_from_history_marks_the_env_changes_it_recorded(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from snapwatch.model import EnvState
-    from snapwatch.report import EnvChange
+    from snapwatch.report import EnvChange, Restart
     from snapwatch.run.report import from_state
 
     now = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
     with Store.open(tmp_path) as store:
         store.commit_batch(None, path="/var/log/app.log", minutes={(now - timedelta(minutes=30), "200"): 5})
         store.record_env(EnvState(now - timedelta(minutes=20), "ae6a9db423e3", "SNAP_ACCESS_TOKEN in /srv/app/.env"))
-        data = from_state(store, host="h", tz=UTC, now=now, since=timedelta(hours=1))
+        # systemd, as `systemctl show -p ActiveEnterTimestamp --value --timestamp=unix` answers
+        restarted = now - timedelta(minutes=19)
+        monkeypatch.setenv("PATH", str(fake_systemctl(tmp_path / "bin", f"@{int(restarted.timestamp())}")))
+        data = from_state(store, host="h", tz=UTC, now=now, since=timedelta(hours=1), unit="shop-backend.service")
     assert [m for m in data.markers if isinstance(m, EnvChange)] == [
         EnvChange(now - timedelta(minutes=20), "ae6a9db423e3")]
+    assert [m for m in data.markers if isinstance(m, Restart)] == [Restart(restarted, "shop-backend.service")]
