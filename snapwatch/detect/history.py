@@ -37,6 +37,23 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenAnswers:
+    """What Snap answered to one token, over every pixel (and, merged, over every log)."""
+
+    token_fp: str
+    first_seen: datetime
+    last_seen: datetime
+    accepted: int
+    rejected: int
+
+    def merged(self, other: TokenAnswers) -> TokenAnswers:
+        """Both counted together (the same token seen in another log or source)."""
+        return TokenAnswers(self.token_fp, min(self.first_seen, other.first_seen),
+                            max(self.last_seen, other.last_seen), self.accepted + other.accepted,
+                            self.rejected + other.rejected)
+
+
+@dataclass(frozen=True, slots=True)
 class Attrs:
     """The attributes of a request that decide whether Snap accepts it."""
 
@@ -153,6 +170,15 @@ class History:
         """Every (token, pixel) pair seen, in first-seen order."""
         for (fp, pixel), c in self._counts.items():
             yield _usage(fp, pixel, c)
+
+    def per_token(self) -> dict[str, TokenAnswers]:
+        """Snap's answers per token fingerprint, over every pixel, in first-seen order (no token: left out)."""
+        out: dict[str, TokenAnswers] = {}
+        for u in self.usages():
+            if u.token_fp is not None:
+                found = TokenAnswers(u.token_fp, u.first_seen, u.last_seen, u.accepted, u.rejected)
+                out[u.token_fp] = out[u.token_fp].merged(found) if u.token_fp in out else found
+        return out
 
     def accepted_before(self, token_fp: str | None, pixel: str | None, at: datetime) -> Usage | None:
         """The usage of this token for this pixel if it got a 2xx strictly before ``at``, else None."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from snapwatch.codec import incident_from
 from snapwatch.config import Config
-from snapwatch.detect.history import History
+from snapwatch.detect.history import History, TokenAnswers
 from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import Alert, AlertKind, Diagnosis, Gap, Incident
@@ -164,30 +164,23 @@ def _stored_incident(doc: str) -> Incident | None:
 
 def _tokens(store: Store) -> tuple[ReportToken, ...]:
     """Each token the daemon's sources remember (their history: accepted and rejected, first and last seen)."""
-    by_fp: dict[str, ReportToken] = {}
+    answers: dict[str, TokenAnswers] = {}
+    kind_of: dict[str, str] = {}
     for (path,) in store.conn.execute("SELECT path FROM source_memory ORDER BY path"):
         saved: Mapping[str, object] = store.source_memory(path) or {}
-        data = saved.get("history")
+        data, kinds = saved.get("history"), saved.get("token_kinds")
         if not isinstance(data, dict):
             continue
         try:
-            usages = list(History.restore(data).usages())
+            found = History.restore(data).per_token()
         except ValueError:
             continue
-        kinds = saved.get("token_kinds")
-        kind_of = kinds if isinstance(kinds, dict) else {}
-        for u in usages:
-            if u.token_fp is None:
-                continue
-            seen = by_fp.get(u.token_fp)
-            if seen is None:
-                by_fp[u.token_fp] = ReportToken(u.token_fp, str(kind_of.get(u.token_fp, "unknown")), u.first_seen,
-                                                u.last_seen, u.accepted, u.rejected)
-            else:
-                by_fp[u.token_fp] = ReportToken(u.token_fp, seen.kind, min(seen.first_seen, u.first_seen),
-                                                max(seen.last_seen, u.last_seen), seen.accepted + u.accepted,
-                                                seen.rejected + u.rejected)
-    return tuple(sorted(by_fp.values(), key=lambda t: t.first_seen))
+        if isinstance(kinds, dict):
+            kind_of.update({str(fp): str(kind) for fp, kind in kinds.items() if fp not in kind_of})
+        for fp, a in found.items():
+            answers[fp] = answers[fp].merged(a) if fp in answers else a
+    return tuple(ReportToken(a.token_fp, kind_of.get(a.token_fp, "unknown"), a.first_seen, a.last_seen, a.accepted,
+                             a.rejected) for a in sorted(answers.values(), key=lambda a: a.first_seen))
 
 
 def attachment_for(store: Store, config: Config, alert: Alert, now: datetime, host: str) -> str | None:

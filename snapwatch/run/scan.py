@@ -249,18 +249,15 @@ def _fold(incidents: list[ScannedIncident], rules: list[InhibitRule]) -> None:
 def _merge_source(report: ScanReport, pipeline: SourcePipeline, splitter: LineSplitter, timeout: str) -> None:
     assembler = pipeline.assembler
     by_token = report.tokens_seen
-    for usage in pipeline.history.usages():
-        fp = usage.token_fp
-        if fp is None:
-            continue
+    for fp, answers in pipeline.history.per_token().items():
         seen = by_token.get(fp)
         if seen is None:
             kind = assembler.tokens.get(fp)
-            seen = by_token[fp] = TokenSeen(fp, kind.value if kind else None, usage.first_seen, usage.last_seen)
-        seen.first_seen = min(seen.first_seen, usage.first_seen)
-        seen.last_seen = max(seen.last_seen, usage.last_seen)
-        seen.accepted += usage.accepted
-        seen.rejected += usage.rejected
+            seen = by_token[fp] = TokenSeen(fp, kind.value if kind else None, answers.first_seen, answers.last_seen)
+        seen.first_seen = min(seen.first_seen, answers.first_seen)
+        seen.last_seen = max(seen.last_seen, answers.last_seen)
+        seen.accepted += answers.accepted
+        seen.rejected += answers.rejected
     if assembler.tokens_in_log:
         report.security.extend(security_findings(pipeline.view()))
     report.by_status.update(assembler.by_status)

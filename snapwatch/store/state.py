@@ -322,16 +322,10 @@ def _tokens(history: object) -> dict[str, dict[str, int]]:
     if not isinstance(history, dict):
         return {}
     try:
-        usages = list(History.restore(history).usages())
+        answers = History.restore(history).per_token()
     except ValueError:
         return {}
-    out: dict[str, dict[str, int]] = {}
-    for u in usages:
-        if u.token_fp is not None:
-            seen = out.setdefault(u.token_fp, {"accepted": 0, "rejected": 0})
-            seen["accepted"] += u.accepted
-            seen["rejected"] += u.rejected
-    return dict(sorted(out.items()))
+    return {fp: {"accepted": a.accepted, "rejected": a.rejected} for fp, a in sorted(answers.items())}
 
 
 def _counts(text: str) -> dict[str, object]:
