@@ -31,7 +31,13 @@ _ACCESS_TOKEN = re.compile(r"""(?i)(access_token(?:%3D|["']?\s*[=:]\s*["']?))(?!
 _BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{16,}")
 # A run of 33+ token characters (a URL path segment, a word in a body or an event name): masked when it
 # looks random (see ``looks_random``: a UUID, a hex digest or a file name does not).
-_RANDOM_RUN = re.compile(r"(?<![A-Za-z0-9._~+=-])[A-Za-z0-9._~+=-]{33,}(?![A-Za-z0-9._~+=-])")
+_RUN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~+=-"
+# The runs are found on a copy of the text in which every token character reads "a" and every other ASCII
+# character " " (str.translate and str.find run in C): a regex scanning for them spends about 15 ns on
+# every character of a snapshot the daemon writes with each batch, these spend under 1 ns.
+_RUN_MARKS = str.maketrans({chr(c): "a" if chr(c) in _RUN_CHARS else " " for c in range(128)})
+_MIN_RUN = "a" * 33
+_RUN_END = re.compile(r"a*")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -103,9 +109,28 @@ class KnownSecrets:
 SECRETS = KnownSecrets()
 
 
-def _random_run(match: re.Match[str]) -> str:
-    value = match.group(0)
-    return label(value) if looks_random(value) else value
+def _mask_random_runs(text: str) -> str:
+    """``text`` with each maximal run of 33+ token characters that ``looks_random`` replaced by its label."""
+    marks = text.translate(_RUN_MARKS)  # same length: one character for one (non-ASCII ones left as they are)
+    start = marks.find(_MIN_RUN)
+    if start < 0:
+        return text
+    pieces: list[str] = []
+    done = 0
+    end_of = _RUN_END.match
+    while start >= 0:
+        # ``start`` begins a run: the search resumed where the last run ended, on a non-token character
+        end = end_of(marks, start + 33).end()  # type: ignore[union-attr]  # "a*" always matches
+        value = text[start:end]
+        if looks_random(value):
+            pieces.append(text[done:start])
+            pieces.append(label(value))
+            done = end
+        start = marks.find(_MIN_RUN, end)
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def redact(text: str) -> str:
@@ -119,7 +144,7 @@ def redact(text: str) -> str:
         text = _ACCESS_TOKEN.sub(r"\1" + REDACTED, text)
     if "earer" in text or "EARER" in text:
         text = _BEARER.sub(r"\1" + REDACTED, text)
-    return _RANDOM_RUN.sub(_random_run, text) if len(text) > 32 else text
+    return _mask_random_runs(text) if len(text) > 32 else text
 
 
 class RedactingFilter(logging.Filter):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +30,11 @@ def _strings(value: object) -> tuple[str, ...]:
     return () if value is None else (str(value),)
 
 
+# Remembered: each diagnosis reads the same last 200 error bodies again, and Snap words them alike.
+@lru_cache(maxsize=512)
 def body_fields(body: str) -> BodyFields:
-    """Read a raw response body (JSON when it is JSON, text otherwise). Pure; never raises."""
+    """Read a raw response body (JSON when it is JSON, text otherwise). Pure (the result is frozen, so it
+    is shared between calls with the same text); never raises."""
     stripped = body.strip()
     try:
         data = json.loads(stripped) if stripped[:1] in ("{", "[") else None

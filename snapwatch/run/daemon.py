@@ -238,19 +238,7 @@ class Daemon:
         self.reload_requested = True  # acted on by the loop within TICK
 
     def _start(self, source: Source) -> None:
-        source.task = asyncio.get_running_loop().create_task(self._pump(source))
-
-    async def _pump(self, source: Source) -> None:
-        try:
-            async for event in source.follower.events(flush_after=self.flush_after, recheck=self.recheck):
-                await self.events.put((source, event))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("following %s failed; retrying", source.config.path)
-            await asyncio.sleep(self.recheck)
-            if self.sources.get(source.config.path) is source:
-                self._start(source)
+        source.task = asyncio.get_running_loop().create_task(source.pump(self.events, self.flush_after, self.recheck))
 
     async def _catch_up(self) -> None:
         """Read every source's backlog before READY=1, so 'ready' means 'caught up'; SIGTERM still stops it."""
@@ -262,6 +250,8 @@ class Daemon:
                     break
                 self.sd.extend_timeout(60)
                 await asyncio.sleep(0)  # lets the loop run the signal handlers between budgets
+        for f in self._files():  # "ready" means caught up and saved
+            self._commit(f)
 
     async def _next_events(self, timeout: float) -> None:
         try:
@@ -304,13 +294,20 @@ class Daemon:
         f.tokens_known = len(f.pipeline.assembler.tokens)
         if batch.exchanges:  # those that just opened were just diagnosed
             self.investigator.notice(f.pipeline, new_token, exclude=batch.opened.keys())
-        f.owed.add(batch, f.pipeline.timeline)
-        if checkpoint is not None:
-            f.checkpoint = checkpoint
-        if f.pipeline.assembler.held_bytes:
-            return  # part of a response is still held: commit once it completes (or the quiet flush)
-        owed = f.commit(self.store, self.investigator.verdicts)
-        self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once
+        f.owe(batch, checkpoint)
+        if any(t.kind is not TransitionKind.UPDATED for t in batch.transitions):
+            self._commit(f)  # an incident opened or resolved: saved at once; other batches with the timers
+
+    def _commit(self, f: FollowedFile) -> None:
+        """Save what ``f`` owes with its checkpoint, unless part of a response is still held (saved once it
+        completes, or at the quiet flush): one transaction for every batch read since the last."""
+        if f.dirty and not f.pipeline.assembler.held_bytes:
+            owed = f.commit(self.store, self.investigator.verdicts)
+            self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once
+
+    def _files(self) -> list[FollowedFile]:
+        """Every file followed, of every source."""
+        return [f for source in self.sources.values() for f in source.files.values()]
 
     def _on_transition(self, pipeline: SourcePipeline, t: Transition, diagnoses: dict[str, Diagnosis],
                        batch: Batch, now: datetime) -> None:
@@ -329,17 +326,16 @@ class Daemon:
         now = self.clock()
         if self.investigator.refresh_token():  # a new token in the .env while incidents may be open
             self._rediagnose_all()
-        for source in self.sources.values():
-            for f in source.files.values():
-                transitions = f.pipeline.tick(now)
-                if transitions:
-                    self._after_batch(f, Batch(transitions=transitions), None)
+        for f in self._files():
+            transitions = f.pipeline.tick(now)
+            if transitions:
+                self._after_batch(f, Batch(transitions=transitions), None)
+            self._commit(f)
         self._hand_out_alerts(now)
         if self._delivery is None or self._delivery.done():
             self._delivery = asyncio.get_running_loop().create_task(self._deliver(self.notifier, now))
         if self.reposter is not None:
-            self.reposter.keep_only({i.id for s in self.sources.values() for f in s.files.values()
-                                     for i in f.pipeline.detector.open_incidents()})
+            self.reposter.keep_only({i.id for f in self._files() for i in f.pipeline.detector.open_incidents()})
             self.reposter.tick(now)
         self._report_status()
         self._history.prune_if_due(now, self.config.history.retention)
@@ -351,12 +347,11 @@ class Daemon:
             self._late_failure = exc
 
     def _rediagnose_all(self) -> None:
-        for source in self.sources.values():
-            for f in source.files.values():
-                self.investigator.rediagnose(f.pipeline)
+        for f in self._files():
+            self.investigator.rediagnose(f.pipeline)
 
     def _hand_out_alerts(self, now: datetime) -> None:
-        pipelines = [f.pipeline for s in self.sources.values() for f in s.files.values()]
+        pipelines = [f.pipeline for f in self._files()]
         hand_out(self.store, self.policy, self.notifier, self.reposter, now, self.investigator.token_identity,
                  lambda alert: attachment_for(self.store, self.config, alert, now, self.host),
                  lambda: self.investigator.refresh(pipelines))  # what goes out says what holds now
@@ -373,11 +368,17 @@ class Daemon:
             self.telemetry.metrics.set_silences(len(Silences(self.store.conn).active(self.clock())))
 
     async def _shutdown(self) -> None:
-        """Stop reading, keep what was processed (committed per batch), give the outbox one bounded try."""
+        """Stop reading, save what was processed, give the outbox one bounded try."""
         self.sd.stopping()
         for source in self.sources.values():
             source.stop()
         await asyncio.gather(*(s.task for s in self.sources.values() if s.task), return_exceptions=True)
+        if self.suspended_until is None:
+            try:
+                for f in self._files():
+                    self._commit(f)
+            except StateFailure as exc:  # read again from the last save at the next start
+                log.error("stopping without saving the last batches: %s", as_unavailable(exc))
         now = self.clock()
         if self._delivery is not None and not self._delivery.done():
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):

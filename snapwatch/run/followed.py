@@ -16,10 +16,11 @@ from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
-from snapwatch.model import Checkpoint, Exchange, Incident, ParseStats, Transition
+from snapwatch.model import Checkpoint, Exchange, Gap, Incident, ParseStats, Transition
 from snapwatch.run.telemetry import FileView
 from snapwatch.store.state import IncidentRow, Store
-from snapwatch.tail.watch import Follower
+from snapwatch.tail.events import Chunk, Notice
+from snapwatch.tail.watch import Follower, Quiet
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,14 @@ class FollowedFile:
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
     interleaving_said: bool = False
     memory_saved: str | None = None  # the source memory as last committed, to skip writing it unchanged
+    dirty: bool = False  # batches processed since the last commit
+
+    def owe(self, batch: Batch, checkpoint: Checkpoint | None) -> None:
+        """Take a processed batch (and where the file was read to) into what the next commit saves."""
+        self.owed.add(batch, self.pipeline.timeline)
+        if checkpoint is not None:
+            self.checkpoint = checkpoint
+        self.dirty = True
 
     def commit(self, store: Store, verdicts: Mapping[str, str]) -> Owed:
         """Commit what is owed with the checkpoint in one transaction; returns what was committed.
@@ -82,6 +91,7 @@ class FollowedFile:
         The detector and history snapshot is written only when it differs from the one last committed.
         """
         owed, self.owed = self.owed, Owed()
+        self.dirty = False
         pipeline = self.pipeline
         memory = stored_json(self.memory())
         store.commit_batch(self.checkpoint, path=pipeline.label, status_counts=owed.counts,
@@ -150,6 +160,20 @@ class Source:
                                  splitter_factory=lambda: LineSplitter(config.max_line_bytes, self.cuts))
         self.files: dict[str, FollowedFile] = {}
         self.task: asyncio.Task[None] | None = None
+
+    async def pump(self, events: asyncio.Queue[tuple[Source, Chunk | Gap | Notice | Quiet]], flush_after: float,
+                   recheck: float) -> None:
+        """Put what the follower finds on ``events`` until cancelled (``stop``); when following fails, say so
+        and start again after ``recheck`` seconds."""
+        while True:
+            try:
+                async for event in self.follower.events(flush_after=flush_after, recheck=recheck):
+                    await events.put((self, event))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("following %s failed; retrying", self.config.path)
+                await asyncio.sleep(recheck)
 
     def stop(self) -> None:
         """Stop following: the pump task cancelled, every file closed."""
