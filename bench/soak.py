@@ -48,6 +48,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,9 @@ from snapwatch.tail.events import Chunk  # noqa: E402
 from snapwatch.tail.watch import Follower  # noqa: E402
 
 STATUSES = (200, 401, 429, 500, 400)
-WEIGHTS = (6, 1, 1, 1, 1)
+# --mix: "stress" answers 40 % of the calls with an error (incidents open and resolve several times a second:
+# every one is diagnosed, alerted and saved at once); "shop" 2 % (an incident every few seconds).
+MIXES = {"stress": (6, 1, 1, 1, 1), "shop": (98, 0.5, 0.5, 0.5, 0.5)}
 TICKS = os.sysconf("SC_CLK_TCK")
 STAMP = re.compile(rb"INCOMING RESPONSE - T(\d+) Event")
 
@@ -85,7 +88,7 @@ def copytruncate(log_path: str, backups: int) -> None:
 
 
 def writer(log_path: str, rate: float, duration: float, max_bytes: int, backups: int, seed: int,
-           out: Connection, copy_truncate: bool = False) -> None:
+           out: Connection, copy_truncate: bool = False, weights: tuple[float, ...] = MIXES["stress"]) -> None:
     handler: logging.FileHandler
     if copy_truncate:
         handler = logging.FileHandler(log_path, encoding="utf-8")  # appends: after a truncate, at the new end
@@ -111,7 +114,7 @@ def writer(log_path: str, rate: float, duration: float, max_bytes: int, backups:
     next_copy = 1.0
     while (elapsed := time.monotonic() - started) < duration:
         for _ in range(min(int(elapsed * rate) - n, max(1, int(rate / 50)))):  # a batch, then the clock again
-            status = rng.choices(STATUSES, WEIGHTS)[0]
+            status = rng.choices(STATUSES, weights)[0]
             log_call(logger, Call(f"T{time.time_ns()}", status, token), datetime.now(UTC))
             written[str(status)] += 1
             n += 1
@@ -246,9 +249,12 @@ def child_cpu(argv: list[str]) -> tuple[float, bytes]:
         return usage.ru_utime + usage.ru_stime, out.read()
 
 
-def scan_cost(config: Path, files: list[Path], empty: Path, rounds: int = 3) -> tuple[float, float, int]:
-    """Median CPU of ``scan --json`` over ``files`` and over an empty file (its start-up), and responses seen."""
+def scan_cost(config: Path, files: list[Path], empty: Path, rounds: int = 5) -> tuple[float, float, int]:
+    """CPU of ``scan --json`` over ``files`` and over an empty file (its start-up), each the median of
+    ``rounds`` runs after one unmeasured run of each; and the responses seen."""
     base = [sys.executable, "-m", "snapwatch", "scan", "-c", str(config), "--json"]
+    child_cpu([*base, str(empty)])  # warm: bytecode cached, files in the page cache
+    child_cpu(base + [str(f) for f in files])
     full: list[float] = []
     idle: list[float] = []
     responses = 0
@@ -257,7 +263,7 @@ def scan_cost(config: Path, files: list[Path], empty: Path, rounds: int = 3) -> 
         full.append(cpu)
         responses = sum(json.loads(out)["responses"]["by_status"].values())
         idle.append(child_cpu([*base, str(empty)])[0])
-    return sorted(full)[rounds // 2], sorted(idle)[rounds // 2], responses
+    return statistics.median(full), statistics.median(idle), responses
 
 
 def percentile(sorted_values: list[int], q: float) -> float:
@@ -267,6 +273,9 @@ def percentile(sorted_values: list[int], q: float) -> float:
 
 
 def main() -> int:
+    # The child processes run as an installed snapwatch does, from cached bytecode: pip compiles a package
+    # as it installs it; an editable install's modules are compiled once, by the first (unmeasured) run.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=2000.0, help="responses per second (default 2000)")
     parser.add_argument("--duration", "--seconds", type=float, default=60.0, help="seconds of writing (default 60)")
@@ -276,6 +285,8 @@ def main() -> int:
     parser.add_argument("--backups", type=int, default=50, help="RotatingFileHandler backupCount (default 50)")
     parser.add_argument("--quiet", type=float, default=10.0, help="seconds of quiet file at the end (default 10)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="stress",
+                        help="the share of errors in Snap's answers (default stress: 40 %%; shop: 2 %%)")
     parser.add_argument("--copytruncate", action="store_true",
                         help="rotate by copy and truncate every second instead of RotatingFileHandler")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (logs, state) and say where")
@@ -301,7 +312,8 @@ def main() -> int:
         time.sleep(0.5)  # the probe's first poll positions it at the (empty) end before writing starts
         writer_recv, writer_send = ctx.Pipe(duplex=False)
         write_proc = ctx.Process(target=writer, args=(str(log_path), args.rate, args.duration, args.max_bytes,
-                                                      args.backups, args.seed, writer_send, args.copytruncate))
+                                                      args.backups, args.seed, writer_send, args.copytruncate,
+                                                      MIXES[args.mix]))
         started = time.monotonic()
         write_proc.start()
         kill_at = sorted(rng.uniform(0.1, 0.9) * args.duration for _ in range(args.kills))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from snapwatch.config import AlertsConfig
+from snapwatch.config.models import AlertsConfig
 
 HOUR_US = 3_600_000_000  # microseconds
 

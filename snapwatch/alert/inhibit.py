@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from snapwatch.codec import incident_from
-from snapwatch.config import InhibitRule
+from snapwatch.config.models import InhibitRule
 from snapwatch.model import Incident, Rule
 
 

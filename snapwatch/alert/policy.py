@@ -39,7 +39,7 @@ from snapwatch.alert.budget import HourlyBudget
 from snapwatch.alert.inhibit import Inhibition
 from snapwatch.alert.material import announced, material, material_key
 from snapwatch.codec import at_micros, diagnosis_from, incident_from, incident_json, micros, micros_at, stored_json
-from snapwatch.config import AlertsConfig
+from snapwatch.config.models import AlertsConfig
 from snapwatch.model import (
     Alert,
     AlertKind,

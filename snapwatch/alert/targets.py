@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TextIO
 
 from snapwatch.alert.notify import Target, targets_from_urls
-from snapwatch.config import AlertsConfig
+from snapwatch.config.models import AlertsConfig
 
 if TYPE_CHECKING:
     from snapwatch.alert.alertmanager import AlertmanagerTarget

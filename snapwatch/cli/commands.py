@@ -17,7 +17,7 @@ from snapwatch.cli.style import colourize, wanted
 from snapwatch.errors import EX_OK, EX_RUNTIME, ConfigError, SnapwatchError, UsageError
 
 if TYPE_CHECKING:
-    from snapwatch.config import Config, TokenConfig
+    from snapwatch.config.models import Config, TokenConfig
 
 # The config (pydantic), yaml and the rest are imported by the commands that use them: `--help` and
 # `token --stdin` start without them.
@@ -158,7 +158,7 @@ def status(args: argparse.Namespace, out: TextIO) -> int:
 
 def report(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
-    from snapwatch.config import parse_duration  # noqa: PLC0415
+    from snapwatch.config.models import parse_duration  # noqa: PLC0415
     from snapwatch.ingest.stamps import zone_of  # noqa: PLC0415
     from snapwatch.run.report import from_scan, from_state, page_of  # noqa: PLC0415
     from snapwatch.run.scan import scan_with_diagnosis  # noqa: PLC0415
@@ -294,7 +294,7 @@ def demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def silence(args: argparse.Namespace, out: TextIO) -> int:
     from snapwatch.cli.configfile import resolve_config  # noqa: PLC0415
-    from snapwatch.config import parse_duration  # noqa: PLC0415
+    from snapwatch.config.models import parse_duration  # noqa: PLC0415
     from snapwatch.model import Rule  # noqa: PLC0415
     from snapwatch.store.silences import Silences  # noqa: PLC0415
     from snapwatch.store.state import Store  # noqa: PLC0415

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from snapwatch.config import Config, Places, load_config, load_config_places
+from snapwatch.config.models import Config
 from snapwatch.errors import UsageError
+
+if TYPE_CHECKING:
+    from snapwatch.config.loading import Places
 
 DEFAULT_CONFIG = Path("/etc/snapwatch/config.yaml")
 
@@ -31,6 +35,7 @@ def resolve_config(args: argparse.Namespace, *, required: bool) -> Config:
                 f"no configuration: pass -c CONFIG, set SNAPWATCH_CONFIG, or create {DEFAULT_CONFIG}"
             )
         return Config()
+    from snapwatch.config.loading import load_config  # noqa: PLC0415  (yaml: only when there is a file)
     return load_config(path)
 
 
@@ -40,4 +45,6 @@ def resolve_config_places(args: argparse.Namespace) -> tuple[Config, Places]:
     if path is None:
         resolve_config(args, required=True)  # raises the usage error
     assert path is not None
+    from snapwatch.config.loading import load_config_places  # noqa: PLC0415
+
     return load_config_places(path)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from snapwatch.config import AlertsConfig, Config, RulesConfig, SourceConfig, StreakRule, TokenConfig
+from snapwatch.config.models import AlertsConfig, Config, RulesConfig, SourceConfig, StreakRule, TokenConfig
 from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
 

@@ -1,26 +1,6 @@
 """The configuration: its shape (models, defaults) and how a file is read into it (positions, budget, errors)."""
 
-from snapwatch.config.loading import Places, load_config, load_config_places, parse_config
-from snapwatch.config.models import (
-    DEFAULT_INHIBIT_RULES,
-    AlertsConfig,
-    Config,
-    Duration,
-    ErrorRateRule,
-    HistoryConfig,
-    InhibitRule,
-    JsonlFields,
-    MetricsConfig,
-    ProbeConfig,
-    RulesConfig,
-    SilenceRule,
-    SourceConfig,
-    StreakRule,
-    TokenConfig,
-    WindowCountRule,
-    format_duration,
-    parse_duration,
-)
+from snapwatch import lazy_exports
 
 __all__ = [
     "DEFAULT_INHIBIT_RULES",
@@ -46,3 +26,29 @@ __all__ = [
     "parse_config",
     "parse_duration",
 ]
+
+# Lazily: a command run without a config file (scan, token) needs the models, never the YAML reader.
+__getattr__ = lazy_exports(__name__, {
+    "DEFAULT_INHIBIT_RULES": "models",
+    "AlertsConfig": "models",
+    "Config": "models",
+    "Duration": "models",
+    "ErrorRateRule": "models",
+    "HistoryConfig": "models",
+    "InhibitRule": "models",
+    "JsonlFields": "models",
+    "MetricsConfig": "models",
+    "Places": "loading",
+    "ProbeConfig": "models",
+    "RulesConfig": "models",
+    "SilenceRule": "models",
+    "SourceConfig": "models",
+    "StreakRule": "models",
+    "TokenConfig": "models",
+    "WindowCountRule": "models",
+    "format_duration": "models",
+    "load_config": "loading",
+    "load_config_places": "loading",
+    "parse_config": "loading",
+    "parse_duration": "models",
+})

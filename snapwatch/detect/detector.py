@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from snapwatch.codec import dt, exchange_from, exchange_json, iso, micros
-from snapwatch.config import RulesConfig
+from snapwatch.config.models import RulesConfig
 from snapwatch.detect.tally import Bucket, Tally, incident_id, status_key, tally_from, tally_json
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import (

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from snapwatch.config import RulesConfig, SourceConfig
+from snapwatch.config.models import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.tally import status_key

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from snapwatch.config import TokenConfig
+from snapwatch.config.models import TokenConfig
 from snapwatch.detect.history import AcceptedRun, History, Usage
 from snapwatch.detect.pipeline import Recovery
 from snapwatch.diagnose import facts as knowledge

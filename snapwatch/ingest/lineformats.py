@@ -6,7 +6,7 @@ import json
 import re
 from datetime import UTC, datetime, tzinfo
 
-from snapwatch.config import SourceConfig
+from snapwatch.config.models import SourceConfig
 from snapwatch.errors import ConfigError
 from snapwatch.model import ParseStats
 

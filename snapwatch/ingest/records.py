@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from snapwatch.config import SourceConfig
+from snapwatch.config.models import SourceConfig
 from snapwatch.ingest.blocks import Blocks
 from snapwatch.ingest.lineformats import LineReader
 from snapwatch.ingest.pairing import MAX_QUEUED_REQUESTS, Pairing

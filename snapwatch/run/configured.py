@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from snapwatch.config import TokenConfig
+from snapwatch.config.models import TokenConfig
 from snapwatch.errors import SourceError
 from snapwatch.ingest.tokens import ConfiguredToken, Secret
 from snapwatch.redact import SECRETS

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.targets import targets_for
-from snapwatch.config import Config, SourceConfig, load_config_places
+from snapwatch.config.loading import load_config_places
+from snapwatch.config.models import Config, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.pipeline import Batch, SourcePipeline
 from snapwatch.errors import SnapwatchError
@@ -61,9 +62,7 @@ class Daemon:
                  environ: Mapping[str, str] | None = None, host: str | None = None,
                  flush_after: float = 0.5, recheck: float = 5.0, console: TextIO | None = None,
                  store: Store | None = None, telemetry: Telemetry | None = None) -> None:
-        self.config = config
-        self.config_path = config_path
-        self.clock = clock
+        self.config, self.config_path, self.clock = config, config_path, clock
         self.environ = os.environ if environ is None else environ
         self.host = host or socket.gethostname()
         self.flush_after, self.recheck = flush_after, recheck
@@ -255,7 +254,8 @@ class Daemon:
 
     async def _next_events(self, timeout: float) -> None:
         try:
-            source, event = await asyncio.wait_for(self.events.get(), timeout)
+            async with asyncio.timeout(timeout):  # unlike wait_for, no task per wait
+                source, event = await self.events.get()
         except TimeoutError:
             return
         self._handle(source, event)
@@ -299,8 +299,7 @@ class Daemon:
             self._commit(f)  # an incident opened or resolved: saved at once; other batches with the timers
 
     def _commit(self, f: FollowedFile) -> None:
-        """Save what ``f`` owes with its checkpoint, unless part of a response is still held (saved once it
-        completes, or at the quiet flush): one transaction for every batch read since the last."""
+        """Save in one transaction what ``f`` owes since the last save, unless a response is still partly held."""
         if f.dirty and not f.pipeline.assembler.held_bytes:
             owed = f.commit(self.store, self.investigator.verdicts)
             self.telemetry.exchanges(owed.exchanges)  # once saved: what is read again after a failed save counts once

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from snapwatch.config import TokenConfig
+from snapwatch.config.models import TokenConfig
 from snapwatch.detect.pipeline import Recovery, SourceView
 from snapwatch.diagnose.case import Evidence
 from snapwatch.diagnose.rank import diagnose

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from snapwatch.codec import incident_json, stored_json
-from snapwatch.config import RulesConfig, SourceConfig
+from snapwatch.config.models import RulesConfig, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import Batch, SourcePipeline

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from snapwatch.alert.messages import render
 from snapwatch.alert.notify import Notifier, Target
 from snapwatch.alert.policy import AlertPolicy
-from snapwatch.config import AlertsConfig
+from snapwatch.config.models import AlertsConfig
 from snapwatch.model import Alert, TokenKind
 from snapwatch.run.telemetry import Reposter
 from snapwatch.store.outbox import Outbox

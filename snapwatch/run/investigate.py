@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from snapwatch.alert.policy import AlertPolicy
-from snapwatch.config import Config
+from snapwatch.config.models import Config
 from snapwatch.detect.pipeline import Recovery, SourcePipeline, SourceView
 from snapwatch.model import Diagnosis, EnvState, Gap, Incident, Rule, TokenKind, Transition, TransitionKind
 from snapwatch.run.configured import service_restart_pending

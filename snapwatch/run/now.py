@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from snapwatch.alert.inhibit import explains
 from snapwatch.codec import duration, iso
-from snapwatch.config import Config, SourceConfig
+from snapwatch.config.models import Config, SourceConfig
 from snapwatch.detect.detector import Detector
 from snapwatch.detect.history import History
 from snapwatch.detect.pipeline import SourcePipeline

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from dotenv import dotenv_values
 
 from snapwatch.alert.notify import AppriseTarget
-from snapwatch.config import Config, Places
+from snapwatch.config.loading import Places
+from snapwatch.config.models import Config
 from snapwatch.errors import ConfigError, NotifyError
 from snapwatch.store.statedir import holder, problems
 

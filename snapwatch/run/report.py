@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from snapwatch.codec import incident_from
-from snapwatch.config import Config
+from snapwatch.config.models import Config
 from snapwatch.detect.history import History, TokenAnswers
 from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.errors import SnapwatchError

@@ -15,7 +15,7 @@ from typing import BinaryIO, TextIO
 
 from snapwatch.alert.inhibit import explains
 from snapwatch.codec import duration, iso
-from snapwatch.config import Config, InhibitRule, SourceConfig, TokenConfig, format_duration
+from snapwatch.config.models import Config, InhibitRule, SourceConfig, TokenConfig, format_duration
 from snapwatch.detect.pipeline import Batch, Recovery, SourcePipeline, SourceView
 from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.diagnose.text import diagnosis_sections, sections_text

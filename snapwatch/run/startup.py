@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from snapwatch.alert.targets import targets_for
-from snapwatch.config import Config
+from snapwatch.config.models import Config
 from snapwatch.run.daemon import Daemon
 from snapwatch.run.statefailure import StateTrouble
 from snapwatch.run.telemetry import Telemetry

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from snapwatch.codec import Message
-from snapwatch.config import Config
+from snapwatch.config.models import Config
 from snapwatch.model import Alert, AlertKind, Checkpoint, Exchange, Gap, Incident, Rule
 
 # Metrics and Alertmanager load prometheus_client and httpx: only when configured, to keep a plain
