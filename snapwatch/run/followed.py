@@ -33,7 +33,8 @@ INTERLEAVED = ("%s: several processes write this log and their lines interleave 
 
 @dataclass(slots=True)
 class Owed:
-    """A batch processed but not yet committed (the assembler still holds part of a response)."""
+    """Batches processed but not yet committed: saved with the timers, at once when an incident opens or
+    resolves, and never while the assembler still holds part of a response."""
 
     counts: dict[str, int] = field(default_factory=dict)
     requests: int = 0
