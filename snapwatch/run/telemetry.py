@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from snapwatch.codec import Message
 from snapwatch.config.models import Config
 from snapwatch.model import Alert, AlertKind, Checkpoint, Exchange, Gap, Incident, Rule
+from snapwatch.run.sdnotify import SystemdNotifier
+from snapwatch.store.outbox import Outbox
 
 # Metrics and Alertmanager load prometheus_client and httpx: only when configured, to keep a plain
 # daemon small.
@@ -58,6 +60,16 @@ class Telemetry:
     def state_error(self, reason: str) -> None:
         if self.metrics is not None:
             self.metrics.state_error(reason)
+
+    def report(self, files: list[FileView], verdicts: Mapping[str, str], outbox: Outbox, sd: SystemdNotifier,
+               active_silences: Callable[[], int]) -> None:
+        """The systemd status line; with metrics, their gauges and counters too."""
+        incidents = sum(len(f.open_incidents) for f in files)
+        pending = outbox.counts().get("pending", 0)
+        sd.status(f"following {len(files)} file(s); {incidents} open incident(s); {pending} alert(s) pending")
+        if self.metrics is not None:
+            self.refresh(files, verdicts, outbox.target_counts())
+            self.metrics.set_silences(active_silences())
 
     def refresh(self, files: Iterable[FileView], verdicts: Mapping[str, str],
                 target_counts: Mapping[str, Mapping[str, int]]) -> None:
