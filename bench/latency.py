@@ -31,7 +31,7 @@ from snapwatch.config import AlertsConfig, Config, ErrorRateRule, RulesConfig, S
 from snapwatch.run.daemon import Daemon
 from snapwatch.synthetic import Call, backend_logger, demo_token, log_call
 
-TARGET_P50, TARGET_P99 = 0.100, 0.250
+TARGET_P50, TARGET_P99 = 0.050, 0.150  # design.md: write → webhook with group_wait 0
 
 
 class Receiver:

@@ -33,6 +33,7 @@ PUBLIC_FACES = {
         "DEFAULT_INHIBIT_RULES",
         "Duration",
         "ErrorRateRule",
+        "FieldError",
         "HistoryConfig",
         "InhibitRule",
         "JsonlFields",
@@ -50,6 +51,8 @@ PUBLIC_FACES = {
         "load_config_places",
         "parse_config",
         "parse_duration",
+        "plain",
+        "validated",
     },
     "detect": {
         "AcceptedRun",

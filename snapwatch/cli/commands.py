@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -39,8 +40,9 @@ def _dump(data: object, out: TextIO) -> None:
 def masked_config(config: Config) -> dict[str, object]:
     """The effective config as plain data, with every URL's secrets masked."""
     from snapwatch.alert.urls import mask_url  # noqa: PLC0415  (apprise is slow to import)
+    from snapwatch.config.loading import plain  # noqa: PLC0415  (pydantic is slow to import)
 
-    data = config.model_dump(mode="json")
+    data = plain(config)
     alerts = data["alerts"]
     alerts["urls"] = [mask_url(url) for url in config.alerts.urls]
     alerts["alertmanager"] = [mask_url(url) for url in config.alerts.alertmanager]
@@ -73,7 +75,7 @@ def scan(args: argparse.Namespace, out: TextIO) -> int:
     config = resolve_config(args, required=False)
     token_config = config.token
     if args.env_file:
-        token_config = token_config.model_copy(update={"env_file": Path(args.env_file)})
+        token_config = dataclasses.replace(token_config, env_file=Path(args.env_file))
     show_progress = not args.no_progress and sys.stderr.isatty()
     report = scan_with_diagnosis(args.files, config, token_config, os.environ, progress=show_progress,
                                  strict_token=bool(args.env_file))  # a file named on the command line must be read
@@ -104,9 +106,9 @@ def token(args: argparse.Namespace, out: TextIO) -> int:
 
         token_config = resolve_config(args, required=False).token
         if args.env_file:
-            token_config = token_config.model_copy(update={"env_file": Path(args.env_file)})
+            token_config = dataclasses.replace(token_config, env_file=Path(args.env_file))
         elif token_config.env_file is None and token_config.env is None and token_config.file is None:
-            token_config = token_config.model_copy(update={"env": token_config.key})
+            token_config = dataclasses.replace(token_config, env=token_config.key)
         configured = load_configured(token_config, os.environ)
         if configured is None:
             print(f"snapwatch: no token found ({_where(token_config)})", file=sys.stderr)
@@ -174,7 +176,7 @@ def report(args: argparse.Namespace, out: TextIO) -> int:
     if args.files:
         token_config = config.token
         if args.env_file:
-            token_config = token_config.model_copy(update={"env_file": Path(args.env_file)})
+            token_config = dataclasses.replace(token_config, env_file=Path(args.env_file))
         scanned = scan_with_diagnosis(args.files, config, token_config, os.environ, strict_token=bool(args.env_file))
         data = from_scan(scanned, host=host, tz=tz, now=now)
     else:

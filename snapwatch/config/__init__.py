@@ -8,6 +8,7 @@ __all__ = [
     "Config",
     "Duration",
     "ErrorRateRule",
+    "FieldError",
     "HistoryConfig",
     "InhibitRule",
     "JsonlFields",
@@ -25,15 +26,18 @@ __all__ = [
     "load_config_places",
     "parse_config",
     "parse_duration",
+    "plain",
+    "validated",
 ]
 
-# Lazily: a command run without a config file (scan, token) needs the models, never the YAML reader.
+# Lazily: a command run without a config file (scan, token) needs the models, never the YAML reader or pydantic.
 __getattr__ = lazy_exports(__name__, {
     "DEFAULT_INHIBIT_RULES": "models",
     "AlertsConfig": "models",
     "Config": "models",
     "Duration": "models",
     "ErrorRateRule": "models",
+    "FieldError": "models",
     "HistoryConfig": "models",
     "InhibitRule": "models",
     "JsonlFields": "models",
@@ -51,4 +55,6 @@ __getattr__ = lazy_exports(__name__, {
     "load_config_places": "loading",
     "parse_config": "loading",
     "parse_duration": "models",
+    "plain": "loading",
+    "validated": "loading",
 })

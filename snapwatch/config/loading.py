@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from snapwatch.config.models import Config
+from snapwatch.config.models import Config, FieldError
 from snapwatch.errors import ConfigError
+
+T = TypeVar("T")
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_CONFIG_BYTES = 1 << 20  # a real configuration is a few kilobytes
@@ -103,9 +106,42 @@ def _dotted(loc: Loc) -> str:
     return "".join(parts)
 
 
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(shape: type[Any]) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(shape)
+    if adapter is None:
+        adapter = _ADAPTERS[shape] = TypeAdapter(shape)
+    return adapter
+
+
+def validated(shape: type[T], data: object) -> T:
+    """``data`` (plain values, as YAML gives them) read into the config class ``shape``: types coerced,
+    durations parsed, every check run; raises pydantic's ValidationError (``_parse`` words its errors)."""
+    checked: T = _adapter(shape).validate_python(data)
+    return checked
+
+
+def plain(config: object) -> dict[str, Any]:
+    """A config (or one of its sections) as JSON-ready data, durations written as ``30s``, ``5m``…"""
+    data: dict[str, Any] = _adapter(type(config)).dump_python(config, mode="json")
+    return data
+
+
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
+
+
+def _error_loc(error: Mapping[str, Any]) -> Loc:
+    """Where an error stands: a field's check names its field below the section pydantic reports."""
+    loc = tuple(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    return (*loc, cause.field) if isinstance(cause, FieldError) else loc
+
+
 def _locate(builder: _Builder, loc: Loc, error_type: str) -> Mark:
     """The position of the deepest part of ``loc`` that exists in the file."""
-    if error_type == "extra_forbidden" and loc in builder.keys:
+    if error_type in _UNKNOWN_KEY and loc in builder.keys:
         return builder.keys[loc]
     for end in range(len(loc), -1, -1):
         if loc[:end] in builder.values:
@@ -115,25 +151,24 @@ def _locate(builder: _Builder, loc: Loc, error_type: str) -> Mark:
 
 def _keys_at(loc: Loc) -> list[str]:
     """The keys the config accepts at ``loc`` (a section, or an item of a list of sections)."""
-    model: object = Config
+    section: object = Config
     for part in loc:
         if isinstance(part, int):
-            continue  # an item of a list: its model was found with the list's field
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
+            continue  # an item of a list: its section was found with the list's field
+        hints = typing.get_type_hints(section) if dataclasses.is_dataclass(section) else {}
+        if part not in hints:
             return []
-        model = _model_of(fields[part].annotation)
-    fields = getattr(model, "model_fields", None)
-    return list(fields) if fields else []
+        section = _section_of(hints[part])
+    return [f.name for f in dataclasses.fields(section)] if dataclasses.is_dataclass(section) else []
 
 
-def _model_of(annotation: object) -> object:
-    """The pydantic model an annotation holds (``X``, ``list[X]``, ``X | None``), or the annotation."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+def _section_of(annotation: object) -> object:
+    """The config class an annotation holds (``X``, ``list[X]``, ``X | None``), or the annotation."""
+    if dataclasses.is_dataclass(annotation):
         return annotation
     for arg in typing.get_args(annotation):
-        found = _model_of(arg)
-        if isinstance(found, type) and issubclass(found, BaseModel):
+        found = _section_of(arg)
+        if dataclasses.is_dataclass(found):
             return found
     return annotation
 
@@ -160,11 +195,11 @@ def _plain_yaml(problem: str, line: int, col: int, lines: list[str]) -> tuple[in
 
 def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
-    if kind == "extra_forbidden":
+    if kind in _UNKNOWN_KEY:
         loc = tuple(error["loc"])
         close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.6)
         return f"unknown key; did you mean '{close[0]}'?" if close else "unknown key"
-    if kind == "missing":
+    if kind in ("missing", "missing_argument"):
         return "required key is missing"
     text = str(error["msg"])
     return text.removeprefix("Value error, ")
@@ -236,11 +271,11 @@ def _parse(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Config
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}:1:1: (top): expected a mapping of settings")
     try:
-        return Config.model_validate(data), Places(filename, builder)
+        return validated(Config, data), Places(filename, builder)
     except ValidationError as exc:
         found: list[tuple[Mark, str]] = []
         for error in exc.errors():
-            loc = tuple(error["loc"])
+            loc = _error_loc(error)
             line, col = _locate(builder, loc, error["type"])
             found.append(((line, col), f"{filename}:{line}:{col}: {_dotted(loc)}: {_message(error)}"))
         # One line per mistake, in file order, so every typo is fixed in one pass.

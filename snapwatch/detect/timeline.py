@@ -9,6 +9,8 @@ from datetime import datetime
 from snapwatch.detect.tally import status_key
 from snapwatch.model import Exchange
 
+_STATUS_NAMES: dict[int | None, str] = {}  # status → its name in ``minutes``
+
 
 @dataclass(frozen=True, slots=True)
 class TokenSwitch:
@@ -35,10 +37,21 @@ class Timeline:
         self.switches: list[TokenSwitch] = []
 
     def observe_all(self, exchanges: Iterable[Exchange]) -> None:
-        minutes, last, switches = self.minutes, self.last_token, self.switches
+        minutes, last, switches, names = self.minutes, self.last_token, self.switches, _STATUS_NAMES
+        # Records of one stamp share one datetime object: its minute is taken once.
+        stamp: datetime | None = None
+        minute = datetime.min
         for ex in exchanges:
-            at = ex.response.at
-            key = (at.replace(second=0, microsecond=0), status_key(ex.response.status))
+            resp = ex.response
+            if resp.at is not stamp:
+                stamp = resp.at
+                minute = stamp.replace(second=0, microsecond=0)
+            name = names.get(resp.status)
+            if name is None:
+                name = status_key(resp.status)
+                if len(names) < 1000:  # a three-digit status, or none
+                    names[resp.status] = name
+            key = (minute, name)
             minutes[key] = minutes.get(key, 0) + 1
             req = ex.request
             if req is not None and req.token_fp is not None and req.token_fp != last:

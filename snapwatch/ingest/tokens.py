@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _BEARER = re.compile(r"(?i)^bearer\s+")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+_B64URL_BODY = re.compile(r"[A-Za-z0-9_-]*\Z")
 _OPAQUE = re.compile(r"^[A-Za-z0-9._~+/=-]{20,}$")
 
 
@@ -149,19 +150,23 @@ def _timestamp(value: object) -> datetime | None:
 
 
 def _signature_broken(token: str, header: Mapping[str, object]) -> bool:
-    """True when the signature part is cut short or is not valid base64url (pyjwt cannot load it)."""
+    """True when the signature part is cut short or is not valid base64url (a JWT library cannot load it).
+
+    Read as PyJWT 2.10+ reads it: at most two trailing ``=`` and then only at a length that is a multiple of
+    four, only base64url characters, never a length of 4n+1, and canonical (the unused low bits of the last
+    character are zero). Checked here rather than by decoding with a JWT library, which ``scan`` and
+    ``token`` would otherwise import for this alone.
+    """
     signature = token.rsplit(".", 1)[-1]
     expected = _HMAC_SIGNATURE_CHARS.get(str(header.get("alg")))
     if expected is not None and len(signature) < expected:
         return True
-    # Imported here: pyjwt pulls in cryptography (~35 ms), and the scan path imports this module.
-    import jwt  # noqa: PLC0415 - deferred on purpose, see above
-
-    try:
-        jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    stripped = signature.rstrip("=")
+    padding = len(signature) - len(stripped)
+    if padding > 2 or (padding and len(signature) % 4) or len(stripped) % 4 == 1 or not _B64URL_BODY.match(stripped):
         return True
-    return False
+    decoded = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    return base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped.encode("ascii")
 
 
 def inspect(raw: str) -> TokenReport:

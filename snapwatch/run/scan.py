@@ -192,7 +192,7 @@ def scan_files(
     template = config.sources[0] if config.sources else SourceConfig(path="")
     records: dict[str, ScannedIncident] = {}
     for base, group in itertools.groupby(files, key=lambda f: f.base):
-        source = template.model_copy(update={"path": base})
+        source = replace(template, path=base)
         pipeline = SourcePipeline(source, config.rules, label=base, views_at_opening=diagnoser is not None)
         splitter = LineSplitter(source.max_line_bytes)
         views: dict[str, SourceView] = {}  # the open incidents' views as they opened

@@ -16,6 +16,7 @@ import pytest
 from snapwatch.alert.alertmanager import GROUP_LABELS, AlertmanagerTarget, ResendSchedule, postable, retire
 from snapwatch.alert.messages import render
 from snapwatch.codec import Message
+from snapwatch.config import validated
 from snapwatch.errors import NotifyError
 from snapwatch.ingest.tokens import fingerprint
 from snapwatch.model import (
@@ -274,6 +275,6 @@ def test_documented_snapwatch_config_validates() -> None:
 
     from snapwatch.config import Config
 
-    config = Config.model_validate(yaml.safe_load(_doc_block("# /etc/snapwatch/config.yaml")))
+    config = validated(Config, yaml.safe_load(_doc_block("# /etc/snapwatch/config.yaml")))
     AlertmanagerTarget(config.alerts.alertmanager)
     assert config.metrics.listen is not None

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapwatch.alert.policy import AlertPolicy, alert_id
-from snapwatch.config import AlertsConfig, RulesConfig
+from snapwatch.config import AlertsConfig, RulesConfig, validated
 from snapwatch.detect.detector import Detector, incident_id
 from snapwatch.model import (
     Alert,
@@ -68,7 +68,7 @@ def resolved(inc: Incident, at: datetime, responses: int | None = None) -> Trans
 
 
 def policy(db: Path, **alerts: object) -> AlertPolicy:
-    return AlertPolicy(sqlite3.connect(db), AlertsConfig.model_validate(alerts), HOST)
+    return AlertPolicy(sqlite3.connect(db), validated(AlertsConfig, alerts), HOST)
 
 
 def kinds(alerts: list[Alert]) -> list[AlertKind]:
@@ -506,5 +506,5 @@ def test_inhibit_rules_are_configured_like_alertmanagers(tmp_path: Path) -> None
     got = p.due(T0 + 20 * S)
     assert sorted(a.incident.rule.value for a in got if a.incident) == ["auth-failures", "server-errors"]
     with pytest.raises(ValueError, match="cannot inhibit itself"):
-        AlertsConfig.model_validate({"inhibit_rules": [{"source_rules": ["error-rate"],
+        validated(AlertsConfig, {"inhibit_rules": [{"source_rules": ["error-rate"],
                                                          "target_rules": ["error-rate"]}]})

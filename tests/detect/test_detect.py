@@ -11,7 +11,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from snapwatch.config import RulesConfig, StreakRule
+from snapwatch.config import RulesConfig, StreakRule, validated
 from snapwatch.detect.detector import Detector, incident_id
 from snapwatch.errors import SnapwatchError
 from snapwatch.ingest.tokens import fingerprint
@@ -34,7 +34,7 @@ ONLY_NONE: dict[str, Any] = {
 
 def rules(**overrides: Any) -> RulesConfig:
     """Every rule off except the ones given (as config dicts, durations as strings)."""
-    return RulesConfig.model_validate({**ONLY_NONE, **overrides})
+    return validated(RulesConfig, {**ONLY_NONE, **overrides})
 
 
 def ex(status: int | None, t: float, fp: str = "3f9a1c0b7d2e", tz: timezone = UTC) -> Exchange:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from snapwatch.config import SourceConfig
+from snapwatch.config import SourceConfig, validated
 from snapwatch.ingest import blocks
 from snapwatch.ingest.records import Assembler
 from snapwatch.ingest.tokens import Defect, fingerprint
@@ -49,7 +49,7 @@ def interleave(*blocks: list[str]) -> list[str]:
 
 
 def parse(calls: list[str], **config: object) -> tuple[list[Exchange], Assembler]:
-    asm = Assembler(SourceConfig.model_validate({"path": "x.log", "timezone": "UTC", **config}), "x.log")
+    asm = Assembler(validated(SourceConfig, {"path": "x.log", "timezone": "UTC", **config}), "x.log")
     data = ("\n".join(calls) + "\n").encode()
     # line by line, as a follower may hand them over, so that no block is read in one go by chance
     out: list[Exchange] = []

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapwatch.config import SourceConfig
+from snapwatch.config import SourceConfig, validated
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.ingest.records import Assembler
 from snapwatch.ingest.tokens import fingerprint, kind_of, normalize
@@ -349,7 +349,7 @@ def _ref_request(req: dict[str, Any]) -> tuple[object, ...]:
 # ---- the code under test, fed in arbitrary chunks ------------------------------------------------------
 def parse_chunks(data: bytes, cuts: list[int], timeout: str = "120s") -> tuple[list[Exchange], Assembler]:
     splitter = LineSplitter(1 << 16)
-    asm = Assembler(SourceConfig.model_validate({"path": "x.log", "timezone": "UTC", "pairing_timeout": timeout}),
+    asm = Assembler(validated(SourceConfig, {"path": "x.log", "timezone": "UTC", "pairing_timeout": timeout}),
                     "x.log")
     got: list[Exchange] = []
     last = 0

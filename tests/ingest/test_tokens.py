@@ -180,6 +180,20 @@ def test_inspect_survives_any_decodable_jwt(header: dict[str, object], claims: d
         assert report.kind is TokenKind.MALFORMED
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=48),
+       st.sampled_from(["", "=", "==", "==="]))
+def test_a_signature_is_truncated_exactly_when_a_jwt_library_cannot_load_it(body: str, padding: str) -> None:
+    # The check is our own (no JWT library on the scan path): it must agree with PyJWT's own reading.
+    token = f"{jwt_segment({'alg': 'none'})}.{jwt_segment({'sub': 'user'})}.{body}{padding}"
+    try:
+        jwt.decode(token, options={"verify_signature": False})
+        loadable = True
+    except jwt.PyJWTError:
+        loadable = False
+    assert (Defect.TRUNCATED not in inspect(token).defects) is loadable
+
+
 def test_hint_is_never_the_whole_value() -> None:
     for n in range(40):
         value = "x" * n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import os
@@ -90,7 +91,7 @@ def test_systemd_is_asked_off_the_loop_and_its_answer_strengthens_the_verdict(
         env_file = tmp_path / ".env"
         env_file.write_text(f"SNAP_ACCESS_TOKEN={OLD}\n", encoding="utf-8")
         config = _config(tmp_path, hook, env_file)
-        config = config.model_copy(update={"token": config.token.model_copy(update={"service": "shop.service"})})
+        config = dataclasses.replace(config, token=dataclasses.replace(config.token, service="shop.service"))
         daemon = Daemon(config, None, environ={}, host="web-1", flush_after=0.2, console=io.StringIO())
         task = asyncio.create_task(daemon.run())
         try:
