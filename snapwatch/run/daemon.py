@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 TICK = 1.0  # seconds between timer checks (silence rule, due alerts, retries) when nothing happens
 TIMER_EVERY = 0.25  # while events flow, the timers run at most this often (and at once after a transition)
-SAVE_EVERY = 1.0  # batches that open or resolve nothing are saved, status and metrics refreshed, this often
 
 
 def wall_clock() -> datetime:
@@ -84,8 +83,8 @@ class Daemon:
                                          on_new_evidence=self._rediagnose_all, store=self.store)
         self._delivery: asyncio.Task[object] | None = None
         self._history = HistoryPruner(self.store.conn)
-        # the loop times the timers last ran and last saved, and whether a transition owes them a run at once
-        self._timers_at, self._saved_at, self._timers_owed = 0.0, 0.0, True
+        # the loop time the timers last ran, and whether a transition since owes them a run at once
+        self._timers_at, self._timers_owed = 0.0, True
 
     # -- setup and reload -------------------------------------------------------------------------
 
@@ -207,9 +206,8 @@ class Daemon:
             return
         now = asyncio.get_running_loop().time()
         if self._timers_owed or now - self._timers_at >= TIMER_EVERY:
-            save = now - self._saved_at >= SAVE_EVERY
-            self._timers_owed, self._timers_at, self._saved_at = False, now, now if save else self._saved_at
-            self._on_timer(save=save)
+            self._timers_owed, self._timers_at = False, now
+            self._on_timer()
 
     def _state_failed(self, exc: BaseException) -> None:
         """Stop following and wait: what was read since the last save is dropped, to be read again later."""
@@ -323,8 +321,8 @@ class Daemon:
             say_transition(t, self.investigator.verdicts.get(incident.id, "unknown"))
         self.policy.on_transition(t, diagnosis, now)
 
-    def _on_timer(self, *, save: bool = True) -> None:
-        """Token refresh, silence, alerts; with ``save``, also what is owed, the status and the metrics."""
+    def _on_timer(self) -> None:
+        """Token refresh, silence, what is owed saved, alerts handed out and delivered, status and metrics."""
         now = self.clock()
         if self.investigator.refresh_token():  # a new token in the .env while incidents may be open
             self._rediagnose_all()
@@ -332,16 +330,14 @@ class Daemon:
             transitions = f.pipeline.tick(now)
             if transitions:
                 self._after_batch(f, Batch(transitions=transitions), None)
-            if save:
-                self._commit(f)
+            self._commit(f)
         self._hand_out_alerts(now)
         if self._delivery is None or self._delivery.done():
             self._delivery = asyncio.get_running_loop().create_task(self._deliver(self.notifier, now))
         if self.reposter is not None:
             self.reposter.keep_only({i.id for f in self._files() for i in f.pipeline.detector.open_incidents()})
             self.reposter.tick(now)
-        if save:
-            self._report_status()
+        self._report_status()
         self._history.prune_if_due(now, self.config.history.retention)
 
     async def _deliver(self, notifier: Notifier, now: datetime) -> None:
