@@ -1,4 +1,8 @@
-"""Reading a config file: YAML with positions, ${ENV} expansion, a size budget, one-line errors at FILE:LINE:COL."""
+"""Reading a config file: YAML with positions, ${ENV} expansion, a size budget, one-line errors at FILE:LINE:COL.
+
+pydantic reads the plain data into the dataclasses of ``config.models`` (types coerced, durations parsed,
+unknown keys refused); it is imported here only, so only a command given a config file pays for it.
+"""
 
 from __future__ import annotations
 

@@ -81,10 +81,8 @@ class FieldError(ValueError):
 Check = Callable[[Any], None]  # raises ValueError with the reason
 
 
-def _checked(default: Any = None, *, check: Check, factory: Callable[[], Any] | None = None) -> Any:
-    """A field with a check (and a default, or a default factory)."""
-    if factory is not None:
-        return field(default_factory=factory, metadata={"check": check})
+def _checked(default: Any, *, check: Check) -> Any:
+    """A field with a default and a check."""
     return field(default=default, metadata={"check": check})
 
 
@@ -117,16 +115,12 @@ class _Section:
             if check is not None:
                 try:
                     check(getattr(self, f.name))
-                except FieldError:
-                    raise
                 except ValueError as exc:
                     raise FieldError(f.name, str(exc)) from None
         self._check_whole()
 
     def _check_whole(self) -> None:
-        """Checks that span fields (raise ValueError)."""
-
-
+        """Checks that span fields: raise ValueError (FieldError to name one of them)."""
 
 
 def _known_zone(value: str) -> None:
@@ -137,9 +131,7 @@ def _known_zone(value: str) -> None:
             raise ValueError(f"unknown time zone {value!r}") from None
 
 
-def _usable_pattern(value: str | None) -> None:
-    if value is None:
-        return
+def _usable_pattern(value: str) -> None:
     try:
         groups = re.compile(value).groupindex
     except re.error as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,6 +47,13 @@ def test_example_config_loads_and_matches_the_defaults() -> None:
         ("sources:\n  - path: /x\n    format: regex\n    pattern: '(?P<ts>\\S+)'\n",
          "cfg.yaml:4:14: sources[0].pattern: needs the named groups status"),
         ("sources:\n  - path: /x\n    format: regex\n", "cfg.yaml:2:5: sources[0]: the regex format needs a pattern"),
+        ("rules:\n  auth_failures:\n    streak: 0\n", "cfg.yaml:3:13: rules.auth_failures.streak: must be at least 1"),
+        ("sources:\n  - path: /x\n    pairing_timeout: 0s\n",
+         "cfg.yaml:3:22: sources[0].pairing_timeout: must be more than 0ms"),
+        ("alerts:\n  inhibit_rules:\n    - source_rules: [error-rate]\n      target_rules: [error-rate]\n",
+         "cfg.yaml:3:7: alerts.inhibit_rules[0]: a rule cannot inhibit itself: error-rate"),
+        ("rules:\n  auth_failure:\n    streak: 1\n", "cfg.yaml:2:3: rules.auth_failure: unknown key; did you mean "
+         "'auth_failures'?"),
     ],
 )
 def test_each_mistake_is_one_line_with_its_position(text: str, expected: str) -> None:
@@ -162,3 +171,17 @@ def test_check_config_warns_of_what_is_not_there_yet_and_strict_refuses(tmp_path
     missing = snapwatch_process("check-config", "-c", str(config))
     assert (f"snapwatch: warning: {config}:5:13: token.env_file: {env} does not exist: the diagnosis cannot "
             "compare the backend's token with the one it is configured with") in missing.stderr.splitlines()
+
+
+def test_commands_without_a_config_file_start_without_pydantic_yaml_or_a_jwt_library(tmp_path: Path) -> None:
+    # What makes --help, token and scan start fast: the config is plain dataclasses until a file is read.
+    log = tmp_path / "empty.log"
+    log.touch()
+    probe = ("import sys, runpy; sys.argv = ['snapwatch', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('snapwatch', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "heavy = sorted(m for m in ('pydantic', 'yaml', 'jwt') if m in sys.modules)\n"
+             "print('heavy:', ','.join(heavy), file=sys.stderr)")
+    for argv in (["--help"], ["token", "--stdin"], ["scan", "--json", str(log)]):
+        done = subprocess.run([sys.executable, "-c", probe, *argv], input="", capture_output=True, text=True,
+                              cwd=ROOT, check=False, timeout=60)
+        assert "heavy: \n" in done.stderr, (argv, done.stderr)
