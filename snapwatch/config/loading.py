@@ -133,7 +133,7 @@ def plain(config: object) -> dict[str, Any]:
     return data
 
 
-_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
+_UNKNOWN_KEY = "unexpected_keyword_argument"  # how pydantic names a key that a config dataclass does not have
 
 
 def _error_loc(error: Mapping[str, Any]) -> Loc:
@@ -145,7 +145,7 @@ def _error_loc(error: Mapping[str, Any]) -> Loc:
 
 def _locate(builder: _Builder, loc: Loc, error_type: str) -> Mark:
     """The position of the deepest part of ``loc`` that exists in the file."""
-    if error_type in _UNKNOWN_KEY and loc in builder.keys:
+    if error_type == _UNKNOWN_KEY and loc in builder.keys:
         return builder.keys[loc]
     for end in range(len(loc), -1, -1):
         if loc[:end] in builder.values:
@@ -199,11 +199,11 @@ def _plain_yaml(problem: str, line: int, col: int, lines: list[str]) -> tuple[in
 
 def _message(error: Mapping[str, Any]) -> str:
     kind = error["type"]
-    if kind in _UNKNOWN_KEY:
+    if kind == _UNKNOWN_KEY:
         loc = tuple(error["loc"])
         close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1, cutoff=0.6)
         return f"unknown key; did you mean '{close[0]}'?" if close else "unknown key"
-    if kind in ("missing", "missing_argument"):
+    if kind == "missing":
         return "required key is missing"
     text = str(error["msg"])
     return text.removeprefix("Value error, ")

@@ -9,8 +9,6 @@ from datetime import datetime
 from snapwatch.detect.tally import status_key
 from snapwatch.model import Exchange
 
-_STATUS_NAMES: dict[int | None, str] = {}  # status → its name in ``minutes``
-
 
 @dataclass(frozen=True, slots=True)
 class TokenSwitch:
@@ -37,7 +35,8 @@ class Timeline:
         self.switches: list[TokenSwitch] = []
 
     def observe_all(self, exchanges: Iterable[Exchange]) -> None:
-        minutes, last, switches, names = self.minutes, self.last_token, self.switches, _STATUS_NAMES
+        minutes, last, switches = self.minutes, self.last_token, self.switches
+        names: dict[int | None, str] = {}  # status → its name in ``minutes``, for this batch
         # Records of one stamp share one datetime object: its minute is taken once.
         stamp: datetime | None = None
         minute = datetime.min
@@ -48,9 +47,7 @@ class Timeline:
                 minute = stamp.replace(second=0, microsecond=0)
             name = names.get(resp.status)
             if name is None:
-                name = status_key(resp.status)
-                if len(names) < 1000:  # a three-digit status, or none
-                    names[resp.status] = name
+                name = names[resp.status] = status_key(resp.status)
             key = (minute, name)
             minutes[key] = minutes.get(key, 0) + 1
             req = ex.request

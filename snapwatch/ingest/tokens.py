@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 _BEARER = re.compile(r"(?i)^bearer\s+")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
-_B64URL_BODY = re.compile(r"[A-Za-z0-9_-]*\Z")
 _OPAQUE = re.compile(r"^[A-Za-z0-9._~+/=-]{20,}$")
 
 
@@ -161,9 +160,10 @@ def _signature_broken(token: str, header: Mapping[str, object]) -> bool:
     expected = _HMAC_SIGNATURE_CHARS.get(str(header.get("alg")))
     if expected is not None and len(signature) < expected:
         return True
+    if not _B64URL.fullmatch(signature):
+        return True
     stripped = signature.rstrip("=")
-    padding = len(signature) - len(stripped)
-    if padding > 2 or (padding and len(signature) % 4) or len(stripped) % 4 == 1 or not _B64URL_BODY.match(stripped):
+    if (stripped != signature and len(signature) % 4) or len(stripped) % 4 == 1:
         return True
     decoded = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
     return base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped.encode("ascii")
