@@ -6,8 +6,9 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
-from snapwatch.codec import dt, exchange_from, exchange_json, iso, micros
+from snapwatch.codec import dt, exchange_from, exchange_json, iso
 from snapwatch.config.models import RulesConfig
+from snapwatch.detect.rows import Mark, RowChanges, changes_since
 from snapwatch.detect.tally import Bucket, Tally, incident_id, status_key, tally_from, tally_json
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import (
@@ -18,7 +19,9 @@ from snapwatch.model import (
     TransitionKind,
 )
 
-SNAPSHOT_VERSION = 1
+# 2: the error-rate window as numbered rows ({"serial", "rows"}); 1 (still read): {"base", "buckets"}
+SNAPSHOT_VERSION = 2
+WINDOW_ROWS = ("error_window", "rows")  # where a snapshot holds the window's rows
 
 
 
@@ -95,6 +98,7 @@ class Detector:
         self._invalid: deque[Exchange] = deque()
         self._buckets: deque[Bucket] = deque()
         self._tail: Bucket | None = None
+        self._bucket_serial = 0  # the number the next bucket gets
         self._er_total = 0
         self._er_failed = 0
         self._er_by_status: dict[str, int] = {}
@@ -255,7 +259,8 @@ class Detector:
                         self._er_by_status[k] = left
                     else:
                         del self._er_by_status[k]
-        bucket = Bucket(at)
+        bucket = Bucket(at, self._bucket_serial)
+        self._bucket_serial += 1
         buckets.append(bucket)
         self._tail = bucket
         return bucket
@@ -308,9 +313,14 @@ class Detector:
 
     # -- persistence -------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """The whole state as JSON-ready primitives (ISO timestamps); holds fingerprints, never tokens."""
-        base = self._buckets[0].at if self._buckets else None
+    def snapshot(self, *, rows: bool = True) -> dict[str, Any]:
+        """The whole state as JSON-ready primitives (ISO timestamps); holds fingerprints, never tokens.
+
+        Without ``rows`` the error-rate window's rows are left out (``WINDOW_ROWS`` is an empty list): the
+        state file saves them apart, by their changes (``window_changes``), and puts them back in before
+        ``restore``.
+        """
+        window = {"serial": self._bucket_serial, "rows": [_bucket_row(b) for b in self._buckets] if rows else []}
         return {
             "version": SNAPSHOT_VERSION,
             "source": self.source,
@@ -322,29 +332,21 @@ class Detector:
             "pending": {r.value: tally_json(t) for r, t in self._pending.items()},
             "open": {r.value: tally_json(t) for r, t in self._open.items()},
             "invalid": [exchange_json(e) for e in self._invalid],
-            "error_window": {
-                "base": iso(base),
-                # [microseconds after base, responses, failures by status or null, first failure or null]
-                "buckets": [
-                    [
-                        micros(b.at - base),
-                        b.total,
-                        None if b.fails is None else dict(b.fails),
-                        None if b.first is None else exchange_json(b.first),
-                    ]
-                    for b in self._buckets
-                    if base is not None
-                ],
-            },
+            "error_window": window,
         }
+
+    def window_changes(self, mark: Mark) -> RowChanges:
+        """The error-rate window's rows changed since ``mark`` (see ``detect.rows``)."""
+        return changes_since(self._buckets, mark, self._bucket_serial, _bucket_version, _bucket_row)
 
     @classmethod
     def restore(cls, rules: RulesConfig, source: str, data: dict[str, Any], *, emit_updates: bool = True) -> Detector:
         """A detector continuing from ``snapshot()``'s output; raises SnapwatchError when it is unreadable."""
         det = cls(rules, source, emit_updates=emit_updates)
         try:
-            if data.get("version") != SNAPSHOT_VERSION:
-                raise ValueError(f"unknown version {data.get('version')!r}")
+            version = data.get("version")
+            if version not in (1, SNAPSHOT_VERSION):
+                raise ValueError(f"unknown version {version!r}")
             det._last_at = dt(data["last_at"])
             det._ok_run = int(data["ok_run"])
             det.recovering_since = dt(data.get("recovering_since"))
@@ -357,20 +359,43 @@ class Detector:
             if det._inv_on:
                 det._invalid = deque(exchange_from(e) for e in data["invalid"])
             window = data["error_window"]
-            if det._er_on and window["buckets"]:
-                base = dt(window["base"])
-                for micros, total, fails, first in window["buckets"]:
-                    bucket = Bucket(base + timedelta(microseconds=int(micros)))
-                    bucket.total = int(total)
-                    if fails is not None:
-                        bucket.fails = {str(k): int(n) for k, n in fails.items()}
-                        bucket.first = exchange_from(first)
-                        for k, n in bucket.fails.items():
-                            det._er_by_status[k] = det._er_by_status.get(k, 0) + n
-                            det._er_failed += n
-                    det._er_total += bucket.total
-                    det._buckets.append(bucket)
-                det._tail = det._buckets[-1]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            rows = list(window.get("rows", [])) if version == SNAPSHOT_VERSION else _window_rows_v1(window)
+            det._bucket_serial = max(int(window.get("serial", 0)), int(rows[-1][0]) + 1 if rows else 0)
+            if det._er_on:
+                det._restore_window(rows)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise SnapwatchError(f"detector state for {source} is unreadable: {exc!r}") from exc
         return det
+
+    def _restore_window(self, rows: list[list[Any]]) -> None:
+        for seq, at, total, fails, first in rows:
+            bucket = Bucket(dt(at), int(seq), int(total))
+            if fails is not None:
+                bucket.fails = {str(k): int(n) for k, n in fails.items()}
+                bucket.first = exchange_from(first)
+                for k, n in bucket.fails.items():
+                    self._er_by_status[k] = self._er_by_status.get(k, 0) + n
+                    self._er_failed += n
+            self._er_total += bucket.total
+            self._buckets.append(bucket)
+        self._tail = self._buckets[-1] if self._buckets else None
+
+
+def _bucket_row(b: Bucket) -> list[Any]:
+    # [seq, time, responses, failures by status or null, first failure or null]
+    return [b.seq, iso(b.at), b.total, None if b.fails is None else dict(b.fails),
+            None if b.first is None else exchange_json(b.first)]
+
+
+def _bucket_version(b: Bucket) -> int:
+    return b.total  # every response counted into a bucket raises it
+
+
+def _window_rows_v1(window: dict[str, Any]) -> list[list[Any]]:
+    """A version 1 window ({"base", "buckets": [[microseconds after base, …]]}) as version 2 rows."""
+    buckets = window["buckets"]
+    if not buckets:
+        return []
+    base = dt(window["base"])
+    return [[seq, iso(base + timedelta(microseconds=int(us))), total, fails, first]
+            for seq, (us, total, fails, first) in enumerate(buckets)]

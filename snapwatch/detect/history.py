@@ -16,9 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from snapwatch.codec import dt, iso, request_from, request_json
+from snapwatch.detect.rows import Mark, RowChanges, changes_since
 from snapwatch.model import Api, Exchange, Placement, Request
 
-SNAPSHOT_VERSION = 1
+# 2: accepted runs as numbered rows ([seq, …] and "run_serial"); 1 (still read): runs without numbers
+SNAPSHOT_VERSION = 2
+RUN_ROWS = ("runs",)  # where a snapshot holds the accepted runs' rows
 DEFAULT_MAX_RUNS = 512
 
 
@@ -91,13 +94,14 @@ class _Counts:
 
 
 class _Run:
-    __slots__ = ("count", "first_at", "last_at", "req")
+    __slots__ = ("count", "first_at", "last_at", "req", "seq")
 
-    def __init__(self, req: Request, at: datetime) -> None:
+    def __init__(self, req: Request, at: datetime, seq: int) -> None:
         self.req = req
         self.first_at = at
         self.last_at = at
         self.count = 1
+        self.seq = seq  # runs are numbered in the order they start (saved as rows: ``detect.rows``)
 
 
 class History:
@@ -110,6 +114,7 @@ class History:
     def __init__(self, max_runs: int = DEFAULT_MAX_RUNS) -> None:
         self._counts: dict[tuple[str | None, str | None], _Counts] = {}
         self._runs: deque[_Run] = deque(maxlen=max_runs)
+        self._run_serial = 0  # the number the next run gets
         self._last_request: Request | None = None
         self.last_status: int | None = None  # the status of the last paired exchange
         self.unpaired = 0
@@ -151,7 +156,8 @@ class History:
                     run.last_at = at
                     run.count += 1
                     return
-            runs.append(_Run(req, at))
+            runs.append(_Run(req, at, self._run_serial))
+            self._run_serial += 1
         elif status in (401, 403):
             c.rejected += 1
 
@@ -228,14 +234,18 @@ class History:
         other = History(self._runs.maxlen or DEFAULT_MAX_RUNS)
         other._counts = {key: copy.copy(c) for key, c in self._counts.items()}
         other._runs.extend(copy.copy(r) for r in self._runs)
+        other._run_serial = self._run_serial
         other._last_request = self._last_request  # frozen
         other.last_status, other.unpaired = self.last_status, self.unpaired
         return other
 
     # -- persistence -----------------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-able copy (fingerprints only, never a token) for the state store."""
+    def snapshot(self, *, rows: bool = True) -> dict[str, Any]:
+        """A JSON-able copy (fingerprints only, never a token) for the state store.
+
+        Without ``rows`` the accepted runs are left out (``RUN_ROWS`` is an empty list): the state file saves
+        them apart, by their changes (``run_changes``), and puts them back in before ``restore``."""
         return {
             "version": SNAPSHOT_VERSION,
             "unpaired": self.unpaired,
@@ -244,20 +254,23 @@ class History:
                  iso(c.first_accepted), iso(c.last_accepted)]
                 for (fp, px), c in self._counts.items()
             ],
-            "runs": [
-                [r.req.token_fp, r.req.pixel, r.req.api.value, r.req.path, r.req.placement.value,
-                 iso(r.first_at), iso(r.last_at), r.count]
-                for r in self._runs
-            ],
+            "runs": [_run_row(r) for r in self._runs] if rows else [],
+            "run_serial": self._run_serial,
             "last_request": None if self._last_request is None else request_json(self._last_request),
             "last_status": self.last_status,
         }
 
+    def run_changes(self, mark: Mark) -> RowChanges:
+        """The accepted runs' rows changed since ``mark`` (see ``detect.rows``)."""
+        return changes_since(self._runs, mark, self._run_serial, _run_version, _run_row)
+
     @classmethod
     def restore(cls, data: Mapping[str, Any], max_runs: int = DEFAULT_MAX_RUNS) -> History:
-        """Rebuild from ``snapshot()``. Raises ValueError on a snapshot it cannot read."""
-        if data.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"history snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
+        """Rebuild from ``snapshot()`` (a snapshot without rows has no runs). Raises ValueError on a snapshot
+        it cannot read."""
+        version = data.get("version")
+        if version not in (1, SNAPSHOT_VERSION):
+            raise ValueError(f"history snapshot version {version!r} is not {SNAPSHOT_VERSION}")
         h = cls(max_runs)
         try:
             h.unpaired = int(data.get("unpaired", 0))
@@ -268,13 +281,17 @@ class History:
                 c.first_accepted = dt(facc)
                 c.last_accepted = dt(lacc)
                 h._counts[(fp, px)] = c
-            for fp, px, api, path, placement, first, last, count in data["runs"]:
+            rows = data.get("runs", [])
+            if version == 1:  # runs without numbers: numbered in order
+                rows = [[seq, *row] for seq, row in enumerate(rows)]
+            for seq, fp, px, api, path, placement, first, last, count in rows:
                 start = dt(first)
                 req = Request(start, "", Api(api), path, px, Placement(placement), fp, None)
-                run = _Run(req, start)
+                run = _Run(req, start, int(seq))
                 run.last_at = dt(last)
                 run.count = int(count)
                 h._runs.append(run)
+            h._run_serial = max(int(data.get("run_serial", 0)), h._runs[-1].seq + 1 if h._runs else 0)
             last_req = data.get("last_request")
             if last_req is not None:
                 h._last_request = request_from(last_req)
@@ -300,14 +317,27 @@ class History:
             c.rejected += oc.rejected
             c.first_accepted = _min_opt(c.first_accepted, oc.first_accepted)
             c.last_accepted = _max_opt(c.last_accepted, oc.last_accepted)
-        runs = sorted([*self._runs, *other._runs], key=lambda r: r.first_at)
+        runs = sorted([*self._runs, *map(copy.copy, other._runs)], key=lambda r: r.first_at)
         self._runs.clear()
         self._runs.extend(runs)
+        for seq, run in enumerate(self._runs):  # numbered again, in their new order
+            run.seq = seq
+        self._run_serial = len(self._runs)
         self.unpaired += other.unpaired
         mine, theirs = self._last_request, other._last_request
         if theirs is not None and (mine is None or theirs.at >= mine.at):
             self._last_request = theirs
             self.last_status = other.last_status
+
+
+def _run_row(r: _Run) -> list[Any]:
+    # [seq, token, pixel, api, path, placement, first, last, count]
+    return [r.seq, r.req.token_fp, r.req.pixel, r.req.api.value, r.req.path, r.req.placement.value,
+            iso(r.first_at), iso(r.last_at), r.count]
+
+
+def _run_version(r: _Run) -> int:
+    return r.count  # every accepted request counted into a run raises it
 
 
 def _usage(fp: str | None, pixel: str | None, c: _Counts) -> Usage:

@@ -49,6 +49,7 @@ class Bucket:
     """The error-rate window's responses that share one timestamp (logs stamp to the second)."""
 
     at: datetime
+    seq: int  # buckets are numbered in the order they start (saved as rows: ``detect.rows``)
     total: int = 0
     fails: dict[str, int] | None = None  # None while every response here was 2xx
     first: Exchange | None = None  # the bucket's first failure (evidence when the rule opens)

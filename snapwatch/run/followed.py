@@ -11,9 +11,10 @@ from typing import Any
 
 from snapwatch.codec import incident_json, stored_json
 from snapwatch.config.models import RulesConfig, SourceConfig
-from snapwatch.detect.detector import Detector
-from snapwatch.detect.history import History
+from snapwatch.detect.detector import WINDOW_ROWS, Detector
+from snapwatch.detect.history import RUN_ROWS, History
 from snapwatch.detect.pipeline import Batch, SourcePipeline
+from snapwatch.detect.rows import UNSAVED, Mark, RowChanges
 from snapwatch.detect.timeline import Timeline, TokenSwitch
 from snapwatch.ingest.lines import CutCounts, LineSplitter
 from snapwatch.model import Checkpoint, Exchange, Gap, Incident, ParseStats, Transition
@@ -29,6 +30,11 @@ INTERLEAVED = ("%s: several processes write this log and their lines interleave 
                "other blocks' lines): add the process id to the backend's log format, after the time "
                "('%%(asctime)s - [%%(process)d] - %%(levelname)s - %%(message)s'), so that each response is "
                "paired with a request of its own process")
+
+
+# The memory's parts saved as rows, named by where they stand in the memory document.
+WINDOW_PART = "/".join(("detector", *WINDOW_ROWS))
+RUNS_PART = "/".join(("history", *RUN_ROWS))
 
 
 @dataclass(slots=True)
@@ -77,6 +83,8 @@ class FollowedFile:
     skipped_said: dict[str, int] = field(default_factory=dict)  # parse problems already logged, by kind
     interleaving_said: bool = False
     memory_saved: str | None = None  # the source memory as last committed, to skip writing it unchanged
+    # Where the parts saved as rows were left by the last commit (none yet: every live row is written once).
+    rows_saved: dict[str, Mark] = field(default_factory=dict)
     dirty: bool = False  # batches processed since the last commit
 
     def owe(self, batch: Batch, checkpoint: Checkpoint | None) -> None:
@@ -89,19 +97,31 @@ class FollowedFile:
     def commit(self, store: Store, verdicts: Mapping[str, str]) -> Owed:
         """Commit what is owed with the checkpoint in one transaction; returns what was committed.
 
-        The detector and history snapshot is written only when it differs from the one last committed.
+        The detector and history snapshot is written only when it differs from the one last committed, and
+        the parts that grow with the source (the error-rate window, the accepted runs) by their changes only:
+        a save costs what changed, not how much the source remembers.
         """
         owed, self.owed = self.owed, Owed()
         self.dirty = False
         pipeline = self.pipeline
         memory = stored_json(self.memory())
+        rows = self.row_changes()
         store.commit_batch(self.checkpoint, path=pipeline.label, status_counts=owed.counts,
                            requests=owed.requests, last_record_at=owed.last_record_at,
                            source_memory=None if memory == self.memory_saved else memory,
+                           memory_rows={part: changes for part, changes in rows.items()
+                                        if changes.rows or changes.floor is not None},
                            incident_changes=owed.incident_rows(verdicts), minutes=owed.minutes,
                            switches=owed.switches)
         self.memory_saved = memory
+        self.rows_saved = {part: changes.mark for part, changes in rows.items()}
         return owed
+
+    def row_changes(self) -> dict[str, RowChanges]:
+        """The parts of the memory saved as rows, each by its changes since the last commit (by part name)."""
+        pipeline, saved = self.pipeline, self.rows_saved
+        return {WINDOW_PART: pipeline.detector.window_changes(saved.get(WINDOW_PART, UNSAVED)),
+                RUNS_PART: pipeline.history.run_changes(saved.get(RUNS_PART, UNSAVED))}
 
     @classmethod
     def restored(cls, config: SourceConfig, path: str, rules: RulesConfig,
@@ -124,9 +144,10 @@ class FollowedFile:
         return followed
 
     def memory(self) -> dict[str, Any]:
-        """What the store keeps for this file beside its checkpoint (restored by ``restored``)."""
+        """What the store keeps for this file beside its checkpoint (restored by ``restored``), without the
+        parts saved as rows (``row_changes``): the store puts those back in when it is read."""
         pipeline = self.pipeline
-        return {"detector": pipeline.detector.snapshot(), "history": pipeline.history.snapshot(),
+        return {"detector": pipeline.detector.snapshot(rows=False), "history": pipeline.history.snapshot(rows=False),
                 "parse": pipeline.assembler.stats.to_json(),
                 "interleaved": pipeline.assembler.interleaved or self.interleaving_said,
                 "token_kinds": {fp: kind.value for fp, kind in pipeline.assembler.tokens.items()}}

@@ -179,6 +179,17 @@ def _v6_silences(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v7_memory_rows(conn: sqlite3.Connection) -> None:
+    # The parts of a source's memory that grow with it (the error-rate window's buckets, the accepted runs),
+    # one row each, so that a save writes what changed, not the whole window. ``part`` names where the rows
+    # stand in the memory document ("detector/error_window/rows"); each row's JSON starts with its seq.
+    _script(conn, """
+    CREATE TABLE IF NOT EXISTS memory_rows (
+        path TEXT NOT NULL, part TEXT NOT NULL, seq INTEGER NOT NULL, json TEXT NOT NULL,
+        PRIMARY KEY (path, part, seq)) WITHOUT ROWID;
+    """)
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _v1_sources_and_incidents,
     _v2_alerts_and_outbox,
@@ -186,6 +197,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _v4_history,
     _v5_env_changes_and_inhibition,
     _v6_silences,
+    _v7_memory_rows,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

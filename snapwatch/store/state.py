@@ -26,6 +26,7 @@ from typing import Any
 
 from snapwatch.codec import dt, duration, iso, stored_json
 from snapwatch.detect.history import History
+from snapwatch.detect.rows import RowChanges
 from snapwatch.detect.timeline import TokenSwitch
 from snapwatch.model import Checkpoint, EnvState, Gap
 from snapwatch.store.history import utc
@@ -119,6 +120,7 @@ class Store:
                      status_counts: Mapping[str, int] | None = None, requests: int = 0,
                      last_record_at: datetime | None = None,
                      source_memory: Mapping[str, Any] | str | None = None,
+                     memory_rows: Mapping[str, RowChanges] | None = None,
                      incident_changes: Sequence[IncidentRow] = (), gaps: Sequence[Gap] = (),
                      minutes: Mapping[tuple[datetime, str], int] | None = None,
                      switches: Sequence[TokenSwitch] = ()) -> None:
@@ -127,7 +129,8 @@ class Store:
         ``status_counts`` (status code as text → responses) and ``requests`` are added to the
         source's persistent counters; ``last_record_at`` only moves forward; the source's memory (detector
         and history snapshot, or its ``stored_json`` text) replaces the stored one (None: left as it is);
-        incidents are upserted by id; gaps are appended;
+        ``memory_rows`` (part → its changes) saves the parts kept as rows apart from it (``source_memory``
+        puts them back in); incidents are upserted by id; gaps are appended;
         ``minutes`` ((minute, status) → responses) are added to the per-minute history, token switches
         appended.
         The source is ``checkpoint.path`` (or ``path`` when there is no checkpoint to move).
@@ -137,13 +140,13 @@ class Store:
             raise ValueError("commit_batch needs a checkpoint or a path")
         try:
             self._commit_batch(source, checkpoint, status_counts, requests, last_record_at, source_memory,
-                               incident_changes, gaps, minutes or {}, switches)
+                               memory_rows or {}, incident_changes, gaps, minutes or {}, switches)
         except sqlite3.OperationalError as exc:  # full, read-only, locked: nothing of this batch was saved
             raise unavailable(exc, self.path) from exc
 
     def _commit_batch(self, source: str, checkpoint: Checkpoint | None, status_counts: Mapping[str, int] | None,
                       requests: int, last_record_at: datetime | None,
-                      source_memory: Mapping[str, Any] | str | None,
+                      source_memory: Mapping[str, Any] | str | None, memory_rows: Mapping[str, RowChanges],
                       incident_changes: Sequence[IncidentRow], gaps: Sequence[Gap],
                       minutes: Mapping[tuple[datetime, str], int], switches: Sequence[TokenSwitch]) -> None:
         with self.transaction() as c:
@@ -167,6 +170,12 @@ class Store:
             if source_memory is not None:
                 c.execute("INSERT OR REPLACE INTO source_memory (path, json) VALUES (?, ?)",
                           (source, source_memory if isinstance(source_memory, str) else stored_json(source_memory)))
+            for part, changes in memory_rows.items():
+                if changes.floor is not None:
+                    c.execute("DELETE FROM memory_rows WHERE path=? AND part=? AND seq < ?",
+                              (source, part, changes.floor))
+                c.executemany("INSERT OR REPLACE INTO memory_rows VALUES (?, ?, ?, ?)",
+                              [(source, part, row[0], stored_json(row)) for row in changes.rows])
             for inc in incident_changes:
                 c.execute("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (inc.id, inc.rule, inc.source, inc.state, iso(inc.opened_at),
@@ -205,8 +214,23 @@ class Store:
         return int(row[0]) if row else 0
 
     def source_memory(self, path: str) -> dict[str, Any] | None:
+        """The source's memory document as saved, with the parts saved as rows put back in their places."""
         row = self.conn.execute("SELECT json FROM source_memory WHERE path=?", (path,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if not row:
+            return None
+        memory: dict[str, Any] = json.loads(row[0])
+        parts: dict[str, list[Any]] = {}
+        for part, text in self.conn.execute("SELECT part, json FROM memory_rows WHERE path=? ORDER BY part, seq",
+                                            (path,)):
+            parts.setdefault(part, []).append(json.loads(text))
+        for part, rows in parts.items():
+            *outer, name = part.split("/")
+            place = memory
+            for key in outer:
+                place = place.setdefault(key, {}) if isinstance(place, dict) else None
+            if isinstance(place, dict):
+                place[name] = rows
+        return memory
 
     def incidents(self, *, open_only: bool = False) -> list[IncidentRow]:
         """Incidents in the order they opened."""
