@@ -9,7 +9,17 @@ from typing import Any
 from snapwatch.codec import dt, exchange_from, exchange_json, iso
 from snapwatch.config.models import RulesConfig
 from snapwatch.detect.rows import Mark, RowChanges, changes_since
-from snapwatch.detect.tally import Bucket, Tally, incident_id, status_key, tally_from, tally_json
+from snapwatch.detect.tally import (
+    Bucket,
+    Tally,
+    bucket_row,
+    bucket_version,
+    incident_id,
+    status_key,
+    tally_from,
+    tally_json,
+    window_rows_v1,
+)
 from snapwatch.errors import SnapwatchError
 from snapwatch.model import (
     Exchange,
@@ -320,7 +330,7 @@ class Detector:
         state file saves them apart, by their changes (``window_changes``), and puts them back in before
         ``restore``.
         """
-        window = {"serial": self._bucket_serial, "rows": [_bucket_row(b) for b in self._buckets] if rows else []}
+        window = {"serial": self._bucket_serial, "rows": [bucket_row(b) for b in self._buckets] if rows else []}
         return {
             "version": SNAPSHOT_VERSION,
             "source": self.source,
@@ -337,7 +347,7 @@ class Detector:
 
     def window_changes(self, mark: Mark) -> RowChanges:
         """The error-rate window's rows changed since ``mark`` (see ``detect.rows``)."""
-        return changes_since(self._buckets, mark, self._bucket_serial, _bucket_version, _bucket_row)
+        return changes_since(self._buckets, mark, self._bucket_serial, bucket_version, bucket_row)
 
     @classmethod
     def restore(cls, rules: RulesConfig, source: str, data: dict[str, Any], *, emit_updates: bool = True) -> Detector:
@@ -359,7 +369,7 @@ class Detector:
             if det._inv_on:
                 det._invalid = deque(exchange_from(e) for e in data["invalid"])
             window = data["error_window"]
-            rows = list(window.get("rows", [])) if version == SNAPSHOT_VERSION else _window_rows_v1(window)
+            rows = list(window.get("rows", [])) if version == SNAPSHOT_VERSION else window_rows_v1(window)
             det._bucket_serial = max(int(window.get("serial", 0)), int(rows[-1][0]) + 1 if rows else 0)
             if det._er_on:
                 det._restore_window(rows)
@@ -380,22 +390,3 @@ class Detector:
             self._buckets.append(bucket)
         self._tail = self._buckets[-1] if self._buckets else None
 
-
-def _bucket_row(b: Bucket) -> list[Any]:
-    # [seq, time, responses, failures by status or null, first failure or null]
-    return [b.seq, iso(b.at), b.total, None if b.fails is None else dict(b.fails),
-            None if b.first is None else exchange_json(b.first)]
-
-
-def _bucket_version(b: Bucket) -> int:
-    return b.total  # every response counted into a bucket raises it
-
-
-def _window_rows_v1(window: dict[str, Any]) -> list[list[Any]]:
-    """A version 1 window ({"base", "buckets": [[microseconds after base, …]]}) as version 2 rows."""
-    buckets = window["buckets"]
-    if not buckets:
-        return []
-    base = dt(window["base"])
-    return [[seq, iso(base + timedelta(microseconds=int(us))), total, fails, first]
-            for seq, (us, total, fails, first) in enumerate(buckets)]

@@ -331,13 +331,14 @@ class History:
 
 
 def _run_row(r: _Run) -> list[Any]:
-    # [seq, token, pixel, api, path, placement, first, last, count]
+    """A run as a saved row: [seq, token fingerprint, pixel, api, path, placement, first, last, count]."""
     return [r.seq, r.req.token_fp, r.req.pixel, r.req.api.value, r.req.path, r.req.placement.value,
             iso(r.first_at), iso(r.last_at), r.count]
 
 
 def _run_version(r: _Run) -> int:
-    return r.count  # every accepted request counted into a run raises it
+    """What tells a saved run from a grown one: every accepted request counted into it raises its count."""
+    return r.count
 
 
 def _usage(fp: str | None, pixel: str | None, c: _Counts) -> Usage:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from snapwatch.codec import dt, exchange_from, exchange_json, iso
@@ -75,3 +75,23 @@ def tally_from(d: dict[str, Any]) -> Tally:
         {str(k): int(n) for k, n in d["by_status"].items()},
     )
 
+
+def bucket_row(b: Bucket) -> list[Any]:
+    """A bucket as a saved row: [seq, time, responses, failures by status or null, first failure or null]."""
+    return [b.seq, iso(b.at), b.total, None if b.fails is None else dict(b.fails),
+            None if b.first is None else exchange_json(b.first)]
+
+
+def bucket_version(b: Bucket) -> int:
+    """What tells a saved bucket from a grown one: every response counted into it raises its total."""
+    return b.total
+
+
+def window_rows_v1(window: dict[str, Any]) -> list[list[Any]]:
+    """A version 1 window ({"base", "buckets": [[microseconds after base, …]]}) as version 2 rows."""
+    buckets = window["buckets"]
+    if not buckets:
+        return []
+    base = dt(window["base"])
+    return [[seq, iso(base + timedelta(microseconds=int(us))), total, fails, first]
+            for seq, (us, total, fails, first) in enumerate(buckets)]
