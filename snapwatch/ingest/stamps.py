@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from snapwatch.errors import ConfigError
@@ -27,12 +27,16 @@ class Stamps:
     """Reads ``YYYY-mm-dd HH:MM:SS`` stamps in one zone. ``cache`` maps a line prefix to its time (the
     hot loop looks there first); a stamp that does not parse is counted and reuses the last good one."""
 
-    __slots__ = ("cache", "last_at", "stats", "zone")
+    __slots__ = ("cache", "last_at", "local_zones", "stats", "zone")
 
     def __init__(self, zone: tzinfo | None, stats: ParseStats) -> None:
         self.zone, self.stats = zone, stats
         self.cache: dict[bytes, datetime] = {}
         self.last_at = EPOCH
+        # The machine's zone, one object per offset: ``astimezone()`` makes a new tzinfo for every time, and
+        # times with different tzinfo objects compare and hash through their offsets, three to four times
+        # slower (the timeline's per-minute counts are keyed by them).
+        self.local_zones: dict[tuple[timedelta | None, str | None], tzinfo] = {}
 
     def time(self, stamp: bytes) -> datetime:
         """The time of a record line from its prefix (its first 19 bytes are the timestamp)."""
@@ -55,4 +59,8 @@ class Stamps:
                           self.zone)
         except ValueError:
             return None
-        return at.astimezone() if self.zone is None else at
+        if self.zone is not None:
+            return at
+        at = at.astimezone()
+        zone = self.local_zones.setdefault((at.utcoffset(), at.tzname()), at.tzinfo)  # type: ignore[arg-type]
+        return at if zone is at.tzinfo else at.replace(tzinfo=zone)

@@ -4,6 +4,7 @@ configuration errors, and the promise that no token text leaves the parser."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ from snapwatch.errors import ConfigError
 from snapwatch.ingest.body import body_fields
 from snapwatch.ingest.lines import LineSplitter
 from snapwatch.ingest.records import Assembler
+from snapwatch.ingest.stamps import Stamps
 from snapwatch.ingest.tokens import fingerprint
-from snapwatch.model import Exchange
+from snapwatch.model import Exchange, ParseStats
 from tests.helpers import paths
 from tests.helpers.tokens import assert_no_secret
 
@@ -184,3 +186,14 @@ def test_kept_bodies_never_hold_the_token(canvas_token: str) -> None:
     jsonl = Assembler(SourceConfig(path="x", format="jsonl", timezone="UTC"), "x")
     [line] = jsonl.feed(json.dumps({"ts": 1, "status": 401, "reason": f"denied: {url}"}).encode() + b"\n")
     assert_no_secret(line.response.body, canvas_token)
+
+
+def test_times_in_the_machines_zone_share_one_zone_object_per_offset() -> None:
+    # Times whose tzinfo objects differ compare and hash through their offsets, several times slower: the
+    # timeline's per-minute counts would pay for it on every response.
+    stamps = Stamps(None, ParseStats())
+    first = stamps.time(b"2025-12-03 22:13:20 - INFO - ")
+    later = stamps.time(b"2025-12-03 22:14:05 - INFO - ")
+    assert first.tzinfo is later.tzinfo is not None
+    assert later - first == timedelta(seconds=45)
+    assert first == datetime(2025, 12, 3, 22, 13, 20).astimezone()
