@@ -10,6 +10,7 @@ from snapwatch.model import ParseStats
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CACHE_MAX = 4096
+_SECONDS = tuple(timedelta(seconds=n) for n in range(60))
 
 
 def zone_of(name: str) -> tzinfo | None:
@@ -27,11 +28,12 @@ class Stamps:
     """Reads ``YYYY-mm-dd HH:MM:SS`` stamps in one zone. ``cache`` maps a line prefix to its time (the
     hot loop looks there first); a stamp that does not parse is counted and reuses the last good one."""
 
-    __slots__ = ("cache", "last_at", "local_zones", "stats", "zone")
+    __slots__ = ("cache", "last_at", "local_zones", "minutes", "stats", "zone")
 
     def __init__(self, zone: tzinfo | None, stats: ParseStats) -> None:
         self.zone, self.stats = zone, stats
         self.cache: dict[bytes, datetime] = {}
+        self.minutes: dict[bytes, datetime] = {}  # "YYYY-mm-dd HH:MM" → the minute's start
         self.last_at = EPOCH
         # The machine's zone, one object per offset: ``astimezone()`` makes a new tzinfo for every time, and
         # times with different tzinfo objects compare and hash through their offsets, three to four times
@@ -53,10 +55,25 @@ class Stamps:
         return at
 
     def _parse(self, s: bytes) -> datetime | None:
+        # A minute is read once (its fields, its zone: the machine's zone costs a localtime() call), then each
+        # second is an addition: offsets change only at a minute's start, so a minute's seconds share its own.
+        minute = self.minutes.get(s[:16])
+        if minute is None:
+            minute = self._minute(s)
+            if minute is None:
+                return None
+            if len(self.minutes) >= _CACHE_MAX:
+                self.minutes.clear()
+            self.minutes[s[:16]] = minute
+        try:
+            return minute + _SECONDS[int(s[17:19])]
+        except (ValueError, IndexError):  # not digits, or 60 and over
+            return None
+
+    def _minute(self, s: bytes) -> datetime | None:
         # The zone goes straight into the constructor: datetime.replace costs as much as building anew.
         try:
-            at = datetime(int(s[0:4]), int(s[5:7]), int(s[8:10]), int(s[11:13]), int(s[14:16]), int(s[17:19]), 0,
-                          self.zone)
+            at = datetime(int(s[0:4]), int(s[5:7]), int(s[8:10]), int(s[11:13]), int(s[14:16]), 0, 0, self.zone)
         except ValueError:
             return None
         if self.zone is not None:

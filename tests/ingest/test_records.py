@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -197,3 +198,21 @@ def test_times_in_the_machines_zone_share_one_zone_object_per_offset() -> None:
     assert first.tzinfo is later.tzinfo is not None
     assert later - first == timedelta(seconds=45)
     assert first == datetime(2025, 12, 3, 22, 13, 20).astimezone()
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Australia/Lord_Howe", "UTC"])
+def test_a_minute_read_once_gives_each_second_the_time_a_whole_reading_gives(zone: str) -> None:
+    # Each minute's fields and offset are read once and its seconds added; around the changes of summer
+    # time (Lord Howe moves by half an hour) every second must still be what datetime() makes of it.
+    tz = ZoneInfo(zone)
+    stamps = Stamps(tz, ParseStats())
+    for start in (datetime(2025, 3, 30, 1, 58), datetime(2025, 10, 26, 1, 58), datetime(2025, 4, 6, 1, 28),
+                  datetime(2025, 10, 5, 1, 58)):
+        for n in range(0, 300, 7):
+            naive = start + timedelta(seconds=n)
+            stamp = naive.strftime("%Y-%m-%d %H:%M:%S").encode() + b" - INFO - "
+            got = stamps.time(stamp)
+            assert (got, got.utcoffset()) == (naive.replace(tzinfo=tz), naive.replace(tzinfo=tz).utcoffset())
+    for bad in (b"2025-12-03 22:13:60 - INFO - ", b"2025-13-03 22:13:20 - INFO - ", b"2025-12-03 24:00:00 - INFO - "):
+        stamps.time(bad)
+    assert stamps.stats.bad_timestamps == 3
