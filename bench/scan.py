@@ -5,8 +5,10 @@
 
 (a) ``for line in f: if b"Status Code: 401" in line: n += 1``; (b) LineSplitter + Assembler over
 blocks of ``snapwatch.run.scan.READ_BLOCK`` bytes (the scan path's reads); (c)
-``snapwatch.cli.app.main(["scan", "--json", path])`` with stdout captured, when the CLI exists. Each is
-run ``--rounds`` times, interleaved, and the best time counts.
+``snapwatch.cli.app.main(["scan", "--json", path])`` with stdout captured, when the CLI exists; (f) the
+record search alone, the least any reading of the backend format with the assembler's block regex does:
+the same blocks through the LineSplitter, then per record the marker search and the anchored block match,
+nothing built from them. Each is run ``--rounds`` times, interleaved, and the best time counts.
 Then, as whole processes (start-up included), ``--rounds`` pairs of (d) the bare loop as
 ``python -c`` and (e) ``python -m snapwatch scan --json FILE``, each pair run back to back; the
 median of the pairs' ratios (e)/(d) is the whole-process ratio, printed with each one's peak RSS; one
@@ -38,7 +40,7 @@ from genlog import write_log
 
 from snapwatch.config import SourceConfig
 from snapwatch.ingest.lines import LineSplitter
-from snapwatch.ingest.records import Assembler
+from snapwatch.ingest.records import _BLOCK, _MARK_SEARCH, Assembler
 from snapwatch.run.scan import READ_BLOCK as CHUNK
 
 
@@ -63,6 +65,23 @@ def parse(path: str) -> int:
     for exchange in assembler.feed(splitter.flush()) + assembler.flush():
         failed += exchange.status == 401
     return failed
+
+
+def record_search(path: str) -> int:
+    """Records found by the marker search and the block match alone (nothing read out of them)."""
+    splitter = LineSplitter(SourceConfig(path=path).max_line_bytes)
+    match, search = _BLOCK.match, _MARK_SEARCH
+    records = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            buf = splitter.push(chunk)
+            pos = 0
+            while (found := search(buf, pos)) is not None:
+                start = found.start()
+                m = match(buf, buf.rfind(b"\n", 0, start) + 1)
+                pos = buf.find(b"\n", start) + 1 if m is None else m.end()
+                records += m is not None
+    return records
 
 
 def cli_scan(path: str) -> int | None:
@@ -174,20 +193,22 @@ def main(argv: list[str] | None = None) -> int:
         counts = write_log(path, 0, max_bytes=int(args.mb * (1 << 20)), fail_every=7)
         print(f"log: {counts['bytes'] / (1 << 20):.1f} MiB, {counts['events']} events, {counts['status_401']} 401s")
         rss_before = peak_rss_mb()
-        runs: dict[str, list[float]] = {"bare": [], "parse": [], "cli": []}
+        runs: dict[str, list[float]] = {"bare": [], "parse": [], "cli": [], "search": []}
         results: dict[str, int | None] = {}
         for _ in range(args.rounds):
-            for name, fn in (("bare", bare_loop), ("parse", parse), ("cli", cli_scan)):
+            for name, fn in (("bare", bare_loop), ("parse", parse), ("cli", cli_scan), ("search", record_search)):
                 start = time.perf_counter()
                 results[name] = fn(path)
                 if results[name] is not None:
                     runs[name].append(time.perf_counter() - start)
         base = min(runs["bare"])
         print(f"(a) bare loop           {base:7.3f} s   401s={results['bare']}")
-        for label, name in (("(b) splitter+assembler", "parse"), ("(c) cli scan --json   ", "cli")):
+        for label, name in (("(b) splitter+assembler", "parse"), ("(c) cli scan --json   ", "cli"),
+                            ("(f) record search only", "search")):
             if runs[name]:
                 best = min(runs[name])
-                print(f"{label} {best:7.3f} s   ratio {best / base:5.2f}   401s={results[name]}")
+                found = f"records={results[name]}" if name == "search" else f"401s={results[name]}"
+                print(f"{label} {best:7.3f} s   ratio {best / base:5.2f}   {found}")
             else:
                 print(f"{label}   (snapwatch.cli.app.main not available)")
         print(f"peak RSS {peak_rss_mb():.0f} MiB (before timing: {rss_before:.0f} MiB)")
