@@ -193,22 +193,26 @@ class History:
             return None
         return u
 
-    def pixels_accepting(self, token_fp: str | None, before: datetime) -> list[Usage]:
-        """Every pixel (None included) for which this token got a 2xx before ``before``."""
+    def pixels_accepting(self, token_fp: str | None, until: datetime) -> list[Usage]:
+        """Every pixel (None included) for which this token got a 2xx at or before ``until``.
+
+        At, too: logs stamp whole seconds, so a 2xx stamped with the very time of the first failure of a
+        streak was logged before it, in the same second (a 2xx ends a streak: none comes after its start)."""
         return [
             u
             for u in self.usages()
-            if u.token_fp == token_fp and u.first_accepted is not None and u.first_accepted < before
+            if u.token_fp == token_fp and u.first_accepted is not None and u.first_accepted <= until
         ]
 
-    def last_accepted(self, before: datetime | None = None) -> AcceptedRun | None:
-        """The latest run of accepted requests that began before ``before`` (or the latest overall).
+    def last_accepted(self, until: datetime | None = None) -> AcceptedRun | None:
+        """The latest run of accepted requests that began at or before ``until`` (or the latest overall).
 
-        Its attributes are those of the last request Snap accepted before ``before``; a run that goes on
-        past ``before`` still counts, since its attributes held on both sides.
+        Its attributes are those of the last request Snap accepted up to ``until``; a run that goes on
+        past ``until`` still counts, since its attributes held on both sides. At, too: see
+        ``pixels_accepting``.
         """
         for run in reversed(self._runs):
-            if before is None or run.first_at < before:
+            if until is None or run.first_at <= until:
                 return _accepted_run(run)
         return None
 

@@ -59,7 +59,9 @@ def _request(at: datetime, event: str, url: str) -> tuple[Request, str | None]:
     return Request(at, event, api, path, pixel, placement, fp, kind), raw
 
 
-def load(name: str) -> Loaded:
+def load(name: str, *, one_second: bool = False) -> Loaded:
+    """Scenario ``name``'s evidence; with ``one_second``, every exchange is stamped with the first one's time
+    (a backend fast enough to log them all within one second: the log's stamps are whole seconds)."""
     folder = SCENARIOS / name
     spec = json.loads((folder / "scenario.json").read_text())
     expected = json.loads((folder / "expected.json").read_text())
@@ -71,6 +73,8 @@ def load(name: str) -> Loaded:
         start = datetime.fromisoformat(group["at"])
         for i in range(group["repeat"]):
             at = start + timedelta(seconds=i * group["every"])
+            if one_second:
+                at = datetime.fromisoformat(spec["exchanges"][0]["at"])
             req, raw = _request(at, group["event"], group["url"].format(**tokens))
             if raw is not None:
                 tokens_in_log = True
@@ -236,6 +240,17 @@ def test_scan_judges_token_age_at_log_time_not_wall_clock() -> None:
     ev = load("not-yet-valid").evidence
     later = Evidence(**{**{s: getattr(ev, s) for s in Evidence.__slots__}, "now": ev.now + timedelta(days=900)})
     assert diagnose(later).verdict == "token-not-yet-valid"
+
+
+def test_answers_logged_in_the_same_second_as_the_first_failure_came_before_it() -> None:
+    # The log stamps whole seconds: twenty 2xx and then the 401 streak, all within one second. The 2xx were
+    # still Snap accepting the token before it refused it (revoked), not a token it never accepted.
+    d = diagnose(load("revoked", one_second=True).evidence)
+    assert d.verdict == "token-revoked", [f.code for f in d.findings]
+    assert "token-rejected-for-pixel" not in _codes(d)
+    # With no 2xx at all, one second changes nothing: never accepted for the pixel.
+    assert diagnose(load("never-accepted", one_second=True).evidence).verdict == \
+        diagnose(load("never-accepted").evidence).verdict == "token-rejected-for-pixel"
 
 
 def test_expired_only_from_an_exp_claim() -> None:
