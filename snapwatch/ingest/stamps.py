@@ -57,14 +57,15 @@ class Stamps:
     def _parse(self, s: bytes) -> datetime | None:
         # A minute is read once (its fields, its zone: the machine's zone costs a localtime() call), then each
         # second is an addition: offsets change only at a minute's start, so a minute's seconds share its own.
-        minute = self.minutes.get(s[:16])
+        key = s[:16]
+        minute = self.minutes.get(key)
         if minute is None:
             minute = self._minute(s)
             if minute is None:
                 return None
             if len(self.minutes) >= _CACHE_MAX:
                 self.minutes.clear()
-            self.minutes[s[:16]] = minute
+            self.minutes[key] = minute
         try:
             return minute + _SECONDS[int(s[17:19])]
         except (ValueError, IndexError):  # not digits, or 60 and over

@@ -109,8 +109,7 @@ class FollowedFile:
         store.commit_batch(self.checkpoint, path=pipeline.label, status_counts=owed.counts,
                            requests=owed.requests, last_record_at=owed.last_record_at,
                            source_memory=None if memory == self.memory_saved else memory,
-                           memory_rows={part: changes for part, changes in rows.items()
-                                        if changes.rows or changes.floor is not None},
+                           memory_rows=rows,
                            incident_changes=owed.incident_rows(verdicts), minutes=owed.minutes,
                            switches=owed.switches)
         self.memory_saved = memory

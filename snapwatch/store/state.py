@@ -174,8 +174,9 @@ class Store:
                 if changes.floor is not None:
                     c.execute("DELETE FROM memory_rows WHERE path=? AND part=? AND seq < ?",
                               (source, part, changes.floor))
-                c.executemany("INSERT OR REPLACE INTO memory_rows VALUES (?, ?, ?, ?)",
-                              [(source, part, row[0], stored_json(row)) for row in changes.rows])
+                if changes.rows:
+                    c.executemany("INSERT OR REPLACE INTO memory_rows VALUES (?, ?, ?, ?)",
+                                  [(source, part, row[0], stored_json(row)) for row in changes.rows])
             for inc in incident_changes:
                 c.execute("INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (inc.id, inc.rule, inc.source, inc.state, iso(inc.opened_at),
